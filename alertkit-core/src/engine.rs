@@ -1,0 +1,397 @@
+//! The engine: [`AlertKit`] ties a store, a broadcaster and a clock together
+//! and enforces permissions and visibility.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::alert::{Alert, AlertView, NewAlert, Receipt};
+use crate::audience::Audience;
+use crate::broadcast::{Broadcaster, EventStream};
+use crate::clock::{Clock, SystemClock, truncate_to_millis};
+use crate::error::{Error, Result};
+use crate::event::AlertEvent;
+use crate::id::AlertId;
+use crate::principal::{Permission, Principal};
+use crate::query::{AlertFilter, AlertQuery, Page, Stats};
+use crate::rule::{AlertRule, NewRule, Subscription};
+use crate::store::{AlertStore, Raised};
+
+/// How long alerts are kept after their last update, by default.
+pub const DEFAULT_RETENTION_DAYS: i64 = 30;
+/// How many alerts one purge batch deletes, by default.
+pub const DEFAULT_PURGE_BATCH: u32 = 1_000;
+
+/// The alerting engine. Cheap to clone; clones share everything.
+///
+/// Every operation takes the acting [`Principal`] and enforces:
+/// - reading and keeping read/dismiss state needs `alerts.read`, and only
+///   alerts whose audience includes the principal are seen (all, with
+///   `alerts.manage`);
+/// - raising and resolving need `alerts.create`; raising for a group or
+///   everyone also needs `alerts.broadcast`;
+/// - deleting, purging and changing rules need `alerts.manage`.
+///
+/// Writes go to the store first; the event is published only once the store
+/// has accepted them. A failed publish is logged, not returned: the change is
+/// durable and live clients recover it by resuming from the store.
+#[derive(Clone)]
+pub struct AlertKit {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn AlertStore>,
+    bus: Arc<dyn Broadcaster>,
+    clock: Arc<dyn Clock>,
+    retention: Duration,
+    purge_batch: u32,
+}
+
+impl std::fmt::Debug for AlertKit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertKit")
+            .field("store", &self.inner.store.backend())
+            .field("clock", &self.inner.clock)
+            .field("retention", &self.inner.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`AlertKit`].
+#[derive(Default)]
+pub struct AlertKitBuilder {
+    store: Option<Arc<dyn AlertStore>>,
+    bus: Option<Arc<dyn Broadcaster>>,
+    clock: Option<Arc<dyn Clock>>,
+    retention: Option<Duration>,
+    purge_batch: Option<u32>,
+}
+
+impl AlertKitBuilder {
+    /// The store (required).
+    pub fn store(mut self, store: Arc<dyn AlertStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The broadcaster (required).
+    pub fn broadcaster(mut self, bus: Arc<dyn Broadcaster>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// The clock; the system clock by default.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// How long alerts are kept after their last update; 30 days by default.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
+    /// How many alerts one purge batch deletes; 1000 by default.
+    pub fn purge_batch(mut self, batch: u32) -> Self {
+        self.purge_batch = Some(batch);
+        self
+    }
+
+    /// Builds the engine; [`Error::Invalid`] if the store or broadcaster is
+    /// missing or the settings are out of range.
+    pub fn build(self) -> Result<AlertKit> {
+        let store = self
+            .store
+            .ok_or_else(|| Error::invalid("AlertKit needs a store"))?;
+        let bus = self
+            .bus
+            .ok_or_else(|| Error::invalid("AlertKit needs a broadcaster"))?;
+        let retention = self
+            .retention
+            .unwrap_or_else(|| Duration::days(DEFAULT_RETENTION_DAYS));
+        if retention <= Duration::zero() {
+            return Err(Error::invalid("retention must be positive"));
+        }
+        let purge_batch = self.purge_batch.unwrap_or(DEFAULT_PURGE_BATCH);
+        if purge_batch == 0 {
+            return Err(Error::invalid("purge batch must be at least 1"));
+        }
+        Ok(AlertKit {
+            inner: Arc::new(Inner {
+                store,
+                bus,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                retention,
+                purge_batch,
+            }),
+        })
+    }
+}
+
+impl AlertKit {
+    /// Starts building an engine.
+    pub fn builder() -> AlertKitBuilder {
+        AlertKitBuilder::default()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn AlertStore> {
+        &self.inner.store
+    }
+
+    /// The broadcaster.
+    pub fn broadcaster(&self) -> &Arc<dyn Broadcaster> {
+        &self.inner.bus
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The current time, at the millisecond precision alerts are stored with.
+    pub fn now(&self) -> DateTime<Utc> {
+        truncate_to_millis(self.inner.clock.now())
+    }
+
+    async fn publish(&self, event: AlertEvent) {
+        let name = event.name();
+        if let Err(e) = self.inner.bus.publish(event).await {
+            tracing::warn!(error = %e, event = name, "publishing alert event failed; clients recover by resuming");
+        }
+    }
+
+    /// Raises an alert: validates it, stores it (or merges it into the active
+    /// alert with the same `dedup_key`) and publishes `created` or `updated`.
+    /// An empty audience means the raising principal.
+    pub async fn raise(&self, by: &Principal, new: NewAlert) -> Result<Raised> {
+        by.require(Permission::AlertsCreate)?;
+        if new.audience.is_broadcast() {
+            by.require(Permission::AlertsBroadcast)?;
+        }
+        let now = self.now();
+        let alert = new.into_alert(AlertId::new(), now, || Audience::user(by.user_id.clone()))?;
+        let raised = self.inner.store.insert_or_dedup(alert, now).await?;
+        let event = if raised.deduplicated {
+            AlertEvent::Updated {
+                alert: raised.alert.clone(),
+                escalated: raised.escalated,
+            }
+        } else {
+            AlertEvent::Created {
+                alert: raised.alert.clone(),
+            }
+        };
+        self.publish(event).await;
+        Ok(raised)
+    }
+
+    /// One alert as the principal sees it.
+    pub async fn get(&self, by: &Principal, id: AlertId) -> Result<AlertView> {
+        by.require(Permission::AlertsRead)?;
+        self.inner.store.get(&by.viewer(), id, self.now()).await
+    }
+
+    /// One page of the alerts the principal sees.
+    pub async fn list(&self, by: &Principal, query: &AlertQuery) -> Result<Page> {
+        by.require(Permission::AlertsRead)?;
+        query.validate()?;
+        self.inner.store.list(&by.viewer(), query, self.now()).await
+    }
+
+    /// Counts by severity and type over the alerts the principal sees.
+    pub async fn stats(&self, by: &Principal, filter: &AlertFilter) -> Result<Stats> {
+        by.require(Permission::AlertsRead)?;
+        filter.validate()?;
+        self.inner.store.stats(&by.viewer(), filter, self.now()).await
+    }
+
+    /// How many alerts the principal has not read (dismissed ones left out).
+    pub async fn unread_count(&self, by: &Principal) -> Result<u64> {
+        by.require(Permission::AlertsRead)?;
+        let filter = AlertFilter {
+            unread_only: true,
+            ..Default::default()
+        };
+        self.inner.store.count(&by.viewer(), &filter, self.now()).await
+    }
+
+    /// Marks an alert read for the principal and tells its other sessions.
+    pub async fn mark_read(&self, by: &Principal, id: AlertId) -> Result<Receipt> {
+        by.require(Permission::AlertsRead)?;
+        let receipt = self.inner.store.mark_read(&by.viewer(), id, self.now()).await?;
+        if let Some(at) = receipt.read_at {
+            self.publish(AlertEvent::Read {
+                user_id: by.user_id.clone(),
+                alert_ids: vec![id],
+                at,
+            })
+            .await;
+        }
+        Ok(receipt)
+    }
+
+    /// Marks every unread alert matching the filter read; returns how many.
+    pub async fn mark_all_read(&self, by: &Principal, filter: &AlertFilter) -> Result<u64> {
+        by.require(Permission::AlertsRead)?;
+        filter.validate()?;
+        let now = self.now();
+        let ids = self.inner.store.mark_all_read(&by.viewer(), filter, now).await?;
+        let n = ids.len() as u64;
+        if !ids.is_empty() {
+            self.publish(AlertEvent::Read {
+                user_id: by.user_id.clone(),
+                alert_ids: ids,
+                at: now,
+            })
+            .await;
+        }
+        Ok(n)
+    }
+
+    /// Dismisses an alert for the principal and tells its other sessions.
+    pub async fn dismiss(&self, by: &Principal, id: AlertId) -> Result<Receipt> {
+        by.require(Permission::AlertsRead)?;
+        let receipt = self.inner.store.dismiss(&by.viewer(), id, self.now()).await?;
+        if let Some(at) = receipt.dismissed_at {
+            self.publish(AlertEvent::Dismissed {
+                user_id: by.user_id.clone(),
+                alert_id: id,
+                at,
+            })
+            .await;
+        }
+        Ok(receipt)
+    }
+
+    /// Resolves an alert; publishes `resolved` if it was active.
+    pub async fn resolve(&self, by: &Principal, id: AlertId) -> Result<Alert> {
+        by.require(Permission::AlertsCreate)?;
+        let (alert, changed) = self.inner.store.resolve(id, self.now()).await?;
+        if changed {
+            self.publish(AlertEvent::Resolved {
+                alert: alert.clone(),
+            })
+            .await;
+        }
+        Ok(alert)
+    }
+
+    /// Resolves the active alert holding `dedup_key`, if there is one.
+    pub async fn resolve_key(&self, by: &Principal, dedup_key: &str) -> Result<Option<Alert>> {
+        by.require(Permission::AlertsCreate)?;
+        match self.inner.store.find_active(dedup_key, self.now()).await? {
+            Some(a) => match self.resolve(by, a.id).await {
+                Ok(a) => Ok(Some(a)),
+                // Deleted or resolved by someone else meanwhile: nothing left to resolve.
+                Err(Error::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes an alert (needs `alerts.manage`).
+    pub async fn delete(&self, by: &Principal, id: AlertId) -> Result<()> {
+        by.require(Permission::AlertsManage)?;
+        let alert = self.inner.store.delete(id).await?;
+        self.publish(AlertEvent::Deleted {
+            alert_id: alert.id,
+            audience: alert.audience,
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Deletes expired alerts and those past retention, batch by batch;
+    /// returns how many (needs `alerts.manage`).
+    pub async fn purge_expired(&self, by: &Principal) -> Result<u64> {
+        by.require(Permission::AlertsManage)?;
+        let now = self.now();
+        let batch = self.inner.purge_batch;
+        let mut total = 0;
+        loop {
+            let n = self
+                .inner
+                .store
+                .purge_expired(now, self.inner.retention, batch)
+                .await?;
+            total += n;
+            if n < u64::from(batch) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Subscribes to the event stream (what a WebSocket hub listens to).
+    pub async fn subscribe(&self) -> Result<EventStream> {
+        self.inner.bus.subscribe().await
+    }
+
+    /// Every rule (needs `alerts.read`).
+    pub async fn rules(&self, by: &Principal) -> Result<Vec<AlertRule>> {
+        by.require(Permission::AlertsRead)?;
+        self.inner.store.list_rules().await
+    }
+
+    /// Creates a rule (needs `alerts.manage`).
+    pub async fn create_rule(&self, by: &Principal, rule: NewRule) -> Result<AlertRule> {
+        by.require(Permission::AlertsManage)?;
+        let now = self.now();
+        let rule = rule.into_rule(Uuid::now_v7(), now, now);
+        rule.validate(now)?;
+        self.inner.store.create_rule(rule).await
+    }
+
+    /// Replaces a rule (needs `alerts.manage`).
+    pub async fn update_rule(&self, by: &Principal, id: Uuid, rule: NewRule) -> Result<AlertRule> {
+        by.require(Permission::AlertsManage)?;
+        let now = self.now();
+        let old = self.inner.store.get_rule(id).await?;
+        let rule = rule.into_rule(id, old.created_at, now);
+        rule.validate(now)?;
+        self.inner.store.update_rule(rule).await
+    }
+
+    /// Deletes a rule (needs `alerts.manage`).
+    pub async fn delete_rule(&self, by: &Principal, id: Uuid) -> Result<()> {
+        by.require(Permission::AlertsManage)?;
+        self.inner.store.delete_rule(id).await
+    }
+
+    /// The principal's own subscriptions.
+    pub async fn subscriptions(&self, by: &Principal) -> Result<Vec<Subscription>> {
+        by.require(Permission::AlertsRead)?;
+        self.inner.store.subscriptions(&by.user_id).await
+    }
+
+    /// Replaces the principal's own subscriptions. Each must name the
+    /// principal as its user, or leave `user_id` empty to mean it.
+    pub async fn set_subscriptions(
+        &self,
+        by: &Principal,
+        subs: Vec<Subscription>,
+    ) -> Result<Vec<Subscription>> {
+        by.require(Permission::AlertsRead)?;
+        let mut out = Vec::with_capacity(subs.len());
+        for mut s in subs {
+            if s.user_id.is_empty() {
+                s.user_id.clone_from(&by.user_id);
+            } else if s.user_id != by.user_id {
+                return Err(Error::forbidden(
+                    "subscriptions can only be set for oneself",
+                ));
+            }
+            s.validate()?;
+            out.push(s);
+        }
+        self.inner
+            .store
+            .set_subscriptions(&by.user_id, out.clone())
+            .await?;
+        Ok(out)
+    }
+}

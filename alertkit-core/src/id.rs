@@ -1,0 +1,85 @@
+//! Alert identifiers.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::Error;
+
+/// An alert's identifier: a UUIDv7, so ids are time-ordered and can be
+/// created on any instance without coordination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AlertId(Uuid);
+
+impl AlertId {
+    /// A new, time-ordered id.
+    pub fn new() -> Self {
+        AlertId(Uuid::now_v7())
+    }
+
+    /// Wraps an existing UUID (for backends reading ids back).
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        AlertId(uuid)
+    }
+
+    /// The underlying UUID.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl Default for AlertId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for AlertId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for AlertId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s)
+            .map(AlertId)
+            .map_err(|_| Error::invalid(format!("`{}` is not an alert id", truncate(s, 64))))
+    }
+}
+
+/// Shortens user input before echoing it in an error message.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(max).collect();
+        out.push('…');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_time_ordered_and_parse_back() {
+        let a = AlertId::new();
+        let b = AlertId::new();
+        assert!(a < b);
+        assert_eq!(a.to_string().parse::<AlertId>().ok(), Some(a));
+        assert_eq!(a.as_uuid().get_version_num(), 7);
+    }
+
+    #[test]
+    fn bad_id_is_invalid() {
+        let err = "nope".parse::<AlertId>().err();
+        assert!(matches!(err, Some(Error::Invalid(_))));
+    }
+}

@@ -1,0 +1,66 @@
+//! The core of [alertkit](https://docs.rs/alertkit): the alert model, the
+//! backend traits, the error type, the clock and the engine.
+//!
+//! This crate has no I/O of its own. Backends live in sibling crates
+//! (`alertkit-storage`, `alertkit-transport`, `alertkit-notify`,
+//! `alertkit-scheduler`), each implementing a trait defined here:
+//!
+//! | trait | what it does |
+//! |---|---|
+//! | [`AlertStore`] | durable alerts, per-user receipts, rules, subscriptions |
+//! | [`Broadcaster`] | events to every instance and live connection |
+//! | [`Notifier`] | one delivery on one external channel |
+//! | [`Scheduler`] | cron and interval jobs, once per tick across instances |
+//!
+//! [`AlertKit`] is the engine an application talks to: it validates input,
+//! checks the acting [`Principal`]'s permissions, writes to the store and
+//! publishes [`AlertEvent`]s.
+//!
+//! ```
+//! use alertkit_core::{Severity, NewAlert, Audience};
+//!
+//! let warning = NewAlert::new("capacity_warning", Severity::High, "VCH20 near capacity")
+//!     .message("Forecast crosses 95% in 6 hours")
+//!     .tags(["VCH20"])
+//!     .audience(Audience::group("planners"))
+//!     .dedup_key("capacity:VCH20");
+//! assert!(warning.validate(chrono::Utc::now()).is_ok());
+//! ```
+
+pub mod alert;
+pub mod audience;
+pub mod broadcast;
+pub mod clock;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod hooks;
+pub mod id;
+pub mod notify;
+pub mod principal;
+pub mod query;
+pub mod rule;
+pub mod scheduler;
+pub mod store;
+
+pub use alert::{Alert, AlertStatus, AlertView, NewAlert, Receipt, Resource};
+pub use audience::{Audience, Target};
+pub use broadcast::{Broadcaster, BusMessage, EventStream};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{AlertKit, AlertKitBuilder};
+pub use error::{Error, ErrorKind, Result};
+pub use event::AlertEvent;
+pub use hooks::{Authenticator, Directory};
+pub use id::AlertId;
+pub use notify::{Notification, Notifier, Recipient};
+pub use principal::{Permission, Principal, Viewer};
+pub use query::{AlertFilter, AlertQuery, Cursor, CursorPosition, Page, Stats};
+pub use rule::{AlertRule, Channel, Digest, NewRule, RuleKind, Subscription};
+pub use scheduler::{Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, RunStatus, Schedule, Scheduler};
+pub use severity::Severity;
+pub use store::{AlertStore, Raised};
+
+pub mod severity;
+
+#[cfg(test)]
+mod engine_tests;

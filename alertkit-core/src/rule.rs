@@ -1,0 +1,244 @@
+//! Alert rules and per-user subscriptions.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::alert::NewAlert;
+use crate::error::{Error, Result};
+use crate::severity::Severity;
+
+/// What a rule watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    /// A metric crosses a threshold.
+    Threshold,
+    /// An item approaches or passes its SLA deadline.
+    Sla,
+    /// An application event happens.
+    Event,
+}
+
+/// A named rule that raises alerts from a template when its conditions hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    /// Stable id.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// What it watches.
+    pub kind: RuleKind,
+    /// Whether it is evaluated.
+    pub enabled: bool,
+    /// Kind-specific conditions (metric, operator, threshold, …) as JSON.
+    pub conditions: Value,
+    /// The alert it raises; title and message may hold `{placeholders}`.
+    pub template: NewAlert,
+    /// How long the condition must hold before the alert is raised, in seconds.
+    #[serde(default)]
+    pub for_secs: u64,
+    /// Least time between two raises, in seconds.
+    #[serde(default)]
+    pub cooldown_secs: u64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AlertRule {
+    /// Checks the name, the conditions and the template (as of `now`).
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<()> {
+        if self.name.trim().is_empty()
+            || self.name.chars().count() > 200
+            || self.name.chars().any(char::is_control)
+        {
+            return Err(Error::invalid(
+                "rule name must be 1 to 200 characters without control characters",
+            ));
+        }
+        if !self.conditions.is_object() {
+            return Err(Error::invalid("rule conditions must be a JSON object"));
+        }
+        self.template.validate(now)
+    }
+}
+
+/// A channel an alert can be delivered on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// The in-app inbox and live WebSocket push.
+    InApp,
+    /// Email.
+    Email,
+    /// Slack.
+    Slack,
+    /// An HTTP webhook.
+    Webhook,
+}
+
+impl Channel {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::InApp => "in_app",
+            Channel::Email => "email",
+            Channel::Slack => "slack",
+            Channel::Webhook => "webhook",
+        }
+    }
+}
+
+/// How often batched deliveries go out, when a subscription asks for a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Digest {
+    /// One message an hour.
+    Hourly,
+    /// One message a day.
+    Daily,
+}
+
+/// The alert type a subscription with this value matches: every type.
+pub const ANY_ALERT_TYPE: &str = "*";
+
+/// A user's wish to be told about one alert type on some channels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// Whose subscription.
+    pub user_id: String,
+    /// The alert type, or [`ANY_ALERT_TYPE`].
+    pub alert_type: String,
+    /// Whether it is in effect.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where to deliver.
+    pub channels: Vec<Channel>,
+    /// Only alerts this severe or more.
+    #[serde(default = "lowest")]
+    pub min_severity: Severity,
+    /// Batch deliveries instead of sending each.
+    #[serde(default)]
+    pub digest: Option<Digest>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn lowest() -> Severity {
+    Severity::Info
+}
+
+impl Subscription {
+    /// An enabled subscription of `user_id` to `alert_type` on `channels`, any severity.
+    pub fn new(
+        user_id: impl Into<String>,
+        alert_type: impl Into<String>,
+        channels: impl IntoIterator<Item = Channel>,
+    ) -> Self {
+        Subscription {
+            user_id: user_id.into(),
+            alert_type: alert_type.into(),
+            enabled: true,
+            channels: channels.into_iter().collect(),
+            min_severity: Severity::Info,
+            digest: None,
+        }
+    }
+
+    /// Whether an alert of this type and severity should be delivered.
+    pub fn wants(&self, alert_type: &str, severity: Severity) -> bool {
+        self.enabled
+            && (self.alert_type == ANY_ALERT_TYPE || self.alert_type == alert_type)
+            && severity >= self.min_severity
+    }
+
+    /// Checks the alert type and channels.
+    pub fn validate(&self) -> Result<()> {
+        let t = &self.alert_type;
+        if t.is_empty() || t.chars().count() > 100 || t.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "subscription alert_type must be 1 to 100 characters",
+            ));
+        }
+        if self.channels.is_empty() {
+            return Err(Error::invalid("subscription needs at least one channel"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscription_matching() {
+        let mut s = Subscription::new("u", "sla_breached", [Channel::Email]);
+        s.min_severity = Severity::High;
+        assert!(s.wants("sla_breached", Severity::Critical));
+        assert!(!s.wants("sla_breached", Severity::Medium));
+        assert!(!s.wants("other", Severity::Critical));
+        let any = Subscription::new("u", ANY_ALERT_TYPE, [Channel::InApp]);
+        assert!(any.wants("whatever", Severity::Info));
+        s.enabled = false;
+        assert!(!s.wants("sla_breached", Severity::Critical));
+        assert!(Subscription::new("u", "t", []).validate().is_err());
+    }
+
+    #[test]
+    fn subscription_wire_defaults() {
+        let s: Subscription = serde_json::from_value(serde_json::json!({
+            "user_id": "u", "alert_type": "t", "channels": ["in_app", "slack"]
+        }))
+        .unwrap();
+        assert!(s.enabled);
+        assert_eq!(s.min_severity, Severity::Info);
+        assert_eq!(s.channels, vec![Channel::InApp, Channel::Slack]);
+    }
+}
+
+/// What a caller gives to create or replace a rule; the engine assigns the
+/// id and timestamps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewRule {
+    /// See [`AlertRule::name`].
+    pub name: String,
+    /// See [`AlertRule::kind`].
+    pub kind: RuleKind,
+    /// See [`AlertRule::enabled`].
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// See [`AlertRule::conditions`].
+    pub conditions: Value,
+    /// See [`AlertRule::template`].
+    pub template: NewAlert,
+    /// See [`AlertRule::for_secs`].
+    #[serde(default)]
+    pub for_secs: u64,
+    /// See [`AlertRule::cooldown_secs`].
+    #[serde(default)]
+    pub cooldown_secs: u64,
+}
+
+impl NewRule {
+    /// The stored rule with this id, created (or last changed) at `now`.
+    pub fn into_rule(self, id: Uuid, created_at: DateTime<Utc>, now: DateTime<Utc>) -> AlertRule {
+        AlertRule {
+            id,
+            name: self.name,
+            kind: self.kind,
+            enabled: self.enabled,
+            conditions: self.conditions,
+            template: self.template,
+            for_secs: self.for_secs,
+            cooldown_secs: self.cooldown_secs,
+            created_at,
+            updated_at: now,
+        }
+    }
+}

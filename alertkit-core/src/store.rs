@@ -1,0 +1,120 @@
+//! The storage trait every backend implements.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::alert::{Alert, AlertView, Receipt};
+use crate::error::Result;
+use crate::id::AlertId;
+use crate::principal::Viewer;
+use crate::query::{AlertFilter, AlertQuery, Page, Stats};
+use crate::rule::{AlertRule, Subscription};
+use crate::severity::Severity;
+
+/// What raising an alert did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Raised {
+    /// The alert as stored now: the new one, or the active one it merged into.
+    pub alert: Alert,
+    /// Whether it merged into an active alert with the same dedup key.
+    pub deduplicated: bool,
+    /// Whether the merge raised the severity.
+    pub escalated: bool,
+}
+
+/// Durable storage for alerts, per-user receipts, rules and subscriptions.
+///
+/// Times are passed in by the caller (the engine reads its [`Clock`](crate::Clock)),
+/// so a backend never reads the wall clock and tests are deterministic.
+/// Expired alerts (`expires_at <= now`) are invisible to every read and
+/// receipt operation. Methods taking a [`Viewer`] only ever see or touch
+/// alerts visible to it; an invisible alert is [`NotFound`](crate::Error::NotFound).
+///
+/// The behaviour is pinned down by the conformance suite in `alertkit-testkit`;
+/// [`MemoryAlertStore`](https://docs.rs/alertkit-storage) is the reference.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait AlertStore: Send + Sync + 'static {
+    /// The backend's name (`memory`, `sqlite`, `postgres`, `mongodb`).
+    fn backend(&self) -> &'static str;
+
+    /// Checks that the backend is reachable.
+    async fn ping(&self) -> Result<()>;
+
+    /// Inserts `alert`, unless it has a `dedup_key` equal to that of an
+    /// active alert, in which case that alert absorbs it through
+    /// [`Alert::merge_repeat`]. Atomic: concurrent raises of one key yield
+    /// one alert whose `occurrences` counts them all.
+    async fn insert_or_dedup(&self, alert: Alert, now: DateTime<Utc>) -> Result<Raised>;
+
+    /// The active alert holding `dedup_key`, if any (regardless of viewer).
+    async fn find_active(&self, dedup_key: &str, now: DateTime<Utc>) -> Result<Option<Alert>>;
+
+    /// One alert with the viewer's receipt.
+    async fn get(&self, viewer: &Viewer, id: AlertId, now: DateTime<Utc>) -> Result<AlertView>;
+
+    /// One page of the alerts the viewer sees, newest first
+    /// (by `created_at`, then `id`), after the query's cursor.
+    async fn list(&self, viewer: &Viewer, query: &AlertQuery, now: DateTime<Utc>) -> Result<Page>;
+
+    /// How many alerts the viewer sees that match the filter.
+    async fn count(&self, viewer: &Viewer, filter: &AlertFilter, now: DateTime<Utc>) -> Result<u64>;
+
+    /// Counts by severity and type over the alerts the viewer sees that match.
+    async fn stats(&self, viewer: &Viewer, filter: &AlertFilter, now: DateTime<Utc>)
+    -> Result<Stats>;
+
+    /// Marks one alert read for the viewer. Idempotent: the first `read_at` stays.
+    async fn mark_read(&self, viewer: &Viewer, id: AlertId, now: DateTime<Utc>) -> Result<Receipt>;
+
+    /// Marks every unread alert matching the filter read for the viewer;
+    /// returns the ids it marked.
+    async fn mark_all_read(
+        &self,
+        viewer: &Viewer,
+        filter: &AlertFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AlertId>>;
+
+    /// Dismisses one alert for the viewer. Idempotent: the first `dismissed_at` stays.
+    async fn dismiss(&self, viewer: &Viewer, id: AlertId, now: DateTime<Utc>) -> Result<Receipt>;
+
+    /// Resolves an alert. Returns it and whether it changed (resolving a
+    /// resolved alert changes nothing).
+    async fn resolve(&self, id: AlertId, now: DateTime<Utc>) -> Result<(Alert, bool)>;
+
+    /// Deletes an alert and its receipts; returns what was deleted.
+    async fn delete(&self, id: AlertId) -> Result<Alert>;
+
+    /// Deletes up to `batch` alerts (with their receipts) that expired at
+    /// `now` or were last updated before `now - retention`. Returns how many
+    /// it deleted; call again while it returns `batch`.
+    async fn purge_expired(&self, now: DateTime<Utc>, retention: Duration, batch: u32)
+    -> Result<u64>;
+
+    /// Stores a new rule; [`Conflict`](crate::Error::Conflict) if the name is taken.
+    async fn create_rule(&self, rule: AlertRule) -> Result<AlertRule>;
+
+    /// Replaces a rule; `NotFound` if absent, `Conflict` if renamed onto another's name.
+    async fn update_rule(&self, rule: AlertRule) -> Result<AlertRule>;
+
+    /// One rule.
+    async fn get_rule(&self, id: Uuid) -> Result<AlertRule>;
+
+    /// Every rule, by name.
+    async fn list_rules(&self) -> Result<Vec<AlertRule>>;
+
+    /// Deletes a rule.
+    async fn delete_rule(&self, id: Uuid) -> Result<()>;
+
+    /// A user's subscriptions, by alert type.
+    async fn subscriptions(&self, user_id: &str) -> Result<Vec<Subscription>>;
+
+    /// Replaces all of a user's subscriptions.
+    async fn set_subscriptions(&self, user_id: &str, subs: Vec<Subscription>) -> Result<()>;
+
+    /// The enabled subscriptions (of any user) that want an alert of this
+    /// type and severity, by user.
+    async fn subscribers(&self, alert_type: &str, severity: Severity) -> Result<Vec<Subscription>>;
+}
