@@ -183,7 +183,11 @@ fn empty_object() -> Value {
 
 impl NewAlert {
     /// A new alert with the required fields; the rest default to empty.
-    pub fn new(alert_type: impl Into<String>, severity: Severity, title: impl Into<String>) -> Self {
+    pub fn new(
+        alert_type: impl Into<String>,
+        severity: Severity,
+        title: impl Into<String>,
+    ) -> Self {
         NewAlert {
             alert_type: alert_type.into(),
             severity,
@@ -510,11 +514,41 @@ mod tests {
 
     #[test]
     fn each_rule_gives_a_clear_invalid_error() {
-        assert!(invalid(NewAlert { title: "  ".into(), ..ok() }).contains("title must not be empty"));
-        assert!(invalid(NewAlert { alert_type: "".into(), ..ok() }).contains("alert_type"));
-        assert!(invalid(NewAlert { title: "x".repeat(201), ..ok() }).contains("at most 200"));
-        assert!(invalid(NewAlert { message: "x".repeat(10_001), ..ok() }).contains("message"));
-        assert!(invalid(NewAlert { message: "a\0b".into(), ..ok() }).contains("control"));
+        assert!(
+            invalid(NewAlert {
+                title: "  ".into(),
+                ..ok()
+            })
+            .contains("title must not be empty")
+        );
+        assert!(
+            invalid(NewAlert {
+                alert_type: "".into(),
+                ..ok()
+            })
+            .contains("alert_type")
+        );
+        assert!(
+            invalid(NewAlert {
+                title: "x".repeat(201),
+                ..ok()
+            })
+            .contains("at most 200")
+        );
+        assert!(
+            invalid(NewAlert {
+                message: "x".repeat(10_001),
+                ..ok()
+            })
+            .contains("message")
+        );
+        assert!(
+            invalid(NewAlert {
+                message: "a\0b".into(),
+                ..ok()
+            })
+            .contains("control")
+        );
         assert!(invalid(ok().tags(["a\0"])).contains("tag"));
         assert!(invalid(ok().tags((0..51).map(|i| i.to_string()))).contains("at most 50 tags"));
         assert!(invalid(ok().metadata(json!([1]))).contains("object"));
@@ -540,14 +574,39 @@ mod tests {
 
     #[test]
     fn view_has_the_wire_fields() {
-        let a = ok().into_alert(AlertId::new(), now(), || Audience::user("me")).unwrap();
+        let a = ok()
+            .into_alert(AlertId::new(), now(), || Audience::user("me"))
+            .unwrap();
         let read = now() + Duration::minutes(1);
-        let v = AlertView::new(a.clone(), Receipt { read_at: Some(read), dismissed_at: None });
+        let v = AlertView::new(
+            a.clone(),
+            Receipt {
+                read_at: Some(read),
+                dismissed_at: None,
+            },
+        );
         let j = serde_json::to_value(&v).unwrap();
         for key in [
-            "id", "alert_type", "severity", "title", "message", "tags", "resource", "audience",
-            "metadata", "dedup_key", "status", "occurrences", "created_at", "updated_at",
-            "last_seen_at", "expires_at", "timestamp", "read", "read_at", "dismissed",
+            "id",
+            "alert_type",
+            "severity",
+            "title",
+            "message",
+            "tags",
+            "resource",
+            "audience",
+            "metadata",
+            "dedup_key",
+            "status",
+            "occurrences",
+            "created_at",
+            "updated_at",
+            "last_seen_at",
+            "expires_at",
+            "timestamp",
+            "read",
+            "read_at",
+            "dismissed",
             "dismissed_at",
         ] {
             assert!(j.get(key).is_some(), "missing {key}");
@@ -565,7 +624,9 @@ mod tests {
 
     #[test]
     fn merge_escalates_but_never_lowers() {
-        let mut a = ok().into_alert(AlertId::new(), now(), || Audience::user("me")).unwrap();
+        let mut a = ok()
+            .into_alert(AlertId::new(), now(), || Audience::user("me"))
+            .unwrap();
         let later = now() + Duration::hours(2);
         let mut lower = a.clone();
         lower.severity = Severity::Low;

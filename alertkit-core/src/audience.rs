@@ -191,7 +191,10 @@ mod tests {
     #[test]
     fn bad_entries_are_invalid() {
         for bad in ["", "all", "user:", "team:x", "user: x", "group:a\u{0}b"] {
-            assert!(matches!(bad.parse::<Target>(), Err(Error::Invalid(_))), "{bad:?}");
+            assert!(
+                matches!(bad.parse::<Target>(), Err(Error::Invalid(_))),
+                "{bad:?}"
+            );
         }
         assert!(serde_json::from_str::<Audience>(r#"["admins"]"#).is_err());
     }

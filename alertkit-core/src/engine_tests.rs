@@ -1,0 +1,365 @@
+//! Unit tests of the engine's orchestration, with the store and broadcaster mocked.
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use mockall::predicate::eq;
+
+use crate::broadcast::MockBroadcaster;
+use crate::store::MockAlertStore;
+use crate::*;
+
+fn t0() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap()
+}
+
+fn kit(store: MockAlertStore, bus: MockBroadcaster) -> AlertKit {
+    AlertKit::builder()
+        .store(Arc::new(store))
+        .broadcaster(Arc::new(bus))
+        .clock(Arc::new(ManualClock::new(t0())))
+        .build()
+        .unwrap()
+}
+
+fn raiser() -> Principal {
+    Principal::user("svc").with_permissions([Permission::AlertsCreate])
+}
+
+fn stored(new: NewAlert) -> Alert {
+    new.into_alert(AlertId::new(), t0(), || Audience::user("svc"))
+        .unwrap()
+}
+
+fn warning() -> NewAlert {
+    NewAlert::new("capacity_warning", Severity::Medium, "Near capacity").dedup_key("cap:VCH20")
+}
+
+#[tokio::test]
+async fn store_failure_publishes_nothing() {
+    let mut store = MockAlertStore::new();
+    store
+        .expect_insert_or_dedup()
+        .times(1)
+        .returning(|_, _| Err(Error::Unavailable("db down".into())));
+    let mut bus = MockBroadcaster::new();
+    bus.expect_publish().never();
+    let err = kit(store, bus)
+        .raise(&raiser(), warning())
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn new_alert_publishes_created() {
+    let mut store = MockAlertStore::new();
+    store.expect_insert_or_dedup().times(1).returning(|a, now| {
+        assert_eq!(now, t0());
+        assert_eq!(
+            a.audience,
+            Audience::user("svc"),
+            "empty audience means the raiser"
+        );
+        Ok(Raised {
+            alert: a,
+            deduplicated: false,
+            escalated: false,
+        })
+    });
+    let mut bus = MockBroadcaster::new();
+    bus.expect_publish()
+        .withf(|e| matches!(e, AlertEvent::Created { .. }))
+        .times(1)
+        .returning(|_| Ok(()));
+    let raised = kit(store, bus).raise(&raiser(), warning()).await.unwrap();
+    assert!(!raised.deduplicated);
+}
+
+#[tokio::test]
+async fn dedup_hit_publishes_updated_not_created() {
+    let existing = stored(warning());
+    let mut store = MockAlertStore::new();
+    store
+        .expect_insert_or_dedup()
+        .times(1)
+        .returning(move |_, _| {
+            let mut merged = existing.clone();
+            merged.occurrences = 2;
+            merged.severity = Severity::High;
+            Ok(Raised {
+                alert: merged,
+                deduplicated: true,
+                escalated: true,
+            })
+        });
+    let mut bus = MockBroadcaster::new();
+    bus.expect_publish()
+        .withf(|e| matches!(e, AlertEvent::Updated { escalated: true, alert } if alert.occurrences == 2))
+        .times(1)
+        .returning(|_| Ok(()));
+    bus.expect_publish()
+        .withf(|e| matches!(e, AlertEvent::Created { .. }))
+        .never();
+    let raised = kit(store, bus).raise(&raiser(), warning()).await.unwrap();
+    assert!(raised.deduplicated && raised.escalated);
+}
+
+#[tokio::test]
+async fn publish_failure_does_not_fail_the_durable_write() {
+    let mut store = MockAlertStore::new();
+    store.expect_insert_or_dedup().returning(|a, _| {
+        Ok(Raised {
+            alert: a,
+            deduplicated: false,
+            escalated: false,
+        })
+    });
+    let mut bus = MockBroadcaster::new();
+    bus.expect_publish()
+        .times(1)
+        .returning(|_| Err(Error::Unavailable("redis down".into())));
+    assert!(kit(store, bus).raise(&raiser(), warning()).await.is_ok());
+}
+
+#[tokio::test]
+async fn invalid_input_and_missing_permissions_never_reach_the_store() {
+    let mut store = MockAlertStore::new();
+    store.expect_insert_or_dedup().never();
+    store.expect_delete().never();
+    store.expect_list().never();
+    let mut bus = MockBroadcaster::new();
+    bus.expect_publish().never();
+    let kit = kit(store, bus);
+
+    let blank = NewAlert::new("t", Severity::Low, " ");
+    assert!(matches!(
+        kit.raise(&raiser(), blank).await,
+        Err(Error::Invalid(_))
+    ));
+
+    let reader = Principal::user("u");
+    assert!(matches!(
+        kit.raise(&reader, warning()).await,
+        Err(Error::Forbidden(_))
+    ));
+
+    let to_everyone = warning().audience(Audience::everyone());
+    assert!(matches!(
+        kit.raise(&raiser(), to_everyone).await,
+        Err(Error::Forbidden(_))
+    ));
+
+    assert!(matches!(
+        kit.delete(&reader, AlertId::new()).await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        kit.delete(&raiser(), AlertId::new()).await,
+        Err(Error::Forbidden(_))
+    ));
+
+    let past = warning().expires_at(t0() - Duration::seconds(1));
+    assert!(matches!(
+        kit.raise(&raiser(), past).await,
+        Err(Error::Invalid(_))
+    ));
+
+    let too_big = AlertQuery::default().limit(500);
+    assert!(matches!(
+        kit.list(&reader, &too_big).await,
+        Err(Error::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn broadcast_permission_allows_group_audience() {
+    let mut store = MockAlertStore::new();
+    store.expect_insert_or_dedup().times(1).returning(|a, _| {
+        Ok(Raised {
+            alert: a,
+            deduplicated: false,
+            escalated: false,
+        })
+    });
+    let mut bus = MockBroadcaster::new();
+    bus.expect_publish().times(1).returning(|_| Ok(()));
+    let by = raiser().with_permissions([Permission::AlertsBroadcast]);
+    let raised = kit(store, bus)
+        .raise(&by, warning().audience(Audience::group("ops")))
+        .await
+        .unwrap();
+    assert_eq!(raised.alert.audience, Audience::group("ops"));
+}
+
+#[tokio::test]
+async fn reads_use_the_principals_viewer() {
+    let mut store = MockAlertStore::new();
+    store
+        .expect_count()
+        .withf(|v, f, now| {
+            v.user_id == "alice"
+                && !v.sees_all
+                && v.groups == ["ops"]
+                && f.unread_only
+                && *now == t0()
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(4));
+    store
+        .expect_count()
+        .withf(|v, _, _| v.user_id == "root" && v.sees_all)
+        .times(1)
+        .returning(|_, _, _| Ok(9));
+    let kit = kit(store, MockBroadcaster::new());
+    let alice = Principal::user("alice").with_groups(["ops"]);
+    assert_eq!(kit.unread_count(&alice).await.unwrap(), 4);
+    assert_eq!(
+        kit.unread_count(&Principal::admin("root")).await.unwrap(),
+        9
+    );
+}
+
+#[tokio::test]
+async fn mark_read_publishes_a_receipt_event_for_the_reader_only() {
+    let id = AlertId::new();
+    let mut store = MockAlertStore::new();
+    store
+        .expect_mark_read()
+        .with(mockall::predicate::always(), eq(id), eq(t0()))
+        .returning(|_, _, now| {
+            Ok(Receipt {
+                read_at: Some(now),
+                dismissed_at: None,
+            })
+        });
+    let mut bus = MockBroadcaster::new();
+    bus.expect_publish()
+        .withf(move |e| {
+            matches!(e, AlertEvent::Read { user_id, alert_ids, .. } if user_id == "alice" && alert_ids == &vec![id])
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    let receipt = kit(store, bus)
+        .mark_read(&Principal::user("alice"), id)
+        .await
+        .unwrap();
+    assert_eq!(receipt.read_at, Some(t0()));
+}
+
+#[tokio::test]
+async fn mark_all_read_with_nothing_to_mark_publishes_nothing() {
+    let mut store = MockAlertStore::new();
+    store.expect_mark_all_read().returning(|_, _, _| Ok(vec![]));
+    let mut bus = MockBroadcaster::new();
+    bus.expect_publish().never();
+    let n = kit(store, bus)
+        .mark_all_read(&Principal::user("a"), &AlertFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn resolving_a_resolved_alert_publishes_nothing() {
+    let a = stored(warning());
+    let mut store = MockAlertStore::new();
+    store
+        .expect_resolve()
+        .returning(move |_, _| Ok((a.clone(), false)));
+    let mut bus = MockBroadcaster::new();
+    bus.expect_publish().never();
+    assert!(
+        kit(store, bus)
+            .resolve(&raiser(), AlertId::new())
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn delete_publishes_deleted_with_the_audience() {
+    let a = stored(warning().audience(Audience::group("ops")));
+    let id = a.id;
+    let mut store = MockAlertStore::new();
+    store
+        .expect_delete()
+        .with(eq(id))
+        .returning(move |_| Ok(a.clone()));
+    let mut bus = MockBroadcaster::new();
+    bus.expect_publish()
+        .withf(move |e| matches!(e, AlertEvent::Deleted { alert_id, audience } if *alert_id == id && *audience == Audience::group("ops")))
+        .times(1)
+        .returning(|_| Ok(()));
+    kit(store, bus)
+        .delete(&Principal::admin("root"), id)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn purge_runs_batches_until_a_short_one() {
+    let mut store = MockAlertStore::new();
+    let mut seq = mockall::Sequence::new();
+    for n in [2u64, 2, 1] {
+        store
+            .expect_purge_expired()
+            .withf(|now, retention, batch| {
+                *now == t0() && *retention == Duration::days(30) && *batch == 2
+            })
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_, _, _| Ok(n));
+    }
+    let kit = AlertKit::builder()
+        .store(Arc::new(store))
+        .broadcaster(Arc::new(MockBroadcaster::new()))
+        .clock(Arc::new(ManualClock::new(t0())))
+        .purge_batch(2)
+        .build()
+        .unwrap();
+    assert_eq!(
+        kit.purge_expired(&Principal::admin("root")).await.unwrap(),
+        5
+    );
+    assert!(matches!(
+        kit.purge_expired(&Principal::user("u")).await,
+        Err(Error::Forbidden(_))
+    ));
+}
+
+#[tokio::test]
+async fn subscriptions_are_only_ones_own() {
+    let mut store = MockAlertStore::new();
+    store
+        .expect_set_subscriptions()
+        .withf(|u, subs| u == "alice" && subs.len() == 1 && subs[0].user_id == "alice")
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let kit = kit(store, MockBroadcaster::new());
+    let alice = Principal::user("alice");
+    let mine = Subscription::new("", "sla_breached", [Channel::Email]);
+    assert_eq!(
+        kit.set_subscriptions(&alice, vec![mine]).await.unwrap()[0].user_id,
+        "alice"
+    );
+    let bobs = Subscription::new("bob", "sla_breached", [Channel::Email]);
+    assert!(matches!(
+        kit.set_subscriptions(&alice, vec![bobs]).await,
+        Err(Error::Forbidden(_))
+    ));
+}
+
+#[test]
+fn builder_requires_store_and_broadcaster() {
+    assert!(matches!(
+        AlertKit::builder().build(),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        AlertKit::builder()
+            .store(Arc::new(MockAlertStore::new()))
+            .build(),
+        Err(Error::Invalid(_))
+    ));
+}

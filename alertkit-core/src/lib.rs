@@ -56,7 +56,9 @@ pub use notify::{Notification, Notifier, Recipient};
 pub use principal::{Permission, Principal, Viewer};
 pub use query::{AlertFilter, AlertQuery, Cursor, CursorPosition, Page, Stats};
 pub use rule::{AlertRule, Channel, Digest, NewRule, RuleKind, Subscription};
-pub use scheduler::{Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, RunStatus, Schedule, Scheduler};
+pub use scheduler::{
+    Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, RunStatus, Schedule, Scheduler,
+};
 pub use severity::Severity;
 pub use store::{AlertStore, Raised};
 

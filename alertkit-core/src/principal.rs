@@ -60,7 +60,10 @@ impl FromStr for Permission {
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
-                Error::invalid(format!("unknown permission `{}`", crate::id::truncate(s, 64)))
+                Error::invalid(format!(
+                    "unknown permission `{}`",
+                    crate::id::truncate(s, 64)
+                ))
             })
     }
 }
@@ -200,11 +203,17 @@ mod tests {
 
     #[test]
     fn permissions_parse_and_gate() {
-        assert_eq!("alerts.manage".parse::<Permission>().ok(), Some(Permission::AlertsManage));
+        assert_eq!(
+            "alerts.manage".parse::<Permission>().ok(),
+            Some(Permission::AlertsManage)
+        );
         assert!("alerts.everything".parse::<Permission>().is_err());
         let u = Principal::user("u1").with_groups(["ops"]);
         assert!(u.can(Permission::AlertsRead));
-        assert!(matches!(u.require(Permission::AlertsManage), Err(Error::Forbidden(_))));
+        assert!(matches!(
+            u.require(Permission::AlertsManage),
+            Err(Error::Forbidden(_))
+        ));
         assert!(!u.viewer().sees_all);
         assert_eq!(u.viewer().groups, vec!["ops".to_string()]);
         assert!(Principal::admin("a").viewer().sees_all);

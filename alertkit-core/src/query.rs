@@ -223,12 +223,19 @@ pub struct Page {
 impl Page {
     /// Builds a page from up to `limit + 1` matching views fetched in order:
     /// the extra one, if present, only tells that more follow.
-    pub fn from_fetched(mut views: Vec<AlertView>, limit: u32, total: u64, unread_count: u64) -> Self {
+    pub fn from_fetched(
+        mut views: Vec<AlertView>,
+        limit: u32,
+        total: u64,
+        unread_count: u64,
+    ) -> Self {
         let limit = limit as usize;
         let has_more = views.len() > limit;
         views.truncate(limit);
         let next_cursor = if has_more {
-            views.last().map(|v| Cursor::new(CursorPosition::of(&v.alert)))
+            views
+                .last()
+                .map(|v| Cursor::new(CursorPosition::of(&v.alert)))
         } else {
             None
         };
@@ -280,7 +287,10 @@ mod tests {
         let c = Cursor::new(pos);
         assert_eq!(c.position().unwrap(), pos);
         for bad in ["", "!!", "bm9wZQ", &"A".repeat(500)] {
-            assert!(matches!(Cursor::from_raw(bad).position(), Err(Error::Invalid(_))));
+            assert!(matches!(
+                Cursor::from_raw(bad).position(),
+                Err(Error::Invalid(_))
+            ));
         }
     }
 
@@ -290,7 +300,10 @@ mod tests {
         assert!(AlertQuery::default().limit(201).validate().is_err());
         assert!(AlertQuery::default().limit(200).validate().is_ok());
         assert_eq!(AlertQuery::default().effective_limit(), DEFAULT_LIMIT);
-        assert_eq!(AlertQuery::default().limit(999).effective_limit(), MAX_LIMIT);
+        assert_eq!(
+            AlertQuery::default().limit(999).effective_limit(),
+            MAX_LIMIT
+        );
         let f = AlertFilter {
             tags: vec!["a\0".into()],
             ..Default::default()

@@ -95,8 +95,14 @@ mod tests {
         assert_eq!("HIGH".parse::<Severity>().ok(), Some(Severity::High));
         let s: Severity = serde_json::from_str("\"warning\"").unwrap();
         assert_eq!(s, Severity::Medium);
-        assert_eq!(serde_json::to_string(&Severity::Medium).ok().as_deref(), Some("\"medium\""));
-        assert!(matches!("urgent".parse::<Severity>(), Err(Error::Invalid(_))));
+        assert_eq!(
+            serde_json::to_string(&Severity::Medium).ok().as_deref(),
+            Some("\"medium\"")
+        );
+        assert!(matches!(
+            "urgent".parse::<Severity>(),
+            Err(Error::Invalid(_))
+        ));
     }
 
     #[test]

@@ -59,11 +59,16 @@ pub trait AlertStore: Send + Sync + 'static {
     async fn list(&self, viewer: &Viewer, query: &AlertQuery, now: DateTime<Utc>) -> Result<Page>;
 
     /// How many alerts the viewer sees that match the filter.
-    async fn count(&self, viewer: &Viewer, filter: &AlertFilter, now: DateTime<Utc>) -> Result<u64>;
+    async fn count(&self, viewer: &Viewer, filter: &AlertFilter, now: DateTime<Utc>)
+    -> Result<u64>;
 
     /// Counts by severity and type over the alerts the viewer sees that match.
-    async fn stats(&self, viewer: &Viewer, filter: &AlertFilter, now: DateTime<Utc>)
-    -> Result<Stats>;
+    async fn stats(
+        &self,
+        viewer: &Viewer,
+        filter: &AlertFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Stats>;
 
     /// Marks one alert read for the viewer. Idempotent: the first `read_at` stays.
     async fn mark_read(&self, viewer: &Viewer, id: AlertId, now: DateTime<Utc>) -> Result<Receipt>;
@@ -90,8 +95,12 @@ pub trait AlertStore: Send + Sync + 'static {
     /// Deletes up to `batch` alerts (with their receipts) that expired at
     /// `now` or were last updated before `now - retention`. Returns how many
     /// it deleted; call again while it returns `batch`.
-    async fn purge_expired(&self, now: DateTime<Utc>, retention: Duration, batch: u32)
-    -> Result<u64>;
+    async fn purge_expired(
+        &self,
+        now: DateTime<Utc>,
+        retention: Duration,
+        batch: u32,
+    ) -> Result<u64>;
 
     /// Stores a new rule; [`Conflict`](crate::Error::Conflict) if the name is taken.
     async fn create_rule(&self, rule: AlertRule) -> Result<AlertRule>;

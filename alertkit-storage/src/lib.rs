@@ -1,1 +1,23 @@
-//! stub
+//! [`AlertStore`](alertkit_core::AlertStore) backends for alertkit.
+//!
+//! | backend | type | feature | status |
+//! |---|---|---|---|
+//! | in-memory | [`MemoryAlertStore`] | always | the reference semantics; tests, benches, demos |
+//! | SQLite | — | `sqlite` | planned |
+//! | PostgreSQL | — | `postgres` | planned |
+//! | MongoDB | — | `mongodb` | planned |
+//!
+//! Every backend passes the conformance suite in `alertkit-testkit`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use alertkit_core::AlertStore;
+//! use alertkit_storage::MemoryAlertStore;
+//!
+//! let store: Arc<dyn AlertStore> = Arc::new(MemoryAlertStore::new());
+//! assert_eq!(store.backend(), "memory");
+//! ```
+
+pub mod memory;
+
+pub use memory::MemoryAlertStore;

@@ -1,1 +1,111 @@
-//! stub
+//! The alertkit conformance suite.
+//!
+//! One `pub async fn` per behaviour of [`AlertStore`](alertkit_core::AlertStore)
+//! (module [`store`]) and of [`Broadcaster`](alertkit_core::Broadcaster)
+//! (module [`broadcast`]). Each takes the backend as a trait object, panics
+//! with a description when the backend misbehaves, and assumes a fresh,
+//! empty backend (isolate each test: its own schema, database or key prefix).
+//!
+//! A backend's test file runs them all with one macro line, which expands to
+//! one named `#[tokio::test]` per case (the test crate needs `tokio` with the
+//! `macros` and `rt-multi-thread` features):
+//!
+//! ```ignore
+//! use std::sync::Arc;
+//! use alertkit_storage::MemoryAlertStore;
+//!
+//! async fn setup() -> Arc<MemoryAlertStore> {
+//!     Arc::new(MemoryAlertStore::new())
+//! }
+//!
+//! alertkit_testkit::alert_store_conformance!(setup());
+//! ```
+//!
+//! The setup expression is evaluated once per test and must yield something
+//! that dereferences to the store (`Arc<S>`, `Box<S>`, `Arc<dyn AlertStore>`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod broadcast;
+pub mod fixtures;
+pub mod store;
+
+/// Expands to one `#[tokio::test]` per [`store`] case, each calling the
+/// case with a fresh store from `$setup` (an expression evaluating to a
+/// future, e.g. `setup()`).
+#[macro_export]
+macro_rules! alert_store_conformance {
+    ($setup:expr) => {
+        $crate::__cases!(store, $setup;
+            insert_get_round_trip,
+            get_missing_is_not_found,
+            get_invisible_is_not_found,
+            list_is_newest_first,
+            filter_since,
+            filter_until,
+            filter_severity_set,
+            filter_min_severity,
+            filter_alert_type,
+            filter_tag,
+            filter_status,
+            filter_unread_only,
+            dismissed_hidden_unless_included,
+            filters_combined,
+            pages_cover_the_set_exactly_once,
+            pages_stable_under_concurrent_inserts,
+            limit_bounds,
+            malformed_cursor_is_invalid,
+            stats_and_unread_for_two_users_with_broadcast,
+            stats_respect_filter,
+            mark_read_isolated_between_users,
+            mark_read_is_idempotent,
+            dismiss_isolated_between_users,
+            receipts_on_invisible_alert_are_not_found,
+            mark_all_read_with_filter,
+            dedup_merges_active_alert,
+            dedup_escalates_never_lowers,
+            dedup_concurrent_raises_make_one_alert,
+            dedup_keys_are_independent,
+            resolve_then_dedup_creates_new_alert,
+            resolve_is_idempotent,
+            resolve_missing_is_not_found,
+            delete_removes_alert_and_receipts,
+            expired_alerts_are_invisible,
+            purge_expired_and_past_retention,
+            purge_in_bounded_batches,
+            visibility_user_group_everyone_admin,
+            hostile_strings_round_trip,
+            rules_crud,
+            subscriptions_replace_and_match,
+        );
+    };
+}
+
+/// Expands to one `#[tokio::test]` per [`broadcast`] case, each calling the
+/// case with a fresh broadcaster from `$setup`.
+#[macro_export]
+macro_rules! broadcaster_conformance {
+    ($setup:expr) => {
+        $crate::__cases!(broadcast, $setup;
+            subscriber_receives_events_in_order,
+            every_subscriber_receives_every_event,
+            events_before_subscribing_are_not_delivered,
+            lagging_subscriber_is_told,
+            dropped_subscriber_does_not_block_publishing,
+            every_event_kind_round_trips,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cases {
+    ($module:ident, $setup:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let backend = $setup.await;
+                $crate::$module::$case(&*backend).await;
+            }
+        )*
+    };
+}

@@ -1,1 +1,33 @@
-//! stub
+//! Getting alert events to people.
+//!
+//! | piece | type | feature | status |
+//! |---|---|---|---|
+//! | in-process broadcaster | [`LocalBroadcaster`] | always | ready |
+//! | Redis broadcaster | — | `redis` | planned |
+//! | WebSocket hub, REST router | — | `axum` | planned |
+//!
+//! ```
+//! # tokio_test_block_on(async {
+//! use alertkit_core::{AlertEvent, AlertId, Broadcaster, BusMessage};
+//! use alertkit_transport::LocalBroadcaster;
+//! use futures::StreamExt;
+//!
+//! let bus = LocalBroadcaster::new();
+//! let mut events = bus.subscribe().await?;
+//! bus.publish(AlertEvent::Dismissed {
+//!     user_id: "alice".into(),
+//!     alert_id: AlertId::new(),
+//!     at: chrono::Utc::now(),
+//! })
+//! .await?;
+//! assert!(matches!(events.next().await, Some(BusMessage::Event(_))));
+//! # Ok::<(), alertkit_core::Error>(())
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+pub mod local;
+
+pub use local::LocalBroadcaster;

@@ -1,0 +1,395 @@
+//! The in-memory store: the reference semantics of [`AlertStore`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use alertkit_core::query::CursorPosition;
+use alertkit_core::{
+    Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStatus, AlertStore, AlertView, Error,
+    Page, Raised, Receipt, Result, Severity, Stats, Subscription, Viewer,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+/// An [`AlertStore`] held in process memory.
+///
+/// It defines the behaviour every other backend must match (the conformance
+/// suite runs against it first). Nothing survives a restart; use it for
+/// tests, benchmarks and demos.
+#[derive(Debug, Default)]
+pub struct MemoryAlertStore {
+    state: RwLock<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    alerts: HashMap<AlertId, Alert>,
+    /// Every alert by (created_at, id): the list order, newest last.
+    order: BTreeSet<(DateTime<Utc>, AlertId)>,
+    /// dedup_key → the active alert holding it.
+    active_keys: HashMap<String, AlertId>,
+    /// alert → user → receipt.
+    receipts: HashMap<AlertId, HashMap<String, Receipt>>,
+    rules: BTreeMap<Uuid, AlertRule>,
+    subscriptions: BTreeMap<String, Vec<Subscription>>,
+}
+
+impl State {
+    fn receipt(&self, id: AlertId, user: &str) -> Receipt {
+        self.receipts
+            .get(&id)
+            .and_then(|m| m.get(user))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The alert if the viewer may see it at `now`.
+    fn visible(&self, viewer: &Viewer, id: AlertId, now: DateTime<Utc>) -> Result<&Alert> {
+        self.alerts
+            .get(&id)
+            .filter(|a| !a.is_expired(now) && a.audience.is_visible_to(viewer))
+            .ok_or_else(|| Error::not_found(format!("alert {id}")))
+    }
+
+    /// Visible, unexpired alerts matching the filter, newest first.
+    fn matching<'a>(
+        &'a self,
+        viewer: &'a Viewer,
+        filter: &'a AlertFilter,
+        now: DateTime<Utc>,
+        before: Option<CursorPosition>,
+    ) -> impl Iterator<Item = (&'a Alert, Receipt)> + 'a {
+        let range = match before {
+            Some(p) => self.order.range(..(p.created_at, p.id)),
+            None => self.order.range(..),
+        };
+        range.rev().filter_map(move |(_, id)| {
+            let alert = self.alerts.get(id)?;
+            if alert.is_expired(now) || !alert.audience.is_visible_to(viewer) {
+                return None;
+            }
+            let receipt = self.receipt(alert.id, &viewer.user_id);
+            filter.matches(alert, &receipt).then_some((alert, receipt))
+        })
+    }
+
+    fn remove(&mut self, id: AlertId) -> Option<Alert> {
+        let alert = self.alerts.remove(&id)?;
+        self.order.remove(&(alert.created_at, id));
+        self.receipts.remove(&id);
+        if let Some(key) = &alert.dedup_key
+            && self.active_keys.get(key) == Some(&id)
+        {
+            self.active_keys.remove(key);
+        }
+        Some(alert)
+    }
+
+    fn touch_receipt(
+        &mut self,
+        viewer: &Viewer,
+        id: AlertId,
+        now: DateTime<Utc>,
+        set: impl FnOnce(&mut Receipt),
+    ) -> Result<Receipt> {
+        self.visible(viewer, id, now)?;
+        let r = self
+            .receipts
+            .entry(id)
+            .or_default()
+            .entry(viewer.user_id.clone())
+            .or_default();
+        set(r);
+        Ok(*r)
+    }
+}
+
+impl MemoryAlertStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // A panic while holding the lock cannot leave State half-updated in a way
+    // that breaks later calls (every method checks before it writes), so a
+    // poisoned lock is recovered rather than propagated.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl AlertStore for MemoryAlertStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn insert_or_dedup(&self, alert: Alert, now: DateTime<Utc>) -> Result<Raised> {
+        let mut s = self.write();
+        if let Some(key) = &alert.dedup_key
+            && let Some(existing_id) = s.active_keys.get(key).copied()
+            && let Some(existing) = s.alerts.get_mut(&existing_id)
+        {
+            let escalated = existing.merge_repeat(&alert, now);
+            return Ok(Raised {
+                alert: existing.clone(),
+                deduplicated: true,
+                escalated,
+            });
+        }
+        if s.alerts.contains_key(&alert.id) {
+            return Err(Error::Conflict(format!(
+                "alert {} already exists",
+                alert.id
+            )));
+        }
+        if let Some(key) = &alert.dedup_key
+            && alert.status == AlertStatus::Active
+        {
+            s.active_keys.insert(key.clone(), alert.id);
+        }
+        s.order.insert((alert.created_at, alert.id));
+        s.alerts.insert(alert.id, alert.clone());
+        Ok(Raised {
+            alert,
+            deduplicated: false,
+            escalated: false,
+        })
+    }
+
+    async fn find_active(&self, dedup_key: &str, _now: DateTime<Utc>) -> Result<Option<Alert>> {
+        let s = self.read();
+        Ok(s.active_keys
+            .get(dedup_key)
+            .and_then(|id| s.alerts.get(id))
+            .cloned())
+    }
+
+    async fn get(&self, viewer: &Viewer, id: AlertId, now: DateTime<Utc>) -> Result<AlertView> {
+        let s = self.read();
+        let alert = s.visible(viewer, id, now)?.clone();
+        let receipt = s.receipt(id, &viewer.user_id);
+        Ok(AlertView::new(alert, receipt))
+    }
+
+    async fn list(&self, viewer: &Viewer, query: &AlertQuery, now: DateTime<Utc>) -> Result<Page> {
+        let before = query.cursor.as_ref().map(|c| c.position()).transpose()?;
+        let limit = query.effective_limit();
+        let s = self.read();
+        let views = s
+            .matching(viewer, &query.filter, now, before)
+            .take(limit as usize + 1)
+            .map(|(a, r)| AlertView::new(a.clone(), r))
+            .collect();
+        let (mut total, mut unread) = (0, 0);
+        for (_, r) in s.matching(viewer, &query.filter, now, None) {
+            total += 1;
+            unread += u64::from(!r.is_read());
+        }
+        Ok(Page::from_fetched(views, limit, total, unread))
+    }
+
+    async fn count(
+        &self,
+        viewer: &Viewer,
+        filter: &AlertFilter,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        Ok(self.read().matching(viewer, filter, now, None).count() as u64)
+    }
+
+    async fn stats(
+        &self,
+        viewer: &Viewer,
+        filter: &AlertFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Stats> {
+        let mut stats = Stats::default();
+        for (a, r) in self.read().matching(viewer, filter, now, None) {
+            stats.add(a, &r);
+        }
+        Ok(stats)
+    }
+
+    async fn mark_read(&self, viewer: &Viewer, id: AlertId, now: DateTime<Utc>) -> Result<Receipt> {
+        self.write().touch_receipt(viewer, id, now, |r| {
+            r.read_at.get_or_insert(now);
+        })
+    }
+
+    async fn mark_all_read(
+        &self,
+        viewer: &Viewer,
+        filter: &AlertFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AlertId>> {
+        let mut s = self.write();
+        let ids: Vec<AlertId> = s
+            .matching(viewer, filter, now, None)
+            .filter(|(_, r)| !r.is_read())
+            .map(|(a, _)| a.id)
+            .collect();
+        for id in &ids {
+            s.receipts
+                .entry(*id)
+                .or_default()
+                .entry(viewer.user_id.clone())
+                .or_default()
+                .read_at = Some(now);
+        }
+        Ok(ids)
+    }
+
+    async fn dismiss(&self, viewer: &Viewer, id: AlertId, now: DateTime<Utc>) -> Result<Receipt> {
+        self.write().touch_receipt(viewer, id, now, |r| {
+            r.dismissed_at.get_or_insert(now);
+        })
+    }
+
+    async fn resolve(&self, id: AlertId, now: DateTime<Utc>) -> Result<(Alert, bool)> {
+        let mut s = self.write();
+        let alert = s
+            .alerts
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found(format!("alert {id}")))?;
+        if alert.status == AlertStatus::Resolved {
+            return Ok((alert.clone(), false));
+        }
+        alert.status = AlertStatus::Resolved;
+        alert.updated_at = now;
+        let alert = alert.clone();
+        if let Some(key) = &alert.dedup_key
+            && s.active_keys.get(key) == Some(&id)
+        {
+            s.active_keys.remove(key);
+        }
+        Ok((alert, true))
+    }
+
+    async fn delete(&self, id: AlertId) -> Result<Alert> {
+        self.write()
+            .remove(id)
+            .ok_or_else(|| Error::not_found(format!("alert {id}")))
+    }
+
+    async fn purge_expired(
+        &self,
+        now: DateTime<Utc>,
+        retention: Duration,
+        batch: u32,
+    ) -> Result<u64> {
+        let cutoff = now - retention;
+        let mut s = self.write();
+        let doomed: Vec<AlertId> = s
+            .order
+            .iter()
+            .filter_map(|(_, id)| s.alerts.get(id))
+            .filter(|a| a.is_expired(now) || a.updated_at < cutoff)
+            .take(batch as usize)
+            .map(|a| a.id)
+            .collect();
+        for id in &doomed {
+            s.remove(*id);
+        }
+        Ok(doomed.len() as u64)
+    }
+
+    async fn create_rule(&self, rule: AlertRule) -> Result<AlertRule> {
+        let mut s = self.write();
+        if s.rules.contains_key(&rule.id) {
+            return Err(Error::Conflict(format!("rule {} already exists", rule.id)));
+        }
+        if s.rules.values().any(|r| r.name == rule.name) {
+            return Err(Error::Conflict(format!(
+                "a rule named `{}` exists",
+                rule.name
+            )));
+        }
+        s.rules.insert(rule.id, rule.clone());
+        Ok(rule)
+    }
+
+    async fn update_rule(&self, rule: AlertRule) -> Result<AlertRule> {
+        let mut s = self.write();
+        if !s.rules.contains_key(&rule.id) {
+            return Err(Error::not_found(format!("rule {}", rule.id)));
+        }
+        if s.rules
+            .values()
+            .any(|r| r.name == rule.name && r.id != rule.id)
+        {
+            return Err(Error::Conflict(format!(
+                "a rule named `{}` exists",
+                rule.name
+            )));
+        }
+        s.rules.insert(rule.id, rule.clone());
+        Ok(rule)
+    }
+
+    async fn get_rule(&self, id: Uuid) -> Result<AlertRule> {
+        self.read()
+            .rules
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("rule {id}")))
+    }
+
+    async fn list_rules(&self) -> Result<Vec<AlertRule>> {
+        let mut rules: Vec<AlertRule> = self.read().rules.values().cloned().collect();
+        rules.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(rules)
+    }
+
+    async fn delete_rule(&self, id: Uuid) -> Result<()> {
+        self.write()
+            .rules
+            .remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| Error::not_found(format!("rule {id}")))
+    }
+
+    async fn subscriptions(&self, user_id: &str) -> Result<Vec<Subscription>> {
+        let mut subs = self
+            .read()
+            .subscriptions
+            .get(user_id)
+            .cloned()
+            .unwrap_or_default();
+        subs.sort_by(|a, b| a.alert_type.cmp(&b.alert_type));
+        Ok(subs)
+    }
+
+    async fn set_subscriptions(&self, user_id: &str, subs: Vec<Subscription>) -> Result<()> {
+        if subs.iter().any(|s| s.user_id != user_id) {
+            return Err(Error::invalid("every subscription must belong to the user"));
+        }
+        let mut s = self.write();
+        if subs.is_empty() {
+            s.subscriptions.remove(user_id);
+        } else {
+            s.subscriptions.insert(user_id.to_owned(), subs);
+        }
+        Ok(())
+    }
+
+    async fn subscribers(&self, alert_type: &str, severity: Severity) -> Result<Vec<Subscription>> {
+        Ok(self
+            .read()
+            .subscriptions
+            .values()
+            .flatten()
+            .filter(|s| s.wants(alert_type, severity))
+            .cloned()
+            .collect())
+    }
+}

@@ -1,0 +1,25 @@
+//! `MemoryAlertStore` against the store conformance suite, directly and
+//! through `Arc<dyn AlertStore>`.
+
+use std::sync::Arc;
+
+use alertkit_storage::MemoryAlertStore;
+
+async fn setup() -> Arc<MemoryAlertStore> {
+    Arc::new(MemoryAlertStore::new())
+}
+
+alertkit_testkit::alert_store_conformance!(setup());
+
+mod as_dyn {
+    use std::sync::Arc;
+
+    use alertkit_core::AlertStore;
+    use alertkit_storage::MemoryAlertStore;
+
+    async fn setup() -> Arc<dyn AlertStore> {
+        Arc::new(MemoryAlertStore::new())
+    }
+
+    alertkit_testkit::alert_store_conformance!(setup());
+}

@@ -1,0 +1,1445 @@
+//! Conformance cases for [`AlertStore`]. Each takes a fresh, empty store.
+
+use std::collections::BTreeMap;
+
+use alertkit_core::clock::Clock;
+use alertkit_core::rule::ANY_ALERT_TYPE;
+use alertkit_core::{
+    Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStatus, AlertStore, Audience, Channel,
+    Error, ManualClock, NewAlert, RuleKind, Severity, Subscription, Target, Viewer,
+};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use crate::fixtures::{alert, alice, at, bob, carol, root, simple, t0};
+
+/// Far enough after every fixture time that nothing has expired.
+fn now() -> DateTime<Utc> {
+    at(10_000)
+}
+
+async fn put(store: &dyn AlertStore, a: Alert) -> Alert {
+    let created = a.created_at;
+    let raised = store.insert_or_dedup(a, created).await.expect("insert");
+    assert!(
+        !raised.deduplicated,
+        "a fresh alert must not be deduplicated"
+    );
+    raised.alert
+}
+
+/// Every alert the viewer sees through the filter, paging with the largest limit.
+async fn titles_at(
+    store: &dyn AlertStore,
+    viewer: &Viewer,
+    filter: AlertFilter,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut q = AlertQuery::filtered(filter).limit(200);
+    loop {
+        let page = store.list(viewer, &q, now).await.expect("list");
+        out.extend(page.alerts.into_iter().map(|v| v.alert.title));
+        match page.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+async fn titles(store: &dyn AlertStore, viewer: &Viewer, filter: AlertFilter) -> Vec<String> {
+    titles_at(store, viewer, filter, now()).await
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// The shared data set. Alice (group ops) sees a0 a1 a2 a5 a6; Bob (group
+/// sales) sees a2 a3 a4 a5; admins see all. Created one minute apart.
+async fn seed(store: &dyn AlertStore) -> BTreeMap<String, Alert> {
+    let rows: [(&str, &str, Severity, &[&str], Audience); 7] = [
+        (
+            "a0",
+            "logistics_delay",
+            Severity::High,
+            &["VCH20"],
+            Audience::user("alice"),
+        ),
+        (
+            "a1",
+            "capacity_warning",
+            Severity::Medium,
+            &["VCH20", "PK16TT"],
+            Audience::group("ops"),
+        ),
+        (
+            "a2",
+            "capacity_warning",
+            Severity::Low,
+            &["PK16TT"],
+            Audience::everyone(),
+        ),
+        (
+            "a3",
+            "sla_at_risk",
+            Severity::Critical,
+            &["store-7"],
+            Audience::user("bob"),
+        ),
+        (
+            "a4",
+            "sla_breached",
+            Severity::Info,
+            &[],
+            Audience::group("sales"),
+        ),
+        (
+            "a5",
+            "logistics_delay",
+            Severity::Medium,
+            &["PK16TT"],
+            Audience::everyone(),
+        ),
+        (
+            "a6",
+            "high_workload",
+            Severity::High,
+            &["host-1"],
+            Audience::user("alice"),
+        ),
+    ];
+    let mut out = BTreeMap::new();
+    for (i, (title, ty, sev, tags, aud)) in rows.into_iter().enumerate() {
+        let new = NewAlert::new(ty, sev, title)
+            .tags(tags.iter().copied())
+            .audience(aud);
+        let a = put(store, alert(new, at(i as i64 + 1))).await;
+        out.insert(title.to_string(), a);
+    }
+    out
+}
+
+/// Every field written comes back unchanged from `get` and `list`.
+pub async fn insert_get_round_trip(store: &dyn AlertStore) {
+    let new = NewAlert::new(
+        "capacity_warning",
+        Severity::Critical,
+        "Kho Hà Nội sắp đầy ✓",
+    )
+    .message("Line 1\nLine 2\twith tab — and ünïcödé")
+    .tags(["VCH20", "PK16TT", "kho-01"])
+    .resource("warehouse", "HN-01")
+    .audience(Audience::from_targets([
+        Target::user("alice"),
+        Target::group("ops"),
+    ]))
+    .metadata(json!({"forecast": {"p50": 0.93, "p90": 1.07}, "series": ["a", "b"], "n": 3}))
+    .dedup_key("capacity:VCH20")
+    .expires_at(at(60 * 24));
+    let a = alert(new, at(1) + Duration::milliseconds(123));
+    let raised = store
+        .insert_or_dedup(a.clone(), a.created_at)
+        .await
+        .unwrap();
+    assert!(!raised.deduplicated && !raised.escalated);
+    assert_eq!(raised.alert, a, "insert returns the alert as stored");
+
+    let v = store.get(&alice(), a.id, at(2)).await.unwrap();
+    assert_eq!(v.alert, a, "get returns every field as written");
+    assert!(v.receipt.read_at.is_none() && v.receipt.dismissed_at.is_none());
+
+    let page = store
+        .list(&alice(), &AlertQuery::default(), at(2))
+        .await
+        .unwrap();
+    assert_eq!(page.alerts.len(), 1);
+    assert_eq!(
+        page.alerts[0].alert, a,
+        "list returns every field as written"
+    );
+
+    // A minimal alert: every optional field empty.
+    let bare = alert(simple("bare", Audience::user("alice")), at(3));
+    put(store, bare.clone()).await;
+    assert_eq!(
+        store.get(&alice(), bare.id, at(4)).await.unwrap().alert,
+        bare
+    );
+}
+
+/// `get` of an id never stored is `NotFound`.
+pub async fn get_missing_is_not_found(store: &dyn AlertStore) {
+    let err = store
+        .get(&alice(), AlertId::new(), now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "got {err:?}");
+}
+
+/// `get` of an alert outside the viewer's audience is `NotFound`, not `Forbidden`
+/// (its existence is not revealed); an admin sees it.
+pub async fn get_invisible_is_not_found(store: &dyn AlertStore) {
+    let a = put(store, alert(simple("bob's", Audience::user("bob")), at(1))).await;
+    let err = store.get(&alice(), a.id, now()).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "got {err:?}");
+    assert_eq!(
+        store.get(&root(), a.id, now()).await.unwrap().alert.id,
+        a.id
+    );
+}
+
+/// Lists are newest first; equal `created_at` are ordered by id, descending.
+pub async fn list_is_newest_first(store: &dyn AlertStore) {
+    seed(store).await;
+    assert_eq!(
+        titles(store, &alice(), AlertFilter::default()).await,
+        strs(&["a6", "a5", "a2", "a1", "a0"])
+    );
+    assert_eq!(
+        titles(store, &bob(), AlertFilter::default()).await,
+        strs(&["a5", "a4", "a3", "a2"])
+    );
+    // Same timestamp: the later id comes first.
+    let x = alert(simple("x", Audience::user("carol")).tags(["tie"]), at(50));
+    let y = alert(simple("y", Audience::user("carol")).tags(["tie"]), at(50));
+    assert!(y.id > x.id && y.created_at == x.created_at);
+    put(store, y).await;
+    put(store, x).await;
+    let tie = AlertFilter {
+        tags: strs(&["tie"]),
+        ..Default::default()
+    };
+    assert_eq!(titles(store, &carol(), tie).await, strs(&["y", "x"]));
+}
+
+/// `since` keeps alerts created strictly after it.
+pub async fn filter_since(store: &dyn AlertStore) {
+    seed(store).await;
+    let f = AlertFilter {
+        since: Some(at(3)),
+        ..Default::default()
+    };
+    assert_eq!(titles(store, &alice(), f).await, strs(&["a6", "a5"]));
+}
+
+/// `until` keeps alerts created at or before it.
+pub async fn filter_until(store: &dyn AlertStore) {
+    seed(store).await;
+    let f = AlertFilter {
+        until: Some(at(3)),
+        ..Default::default()
+    };
+    assert_eq!(titles(store, &alice(), f).await, strs(&["a2", "a1", "a0"]));
+}
+
+/// `severities` keeps any of the listed severities.
+pub async fn filter_severity_set(store: &dyn AlertStore) {
+    seed(store).await;
+    let f = AlertFilter {
+        severities: vec![Severity::High, Severity::Low],
+        ..Default::default()
+    };
+    assert_eq!(titles(store, &alice(), f).await, strs(&["a6", "a2", "a0"]));
+    let f = AlertFilter {
+        severities: vec![Severity::Critical],
+        ..Default::default()
+    };
+    assert!(titles(store, &alice(), f).await.is_empty());
+}
+
+/// `min_severity` keeps that severity and above.
+pub async fn filter_min_severity(store: &dyn AlertStore) {
+    seed(store).await;
+    let f = AlertFilter {
+        min_severity: Some(Severity::Medium),
+        ..Default::default()
+    };
+    assert_eq!(
+        titles(store, &alice(), f).await,
+        strs(&["a6", "a5", "a1", "a0"])
+    );
+    let f = AlertFilter {
+        min_severity: Some(Severity::Critical),
+        ..Default::default()
+    };
+    assert_eq!(titles(store, &root(), f).await, strs(&["a3"]));
+}
+
+/// `alert_types` keeps any of the listed types.
+pub async fn filter_alert_type(store: &dyn AlertStore) {
+    seed(store).await;
+    let f = AlertFilter {
+        alert_types: strs(&["capacity_warning"]),
+        ..Default::default()
+    };
+    assert_eq!(titles(store, &alice(), f).await, strs(&["a2", "a1"]));
+    let f = AlertFilter {
+        alert_types: strs(&["sla_at_risk", "sla_breached"]),
+        ..Default::default()
+    };
+    assert_eq!(titles(store, &root(), f).await, strs(&["a4", "a3"]));
+}
+
+/// `tags` keeps alerts carrying any of the listed tags.
+pub async fn filter_tag(store: &dyn AlertStore) {
+    seed(store).await;
+    let f = AlertFilter {
+        tags: strs(&["PK16TT"]),
+        ..Default::default()
+    };
+    assert_eq!(titles(store, &alice(), f).await, strs(&["a5", "a2", "a1"]));
+    let f = AlertFilter {
+        tags: strs(&["VCH20", "host-1"]),
+        ..Default::default()
+    };
+    assert_eq!(titles(store, &alice(), f).await, strs(&["a6", "a1", "a0"]));
+    let f = AlertFilter {
+        tags: strs(&["nope"]),
+        ..Default::default()
+    };
+    assert!(titles(store, &alice(), f).await.is_empty());
+}
+
+/// `status` keeps active or resolved alerts.
+pub async fn filter_status(store: &dyn AlertStore) {
+    let s = seed(store).await;
+    store.resolve(s["a1"].id, at(20)).await.unwrap();
+    let f = AlertFilter {
+        status: Some(AlertStatus::Resolved),
+        ..Default::default()
+    };
+    assert_eq!(titles(store, &alice(), f).await, strs(&["a1"]));
+    let f = AlertFilter {
+        status: Some(AlertStatus::Active),
+        ..Default::default()
+    };
+    assert_eq!(
+        titles(store, &alice(), f).await,
+        strs(&["a6", "a5", "a2", "a0"])
+    );
+}
+
+/// `unread_only` leaves out what the viewer read (and only the viewer).
+pub async fn filter_unread_only(store: &dyn AlertStore) {
+    let s = seed(store).await;
+    store.mark_read(&alice(), s["a5"].id, at(20)).await.unwrap();
+    let f = AlertFilter {
+        unread_only: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        titles(store, &alice(), f.clone()).await,
+        strs(&["a6", "a2", "a1", "a0"])
+    );
+    assert_eq!(
+        titles(store, &bob(), f).await,
+        strs(&["a5", "a4", "a3", "a2"])
+    );
+}
+
+/// Dismissed alerts are left out unless `include_dismissed`.
+pub async fn dismissed_hidden_unless_included(store: &dyn AlertStore) {
+    let s = seed(store).await;
+    store.dismiss(&alice(), s["a2"].id, at(20)).await.unwrap();
+    assert_eq!(
+        titles(store, &alice(), AlertFilter::default()).await,
+        strs(&["a6", "a5", "a1", "a0"])
+    );
+    let f = AlertFilter {
+        include_dismissed: true,
+        ..Default::default()
+    };
+    let page = store
+        .list(&alice(), &AlertQuery::filtered(f), now())
+        .await
+        .unwrap();
+    let titles: Vec<_> = page.alerts.iter().map(|v| v.alert.title.as_str()).collect();
+    assert_eq!(titles, ["a6", "a5", "a2", "a1", "a0"]);
+    let a2 = page.alerts.iter().find(|v| v.alert.title == "a2").unwrap();
+    assert_eq!(a2.receipt.dismissed_at, Some(at(20)));
+    // Bob's view of the same broadcast alert is unaffected.
+    assert!(
+        titles_at(store, &bob(), AlertFilter::default(), now())
+            .await
+            .contains(&"a2".to_string())
+    );
+}
+
+/// Several conditions together must all hold.
+pub async fn filters_combined(store: &dyn AlertStore) {
+    let s = seed(store).await;
+    let f = AlertFilter {
+        tags: strs(&["PK16TT"]),
+        min_severity: Some(Severity::Medium),
+        since: Some(at(1)),
+        ..Default::default()
+    };
+    assert_eq!(
+        titles(store, &alice(), f.clone()).await,
+        strs(&["a5", "a1"])
+    );
+    store.mark_read(&alice(), s["a5"].id, at(20)).await.unwrap();
+    let f = AlertFilter {
+        unread_only: true,
+        ..f
+    };
+    assert_eq!(titles(store, &alice(), f.clone()).await, strs(&["a1"]));
+    let f = AlertFilter {
+        alert_types: strs(&["capacity_warning"]),
+        until: Some(at(2)),
+        severities: vec![Severity::Medium],
+        status: Some(AlertStatus::Active),
+        ..f
+    };
+    assert_eq!(titles(store, &alice(), f).await, strs(&["a1"]));
+}
+
+/// Pages of 10 over 57 visible alerts (many sharing timestamps) cover each
+/// exactly once, in order, with `total` constant and `has_more` false at the end.
+pub async fn pages_cover_the_set_exactly_once(store: &dyn AlertStore) {
+    let mut expected = Vec::new();
+    for i in 0..70 {
+        // Groups of three share a timestamp, to exercise the id tiebreak.
+        let aud = if i % 5 == 4 {
+            Audience::user("bob")
+        } else {
+            Audience::group("ops")
+        };
+        let a = put(
+            store,
+            alert(simple(&format!("p{i}"), aud.clone()), at(i / 3)),
+        )
+        .await;
+        if aud.is_visible_to(&alice()) {
+            expected.push((a.created_at, a.id));
+        }
+    }
+    expected.sort();
+    expected.reverse();
+    assert_eq!(expected.len(), 56);
+
+    let mut seen = Vec::new();
+    let mut q = AlertQuery::default().limit(10);
+    let mut pages = 0;
+    loop {
+        let page = store.list(&alice(), &q, now()).await.unwrap();
+        pages += 1;
+        assert_eq!(page.total, 56, "total counts every page");
+        assert!(page.alerts.len() <= 10);
+        seen.extend(page.alerts.iter().map(|v| (v.alert.created_at, v.alert.id)));
+        assert_eq!(page.has_more, page.next_cursor.is_some());
+        match page.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => break,
+        }
+        assert!(pages < 20, "paging does not terminate");
+    }
+    assert_eq!(pages, 6);
+    assert_eq!(seen, expected, "pages cover every alert once, newest first");
+}
+
+/// New alerts arriving between pages do not shift or repeat later pages.
+pub async fn pages_stable_under_concurrent_inserts(store: &dyn AlertStore) {
+    let mut original = Vec::new();
+    for i in 0..30 {
+        original.push(
+            put(
+                store,
+                alert(simple(&format!("o{i}"), Audience::everyone()), at(i)),
+            )
+            .await
+            .id,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut q = AlertQuery::default().limit(7);
+    let mut round = 0;
+    loop {
+        let page = store.list(&carol(), &q, now()).await.unwrap();
+        seen.extend(page.alerts.iter().map(|v| v.alert.id));
+        // Between pages, more alerts arrive (newer, as live inserts are).
+        for j in 0..3 {
+            put(
+                store,
+                alert(
+                    simple(&format!("n{round}-{j}"), Audience::everyone()),
+                    at(100 + round * 3 + j),
+                ),
+            )
+            .await;
+        }
+        round += 1;
+        match page.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => break,
+        }
+    }
+    original.reverse();
+    assert_eq!(
+        seen, original,
+        "later pages hold exactly the alerts older than the first page"
+    );
+}
+
+/// The page size is honoured: 1, the default of 50, the maximum of 200, and an
+/// exact last page reports no more.
+pub async fn limit_bounds(store: &dyn AlertStore) {
+    for i in 0..250 {
+        put(
+            store,
+            alert(simple(&format!("l{i}"), Audience::user("alice")), at(i)),
+        )
+        .await;
+    }
+    let page = store
+        .list(&alice(), &AlertQuery::default().limit(1), now())
+        .await
+        .unwrap();
+    assert_eq!(page.alerts.len(), 1);
+    assert!(page.has_more);
+    assert_eq!(page.total, 250);
+    let page = store
+        .list(&alice(), &AlertQuery::default(), now())
+        .await
+        .unwrap();
+    assert_eq!(page.alerts.len(), 50, "default limit is 50");
+    let page = store
+        .list(&alice(), &AlertQuery::default().limit(200), now())
+        .await
+        .unwrap();
+    assert_eq!(page.alerts.len(), 200);
+    let rest = store
+        .list(
+            &alice(),
+            &AlertQuery::default().limit(50).after(page.next_cursor),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.alerts.len(), 50);
+    assert!(!rest.has_more, "an exactly full last page has no more");
+    assert!(rest.next_cursor.is_none());
+}
+
+/// A cursor not made by alertkit is `Invalid`.
+pub async fn malformed_cursor_is_invalid(store: &dyn AlertStore) {
+    seed(store).await;
+    for raw in ["garbage", "", "MTIzNDU", "eyJhIjoxfQ"] {
+        let q = AlertQuery::default().after(Some(alertkit_core::Cursor::from_raw(raw)));
+        let err = store.list(&alice(), &q, now()).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{raw:?} gave {err:?}");
+    }
+}
+
+/// Stats and unread counts are per user: one reading a broadcast alert does
+/// not change the other's counts.
+pub async fn stats_and_unread_for_two_users_with_broadcast(store: &dyn AlertStore) {
+    let e = put(
+        store,
+        alert(
+            NewAlert::new("capacity_warning", Severity::High, "E").audience(Audience::everyone()),
+            at(1),
+        ),
+    )
+    .await;
+    put(
+        store,
+        alert(
+            NewAlert::new("sla_breached", Severity::Low, "A").audience(Audience::user("alice")),
+            at(2),
+        ),
+    )
+    .await;
+    put(
+        store,
+        alert(
+            NewAlert::new("sla_breached", Severity::High, "B").audience(Audience::user("bob")),
+            at(3),
+        ),
+    )
+    .await;
+    store.mark_read(&alice(), e.id, at(4)).await.unwrap();
+
+    let unread = AlertFilter {
+        unread_only: true,
+        ..Default::default()
+    };
+    assert_eq!(store.count(&alice(), &unread, now()).await.unwrap(), 1);
+    assert_eq!(store.count(&bob(), &unread, now()).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .count(&alice(), &AlertFilter::default(), now())
+            .await
+            .unwrap(),
+        2
+    );
+
+    let sa = store
+        .stats(&alice(), &AlertFilter::default(), now())
+        .await
+        .unwrap();
+    assert_eq!((sa.total, sa.total_unread), (2, 1));
+    assert_eq!(
+        sa.by_severity,
+        BTreeMap::from([(Severity::Low, 1), (Severity::High, 1)])
+    );
+    assert_eq!(
+        sa.by_type,
+        BTreeMap::from([
+            ("capacity_warning".to_string(), 1),
+            ("sla_breached".to_string(), 1)
+        ])
+    );
+    let sb = store
+        .stats(&bob(), &AlertFilter::default(), now())
+        .await
+        .unwrap();
+    assert_eq!((sb.total, sb.total_unread), (2, 2));
+    assert_eq!(sb.by_severity, BTreeMap::from([(Severity::High, 2)]));
+    let sr = store
+        .stats(&root(), &AlertFilter::default(), now())
+        .await
+        .unwrap();
+    assert_eq!((sr.total, sr.total_unread), (3, 3));
+
+    let page = store
+        .list(&bob(), &AlertQuery::default(), now())
+        .await
+        .unwrap();
+    assert_eq!((page.total, page.unread_count), (2, 2));
+    let page = store
+        .list(&alice(), &AlertQuery::default(), now())
+        .await
+        .unwrap();
+    assert_eq!((page.total, page.unread_count), (2, 1));
+}
+
+/// Stats count only what the filter keeps; dismissed alerts are left out.
+pub async fn stats_respect_filter(store: &dyn AlertStore) {
+    let s = seed(store).await;
+    store.dismiss(&alice(), s["a0"].id, at(20)).await.unwrap();
+    let f = AlertFilter {
+        min_severity: Some(Severity::Medium),
+        ..Default::default()
+    };
+    let st = store.stats(&alice(), &f, now()).await.unwrap();
+    // a6 high, a5 medium, a1 medium (a0 dismissed).
+    assert_eq!(st.total, 3);
+    assert_eq!(
+        st.by_severity,
+        BTreeMap::from([(Severity::Medium, 2), (Severity::High, 1)])
+    );
+    assert_eq!(st.by_type.get("capacity_warning"), Some(&1));
+    assert_eq!(st.by_type.get("logistics_delay"), Some(&1));
+    assert_eq!(st.by_type.get("high_workload"), Some(&1));
+}
+
+/// Reading a broadcast alert marks it for that user only.
+pub async fn mark_read_isolated_between_users(store: &dyn AlertStore) {
+    let a = put(store, alert(simple("all", Audience::everyone()), at(1))).await;
+    let r = store.mark_read(&alice(), a.id, at(5)).await.unwrap();
+    assert_eq!(r.read_at, Some(at(5)));
+    assert_eq!(
+        store
+            .get(&alice(), a.id, now())
+            .await
+            .unwrap()
+            .receipt
+            .read_at,
+        Some(at(5))
+    );
+    assert_eq!(
+        store
+            .get(&bob(), a.id, now())
+            .await
+            .unwrap()
+            .receipt
+            .read_at,
+        None
+    );
+    assert_eq!(
+        store
+            .get(&root(), a.id, now())
+            .await
+            .unwrap()
+            .receipt
+            .read_at,
+        None
+    );
+}
+
+/// Marking read twice keeps the first time.
+pub async fn mark_read_is_idempotent(store: &dyn AlertStore) {
+    let a = put(store, alert(simple("x", Audience::user("alice")), at(1))).await;
+    store.mark_read(&alice(), a.id, at(5)).await.unwrap();
+    let again = store.mark_read(&alice(), a.id, at(9)).await.unwrap();
+    assert_eq!(again.read_at, Some(at(5)));
+}
+
+/// Dismissing is per user, idempotent, and does not mark read.
+pub async fn dismiss_isolated_between_users(store: &dyn AlertStore) {
+    let a = put(store, alert(simple("g", Audience::everyone()), at(1))).await;
+    let r = store.dismiss(&alice(), a.id, at(5)).await.unwrap();
+    assert_eq!(r.dismissed_at, Some(at(5)));
+    assert_eq!(r.read_at, None);
+    assert_eq!(
+        store
+            .dismiss(&alice(), a.id, at(7))
+            .await
+            .unwrap()
+            .dismissed_at,
+        Some(at(5))
+    );
+    assert_eq!(
+        store
+            .get(&bob(), a.id, now())
+            .await
+            .unwrap()
+            .receipt
+            .dismissed_at,
+        None
+    );
+    let unread = AlertFilter {
+        unread_only: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        store.count(&alice(), &unread, now()).await.unwrap(),
+        0,
+        "dismissed leaves the badge"
+    );
+    assert_eq!(store.count(&bob(), &unread, now()).await.unwrap(), 1);
+}
+
+/// Receipts cannot be written on alerts the viewer cannot see, or that do not exist.
+pub async fn receipts_on_invisible_alert_are_not_found(store: &dyn AlertStore) {
+    let a = put(store, alert(simple("b", Audience::user("bob")), at(1))).await;
+    assert!(matches!(
+        store.mark_read(&alice(), a.id, now()).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.dismiss(&alice(), a.id, now()).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.mark_read(&alice(), AlertId::new(), now()).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        store
+            .get(&bob(), a.id, now())
+            .await
+            .unwrap()
+            .receipt
+            .read_at,
+        None
+    );
+}
+
+/// Mark-all-read with a filter marks exactly the matching unread alerts the
+/// viewer sees, returns their ids, and touches no one else's state.
+pub async fn mark_all_read_with_filter(store: &dyn AlertStore) {
+    let s = seed(store).await;
+    store.mark_read(&alice(), s["a1"].id, at(15)).await.unwrap();
+    let f = AlertFilter {
+        tags: strs(&["PK16TT", "VCH20"]),
+        ..Default::default()
+    };
+    let mut ids = store.mark_all_read(&alice(), &f, at(20)).await.unwrap();
+    ids.sort();
+    let mut want = vec![s["a0"].id, s["a2"].id, s["a5"].id];
+    want.sort();
+    assert_eq!(ids, want, "already-read a1 and untagged a6 are not marked");
+    assert_eq!(
+        store
+            .get(&alice(), s["a1"].id, now())
+            .await
+            .unwrap()
+            .receipt
+            .read_at,
+        Some(at(15))
+    );
+    assert_eq!(
+        store
+            .get(&alice(), s["a5"].id, now())
+            .await
+            .unwrap()
+            .receipt
+            .read_at,
+        Some(at(20))
+    );
+    let unread = AlertFilter {
+        unread_only: true,
+        ..Default::default()
+    };
+    assert_eq!(titles(store, &alice(), unread.clone()).await, strs(&["a6"]));
+    assert_eq!(
+        titles(store, &bob(), unread.clone()).await,
+        strs(&["a5", "a4", "a3", "a2"])
+    );
+    // Everything, then nothing left.
+    assert_eq!(
+        store
+            .mark_all_read(&alice(), &AlertFilter::default(), at(21))
+            .await
+            .unwrap(),
+        vec![s["a6"].id]
+    );
+    assert!(
+        store
+            .mark_all_read(&alice(), &AlertFilter::default(), at(22))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Raising an active alert's dedup key merges into it.
+pub async fn dedup_merges_active_alert(store: &dyn AlertStore) {
+    let first = put(
+        store,
+        alert(
+            NewAlert::new("capacity_warning", Severity::Medium, "v1")
+                .message("m1")
+                .dedup_key("cap:X")
+                .audience(Audience::user("alice")),
+            at(1),
+        ),
+    )
+    .await;
+    let again = alert(
+        NewAlert::new("capacity_warning", Severity::Medium, "v2")
+            .message("m2")
+            .dedup_key("cap:X")
+            .metadata(json!({"run": 2}))
+            .audience(Audience::user("alice")),
+        at(120),
+    );
+    let raised = store.insert_or_dedup(again.clone(), at(120)).await.unwrap();
+    assert!(raised.deduplicated);
+    assert!(!raised.escalated);
+    let a = raised.alert;
+    assert_eq!(a.id, first.id, "the active alert absorbs the repeat");
+    assert_eq!(a.occurrences, 2);
+    assert_eq!(a.created_at, at(1));
+    assert_eq!(a.last_seen_at, at(120));
+    assert_eq!(a.updated_at, at(120));
+    assert_eq!((a.title.as_str(), a.message.as_str()), ("v2", "m2"));
+    assert_eq!(a.metadata, json!({"run": 2}));
+    assert_eq!(store.get(&alice(), first.id, now()).await.unwrap().alert, a);
+    assert_eq!(
+        store
+            .count(&root(), &AlertFilter::default(), now())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .find_active("cap:X", now())
+            .await
+            .unwrap()
+            .map(|a| a.id),
+        Some(first.id)
+    );
+    assert!(store.find_active("cap:Y", now()).await.unwrap().is_none());
+}
+
+/// A repeat with a higher severity escalates; a lower one never lowers it.
+pub async fn dedup_escalates_never_lowers(store: &dyn AlertStore) {
+    let key = "sla:ticket-9";
+    let mk = |sev, m| alert(NewAlert::new("sla_at_risk", sev, "t").dedup_key(key), at(m));
+    put(store, mk(Severity::Medium, 1)).await;
+    let r = store
+        .insert_or_dedup(mk(Severity::Critical, 2), at(2))
+        .await
+        .unwrap();
+    assert!(r.deduplicated && r.escalated);
+    assert_eq!(r.alert.severity, Severity::Critical);
+    let r = store
+        .insert_or_dedup(mk(Severity::Low, 3), at(3))
+        .await
+        .unwrap();
+    assert!(r.deduplicated && !r.escalated);
+    assert_eq!(r.alert.severity, Severity::Critical);
+    assert_eq!(r.alert.occurrences, 3);
+    let f = AlertFilter {
+        severities: vec![Severity::Critical],
+        ..Default::default()
+    };
+    assert_eq!(
+        store.count(&alice(), &f, now()).await.unwrap(),
+        1,
+        "filters see the escalated severity"
+    );
+}
+
+/// Eight concurrent raises of one key give one alert with eight occurrences.
+pub async fn dedup_concurrent_raises_make_one_alert(store: &dyn AlertStore) {
+    let raises = (0..8).map(|i| {
+        let a = alert(
+            NewAlert::new("capacity_warning", Severity::High, format!("r{i}"))
+                .dedup_key("cap:concurrent"),
+            at(1),
+        );
+        store.insert_or_dedup(a, at(1))
+    });
+    let results = futures::future::join_all(raises).await;
+    let created = results
+        .iter()
+        .filter(|r| matches!(r, Ok(r) if !r.deduplicated))
+        .count();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(created, 1, "exactly one raise creates the alert");
+    let page = store
+        .list(&root(), &AlertQuery::default(), now())
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!(page.alerts[0].alert.occurrences, 8);
+}
+
+/// Different keys, and alerts without a key, never merge.
+pub async fn dedup_keys_are_independent(store: &dyn AlertStore) {
+    put(
+        store,
+        alert(simple("k1", Audience::user("alice")).dedup_key("k1"), at(1)),
+    )
+    .await;
+    put(
+        store,
+        alert(simple("k2", Audience::user("alice")).dedup_key("k2"), at(2)),
+    )
+    .await;
+    put(store, alert(simple("none", Audience::user("alice")), at(3))).await;
+    put(store, alert(simple("none", Audience::user("alice")), at(4))).await;
+    assert_eq!(
+        store
+            .count(&alice(), &AlertFilter::default(), now())
+            .await
+            .unwrap(),
+        4
+    );
+}
+
+/// Once resolved, the key is free: the next raise creates a new alert.
+pub async fn resolve_then_dedup_creates_new_alert(store: &dyn AlertStore) {
+    let first = put(
+        store,
+        alert(
+            simple("v1", Audience::user("alice")).dedup_key("cap:Z"),
+            at(1),
+        ),
+    )
+    .await;
+    let (resolved, changed) = store.resolve(first.id, at(5)).await.unwrap();
+    assert!(changed);
+    assert_eq!(resolved.status, AlertStatus::Resolved);
+    assert_eq!(resolved.updated_at, at(5));
+    assert!(store.find_active("cap:Z", now()).await.unwrap().is_none());
+    let r = store
+        .insert_or_dedup(
+            alert(
+                simple("v2", Audience::user("alice")).dedup_key("cap:Z"),
+                at(10),
+            ),
+            at(10),
+        )
+        .await
+        .unwrap();
+    assert!(!r.deduplicated);
+    assert_ne!(r.alert.id, first.id);
+    assert_eq!(r.alert.occurrences, 1);
+    assert_eq!(
+        store
+            .get(&alice(), first.id, now())
+            .await
+            .unwrap()
+            .alert
+            .status,
+        AlertStatus::Resolved
+    );
+    // And the new one is the active holder of the key from now on.
+    let r2 = store
+        .insert_or_dedup(
+            alert(
+                simple("v3", Audience::user("alice")).dedup_key("cap:Z"),
+                at(11),
+            ),
+            at(11),
+        )
+        .await
+        .unwrap();
+    assert!(r2.deduplicated);
+    assert_eq!(r2.alert.id, r.alert.id);
+}
+
+/// Resolving twice changes nothing the second time.
+pub async fn resolve_is_idempotent(store: &dyn AlertStore) {
+    let a = put(store, alert(simple("x", Audience::user("alice")), at(1))).await;
+    store.resolve(a.id, at(2)).await.unwrap();
+    let (again, changed) = store.resolve(a.id, at(3)).await.unwrap();
+    assert!(!changed);
+    assert_eq!(again.updated_at, at(2));
+}
+
+/// Resolving an unknown id is `NotFound`.
+pub async fn resolve_missing_is_not_found(store: &dyn AlertStore) {
+    assert!(matches!(
+        store.resolve(AlertId::new(), now()).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete(AlertId::new()).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+/// Delete removes the alert, frees its dedup key and drops its receipts.
+pub async fn delete_removes_alert_and_receipts(store: &dyn AlertStore) {
+    let a = put(
+        store,
+        alert(simple("d", Audience::everyone()).dedup_key("del"), at(1)),
+    )
+    .await;
+    store.mark_read(&alice(), a.id, at(2)).await.unwrap();
+    let deleted = store.delete(a.id).await.unwrap();
+    assert_eq!(deleted.id, a.id);
+    assert_eq!(deleted.audience, Audience::everyone());
+    assert!(matches!(
+        store.get(&root(), a.id, now()).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(store.find_active("del", now()).await.unwrap().is_none());
+    // Storing the same id again starts with no receipts.
+    put(store, a.clone()).await;
+    assert_eq!(
+        store
+            .get(&alice(), a.id, now())
+            .await
+            .unwrap()
+            .receipt
+            .read_at,
+        None
+    );
+}
+
+/// Alerts past `expires_at` disappear from every read and receipt operation.
+pub async fn expired_alerts_are_invisible(store: &dyn AlertStore) {
+    let clock = ManualClock::new(at(0));
+    let a = put(
+        store,
+        alert(
+            simple("soon", Audience::user("alice")).expires_at(at(10)),
+            at(1),
+        ),
+    )
+    .await;
+    put(
+        store,
+        alert(simple("stays", Audience::user("alice")), at(2)),
+    )
+    .await;
+    clock.set(at(9));
+    assert_eq!(
+        titles_at(store, &alice(), AlertFilter::default(), clock.now()).await,
+        strs(&["stays", "soon"])
+    );
+    assert!(store.get(&alice(), a.id, clock.now()).await.is_ok());
+    clock.advance(Duration::minutes(1));
+    let now = clock.now();
+    assert_eq!(
+        titles_at(store, &alice(), AlertFilter::default(), now).await,
+        strs(&["stays"])
+    );
+    assert!(matches!(
+        store.get(&alice(), a.id, now).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.mark_read(&alice(), a.id, now).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        store
+            .count(&alice(), &AlertFilter::default(), now)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .stats(&root(), &AlertFilter::default(), now)
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        store
+            .mark_all_read(&alice(), &AlertFilter::default(), now)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// Purge deletes expired alerts and those not updated within retention, with
+/// their receipts, and keeps the rest.
+pub async fn purge_expired_and_past_retention(store: &dyn AlertStore) {
+    let clock = ManualClock::new(t0());
+    let retention = Duration::days(30);
+    let expiring = put(
+        store,
+        alert(
+            simple("expiring", Audience::everyone()).expires_at(at(60)),
+            at(0),
+        ),
+    )
+    .await;
+    let old = put(store, alert(simple("old", Audience::everyone()), at(0))).await;
+    store.mark_read(&alice(), old.id, at(1)).await.unwrap();
+    put(
+        store,
+        alert(
+            simple("renewed", Audience::everyone()).dedup_key("r"),
+            at(0),
+        ),
+    )
+    .await;
+    put(
+        store,
+        alert(simple("fresh", Audience::everyone()), at(60 * 24 * 20)),
+    )
+    .await;
+
+    clock.advance(Duration::minutes(30));
+    assert_eq!(
+        store
+            .purge_expired(clock.now(), retention, 100)
+            .await
+            .unwrap(),
+        0
+    );
+    clock.advance(Duration::minutes(30));
+    assert_eq!(
+        store
+            .purge_expired(clock.now(), retention, 100)
+            .await
+            .unwrap(),
+        1,
+        "expired now"
+    );
+    assert!(matches!(
+        store.get(&root(), expiring.id, clock.now()).await,
+        Err(Error::NotFound(_))
+    ));
+
+    // A dedup hit on day 25 keeps `renewed` alive past day 30.
+    let repeat = alert(
+        simple("renewed", Audience::everyone()).dedup_key("r"),
+        at(60 * 24 * 25),
+    );
+    store
+        .insert_or_dedup(repeat, at(60 * 24 * 25))
+        .await
+        .unwrap();
+
+    clock.set(t0() + Duration::days(31));
+    assert_eq!(
+        store
+            .purge_expired(clock.now(), retention, 100)
+            .await
+            .unwrap(),
+        1,
+        "old is past retention"
+    );
+    let left = titles_at(store, &root(), AlertFilter::default(), clock.now()).await;
+    assert_eq!(left, strs(&["fresh", "renewed"]));
+    assert!(matches!(
+        store.get(&alice(), old.id, clock.now()).await,
+        Err(Error::NotFound(_))
+    ));
+    // Its receipt went with it.
+    put(store, old.clone()).await;
+    assert_eq!(
+        store
+            .get(&alice(), old.id, clock.now())
+            .await
+            .unwrap()
+            .receipt
+            .read_at,
+        None
+    );
+}
+
+/// Purge deletes at most `batch` alerts per call.
+pub async fn purge_in_bounded_batches(store: &dyn AlertStore) {
+    for i in 0..5 {
+        put(
+            store,
+            alert(
+                simple(&format!("e{i}"), Audience::everyone()).expires_at(at(10)),
+                at(i),
+            ),
+        )
+        .await;
+    }
+    put(store, alert(simple("keep", Audience::everyone()), at(6))).await;
+    let n: Vec<u64> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(
+                store
+                    .purge_expired(at(11), Duration::days(30), 2)
+                    .await
+                    .unwrap(),
+            );
+        }
+        v
+    };
+    assert_eq!(n, vec![2, 2, 1, 0]);
+    assert_eq!(
+        titles(store, &root(), AlertFilter::default()).await,
+        strs(&["keep"])
+    );
+}
+
+/// Users see their own, their groups' and everyone's alerts; admins see all.
+pub async fn visibility_user_group_everyone_admin(store: &dyn AlertStore) {
+    let multi = Audience::from_targets([Target::user("carol"), Target::group("sales")]);
+    put(store, alert(simple("multi", multi), at(1))).await;
+    put(store, alert(simple("ops", Audience::group("ops")), at(2))).await;
+    put(store, alert(simple("all", Audience::everyone()), at(3))).await;
+    put(store, alert(simple("dave", Audience::user("dave")), at(4))).await;
+    let dan = Viewer::new("dan", ["ops", "sales"]);
+    assert_eq!(
+        titles(store, &alice(), AlertFilter::default()).await,
+        strs(&["all", "ops"])
+    );
+    assert_eq!(
+        titles(store, &bob(), AlertFilter::default()).await,
+        strs(&["all", "multi"])
+    );
+    assert_eq!(
+        titles(store, &carol(), AlertFilter::default()).await,
+        strs(&["all", "multi"])
+    );
+    assert_eq!(
+        titles(store, &dan, AlertFilter::default()).await,
+        strs(&["all", "ops", "multi"])
+    );
+    assert_eq!(
+        titles(store, &root(), AlertFilter::default()).await,
+        strs(&["dave", "all", "ops", "multi"])
+    );
+    // A user whose id looks like a group name gets nothing extra.
+    let sneaky = Viewer::new("ops", Vec::<String>::new());
+    assert_eq!(
+        titles(store, &sneaky, AlertFilter::default()).await,
+        strs(&["all"])
+    );
+}
+
+/// Strings that break naive query building round-trip unchanged.
+pub async fn hostile_strings_round_trip(store: &dyn AlertStore) {
+    let nasty = [
+        "O'Brien; DROP TABLE alerts; --",
+        "$where",
+        "{\"$gt\": \"\"}",
+        "%_\\",
+        "🔥 ⚠️ 日本語",
+    ];
+    for (i, s) in nasty.iter().enumerate() {
+        let new = NewAlert::new(*s, Severity::High, *s)
+            .message(s.repeat(100))
+            .tags([*s])
+            .dedup_key(*s)
+            .audience(Audience::from_targets([
+                Target::user(*s),
+                Target::group(*s),
+            ]))
+            .metadata(json!({ *s: *s }));
+        let a = put(store, alert(new, at(i as i64))).await;
+        let viewer = Viewer::new(*s, Vec::<String>::new());
+        assert_eq!(store.get(&viewer, a.id, now()).await.unwrap().alert, a);
+        let f = AlertFilter {
+            tags: vec![s.to_string()],
+            alert_types: vec![s.to_string()],
+            ..Default::default()
+        };
+        assert_eq!(
+            titles(store, &viewer, f).await,
+            vec![s.to_string()],
+            "filter by {s:?}"
+        );
+        assert_eq!(
+            store.find_active(s, now()).await.unwrap().map(|x| x.id),
+            Some(a.id)
+        );
+    }
+    let big = "x".repeat(10_000);
+    let a = put(
+        store,
+        alert(
+            simple("big", Audience::user("alice")).message(big.clone()),
+            at(50),
+        ),
+    )
+    .await;
+    assert_eq!(
+        store
+            .get(&alice(), a.id, now())
+            .await
+            .unwrap()
+            .alert
+            .message,
+        big
+    );
+    // Only the exact string matches: no wildcard or operator semantics.
+    let f = AlertFilter {
+        tags: strs(&["%"]),
+        ..Default::default()
+    };
+    assert!(titles(store, &root(), f).await.is_empty());
+}
+
+fn rule(name: &str) -> AlertRule {
+    let now = t0();
+    AlertRule {
+        id: uuid::Uuid::now_v7(),
+        name: name.into(),
+        kind: RuleKind::Threshold,
+        enabled: true,
+        conditions: json!({"metric": "queue_depth", "op": ">", "value": 100}),
+        template: NewAlert::new("high_workload", Severity::High, "Queue {value}"),
+        for_secs: 300,
+        cooldown_secs: 900,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Rules: create, unique names, get, list by name, update, delete.
+pub async fn rules_crud(store: &dyn AlertStore) {
+    let b = store.create_rule(rule("b-queue")).await.unwrap();
+    let a = store.create_rule(rule("a-sla")).await.unwrap();
+    assert!(matches!(
+        store.create_rule(rule("a-sla")).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(store.get_rule(b.id).await.unwrap(), b);
+    let names: Vec<_> = store
+        .list_rules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["a-sla", "b-queue"]);
+
+    let mut changed = b.clone();
+    changed.enabled = false;
+    changed.conditions = json!({"metric": "queue_depth", "op": ">", "value": 500});
+    changed.updated_at = at(5);
+    assert_eq!(store.update_rule(changed.clone()).await.unwrap(), changed);
+    assert_eq!(store.get_rule(b.id).await.unwrap(), changed);
+    let mut clash = changed.clone();
+    clash.name = "a-sla".into();
+    assert!(matches!(
+        store.update_rule(clash).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        store.update_rule(rule("ghost")).await,
+        Err(Error::NotFound(_))
+    ));
+
+    store.delete_rule(a.id).await.unwrap();
+    assert!(matches!(
+        store.get_rule(a.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_rule(a.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(store.list_rules().await.unwrap().len(), 1);
+}
+
+/// Subscriptions: replace a user's set; match by type (or `*`), severity, enabled.
+pub async fn subscriptions_replace_and_match(store: &dyn AlertStore) {
+    let mut email_high =
+        Subscription::new("alice", "sla_breached", [Channel::Email, Channel::InApp]);
+    email_high.min_severity = Severity::High;
+    let any = Subscription::new("bob", ANY_ALERT_TYPE, [Channel::Slack]);
+    let mut off = Subscription::new("carol", "sla_breached", [Channel::Webhook]);
+    off.enabled = false;
+    store
+        .set_subscriptions("alice", vec![email_high.clone()])
+        .await
+        .unwrap();
+    store
+        .set_subscriptions("bob", vec![any.clone()])
+        .await
+        .unwrap();
+    store.set_subscriptions("carol", vec![off]).await.unwrap();
+    assert_eq!(
+        store.subscriptions("alice").await.unwrap(),
+        vec![email_high.clone()]
+    );
+    assert!(store.subscriptions("nobody").await.unwrap().is_empty());
+
+    let users = |subs: Vec<Subscription>| {
+        let mut u: Vec<String> = subs.into_iter().map(|s| s.user_id).collect();
+        u.sort();
+        u
+    };
+    assert_eq!(
+        users(
+            store
+                .subscribers("sla_breached", Severity::Critical)
+                .await
+                .unwrap()
+        ),
+        ["alice", "bob"]
+    );
+    assert_eq!(
+        users(
+            store
+                .subscribers("sla_breached", Severity::Medium)
+                .await
+                .unwrap()
+        ),
+        ["bob"]
+    );
+    assert_eq!(
+        users(store.subscribers("other", Severity::Info).await.unwrap()),
+        ["bob"]
+    );
+
+    // Replacing drops what is not in the new set.
+    let digest = Subscription {
+        digest: Some(alertkit_core::Digest::Daily),
+        ..Subscription::new("alice", "capacity_warning", [Channel::Email])
+    };
+    store
+        .set_subscriptions("alice", vec![digest.clone()])
+        .await
+        .unwrap();
+    assert_eq!(store.subscriptions("alice").await.unwrap(), vec![digest]);
+    assert_eq!(
+        users(
+            store
+                .subscribers("sla_breached", Severity::Critical)
+                .await
+                .unwrap()
+        ),
+        ["bob"]
+    );
+    store.set_subscriptions("alice", vec![]).await.unwrap();
+    assert!(store.subscriptions("alice").await.unwrap().is_empty());
+}

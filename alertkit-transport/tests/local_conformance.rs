@@ -1,0 +1,27 @@
+//! `LocalBroadcaster` against the broadcaster conformance suite, directly
+//! and through `Arc<dyn Broadcaster>`.
+
+use std::sync::Arc;
+
+use alertkit_transport::LocalBroadcaster;
+
+async fn setup() -> Arc<LocalBroadcaster> {
+    Arc::new(LocalBroadcaster::new())
+}
+
+alertkit_testkit::broadcaster_conformance!(setup());
+
+mod as_dyn {
+    use std::sync::Arc;
+
+    use alertkit_core::Broadcaster;
+    use alertkit_transport::LocalBroadcaster;
+
+    async fn setup() -> Arc<dyn Broadcaster> {
+        Arc::new(LocalBroadcaster::with_capacity(
+            alertkit_testkit::broadcast::BURST,
+        ))
+    }
+
+    alertkit_testkit::broadcaster_conformance!(setup());
+}
