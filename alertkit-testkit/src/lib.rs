@@ -10,15 +10,20 @@
 //! one named `#[tokio::test]` per case (the test crate needs `tokio` with the
 //! `macros` and `rt-multi-thread` features):
 //!
-//! ```ignore
+//! ```
 //! use std::sync::Arc;
-//! use alertkit_storage::MemoryAlertStore;
+//! use alertkit_core::{AlertStore, Broadcaster};
 //!
-//! async fn setup() -> Arc<MemoryAlertStore> {
-//!     Arc::new(MemoryAlertStore::new())
+//! async fn store() -> Arc<dyn AlertStore> {
+//!     todo!("connect, create an isolated schema, return the store")
+//! }
+//! async fn bus() -> Arc<dyn Broadcaster> {
+//!     todo!("a broadcaster on its own channel prefix")
 //! }
 //!
-//! alertkit_testkit::alert_store_conformance!(setup());
+//! alertkit_testkit::alert_store_conformance!(store());
+//! alertkit_testkit::broadcaster_conformance!(bus());
+//! # fn main() {}
 //! ```
 //!
 //! The setup expression is evaluated once per test and must yield something
@@ -27,6 +32,7 @@
 
 pub mod broadcast;
 pub mod fixtures;
+pub mod services;
 pub mod store;
 
 /// Expands to one `#[tokio::test]` per [`store`] case, each calling the
