@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::audience::Audience;
+use crate::audience::{Audience, MAX_TARGET_LEN, Target};
 use crate::clock::truncate_to_millis;
 use crate::error::{Error, Result};
 use crate::id::AlertId;
@@ -272,6 +272,13 @@ impl NewAlert {
                 limits::AUDIENCE
             )));
         }
+        for target in self.audience.targets() {
+            match target {
+                Target::User(name) => check_short("audience user", name, MAX_TARGET_LEN)?,
+                Target::Group(name) => check_short("audience group", name, MAX_TARGET_LEN)?,
+                Target::Everyone => {}
+            }
+        }
         if let Some(k) = &self.dedup_key {
             check_short("dedup_key", k, limits::DEDUP_KEY)?;
         }
@@ -473,7 +480,6 @@ impl<'de> Deserialize<'de> for AlertView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audience::Target;
     use chrono::{Duration, TimeZone};
     use serde_json::json;
 
@@ -556,6 +562,8 @@ mod tests {
         assert!(invalid(ok().metadata(json!({"k": "x".repeat(17_000)}))).contains("bytes"));
         assert!(invalid(ok().expires_at(now())).contains("future"));
         assert!(invalid(ok().dedup_key("k".repeat(300))).contains("dedup_key"));
+        assert!(invalid(ok().audience(Audience::user(""))).contains("audience user"));
+        assert!(invalid(ok().audience(Audience::group("a\nb"))).contains("audience group"));
         let many: Audience = (0..101).map(|i| Target::user(i.to_string())).collect();
         assert!(invalid(ok().audience(many)).contains("audience"));
         // Multi-line messages are fine.

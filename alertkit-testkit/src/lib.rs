@@ -70,6 +70,7 @@ macro_rules! alert_store_conformance {
             dedup_merges_active_alert,
             dedup_escalates_never_lowers,
             dedup_concurrent_raises_make_one_alert,
+            dedup_revives_expired_active_alert,
             dedup_keys_are_independent,
             resolve_then_dedup_creates_new_alert,
             resolve_is_idempotent,

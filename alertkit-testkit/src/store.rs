@@ -901,6 +901,54 @@ pub async fn dedup_concurrent_raises_make_one_alert(store: &dyn AlertStore) {
     assert_eq!(page.alerts[0].alert.occurrences, 8);
 }
 
+/// A repeat of an active alert that has expired revives it: the repeat's
+/// expiry replaces the old one, so the alert is visible again with its
+/// history (same id, occurrences counted on).
+pub async fn dedup_revives_expired_active_alert(store: &dyn AlertStore) {
+    let first = put(
+        store,
+        alert(
+            simple("v1", Audience::user("alice"))
+                .dedup_key("fc:VCH20")
+                .expires_at(at(120)),
+            at(0),
+        ),
+    )
+    .await;
+    assert!(matches!(
+        store.get(&alice(), first.id, at(130)).await,
+        Err(Error::NotFound(_))
+    ));
+    let repeat = alert(
+        simple("v2", Audience::user("alice"))
+            .dedup_key("fc:VCH20")
+            .expires_at(at(250)),
+        at(130),
+    );
+    let r = store.insert_or_dedup(repeat, at(130)).await.unwrap();
+    assert!(r.deduplicated);
+    assert_eq!(r.alert.id, first.id);
+    assert_eq!(r.alert.expires_at, Some(at(250)));
+    assert_eq!(r.alert.occurrences, 2);
+    let v = store.get(&alice(), first.id, at(130)).await.unwrap();
+    assert_eq!(v.alert.title, "v2");
+    // A repeat without expiry makes it permanent.
+    let forever = alert(
+        simple("v3", Audience::user("alice")).dedup_key("fc:VCH20"),
+        at(131),
+    );
+    assert_eq!(
+        store
+            .insert_or_dedup(forever, at(131))
+            .await
+            .unwrap()
+            .alert
+            .expires_at,
+        None
+    );
+    assert!(store.get(&alice(), first.id, at(100_000)).await.is_ok());
+}
+
 /// Different keys, and alerts without a key, never merge.
 pub async fn dedup_keys_are_independent(store: &dyn AlertStore) {
     put(
