@@ -1,21 +1,24 @@
 //! The engine: [`AlertKit`] ties a store, a broadcaster and a clock together
 //! and enforces permissions and visibility.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::alert::{Alert, AlertView, NewAlert, Receipt};
-use crate::audience::Audience;
+use crate::audience::{Audience, Target};
 use crate::broadcast::{Broadcaster, EventStream};
 use crate::clock::{Clock, SystemClock, truncate_to_millis};
+use crate::delivery::DeliveryTarget;
 use crate::error::{Error, Result};
 use crate::event::AlertEvent;
+use crate::hooks::Directory;
 use crate::id::AlertId;
 use crate::principal::{Permission, Principal};
 use crate::query::{AlertFilter, AlertQuery, Page, Stats};
-use crate::rule::{AlertRule, NewRule, Subscription};
+use crate::rule::{AlertRule, Channel, NewRule, Subscription};
 use crate::store::{AlertStore, Raised};
 
 /// How long alerts are kept after their last update, by default.
@@ -44,6 +47,7 @@ pub struct AlertKit {
 struct Inner {
     store: Arc<dyn AlertStore>,
     bus: Arc<dyn Broadcaster>,
+    directory: Option<Arc<dyn Directory>>,
     clock: Arc<dyn Clock>,
     retention: Duration,
     purge_batch: u32,
@@ -64,6 +68,7 @@ impl std::fmt::Debug for AlertKit {
 pub struct AlertKitBuilder {
     store: Option<Arc<dyn AlertStore>>,
     bus: Option<Arc<dyn Broadcaster>>,
+    directory: Option<Arc<dyn Directory>>,
     clock: Option<Arc<dyn Clock>>,
     retention: Option<Duration>,
     purge_batch: Option<u32>,
@@ -79,6 +84,14 @@ impl AlertKitBuilder {
     /// The broadcaster (required).
     pub fn broadcaster(mut self, bus: Arc<dyn Broadcaster>) -> Self {
         self.bus = Some(bus);
+        self
+    }
+
+    /// The directory that resolves group membership when deliveries are
+    /// planned; without one, alerts for groups are delivered (off-app) only
+    /// to subscribers also targeted by user or `everyone`.
+    pub fn directory(mut self, directory: Arc<dyn Directory>) -> Self {
+        self.directory = Some(directory);
         self
     }
 
@@ -123,6 +136,7 @@ impl AlertKitBuilder {
             inner: Arc::new(Inner {
                 store,
                 bus,
+                directory: self.directory,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 retention,
                 purge_batch,
@@ -165,7 +179,8 @@ impl AlertKit {
     }
 
     /// Raises an alert: validates it, stores it (or merges it into the active
-    /// alert with the same `dedup_key`) and publishes `created` or `updated`.
+    /// alert with the same `dedup_key`) together with the deliveries its
+    /// subscribers ask for, and publishes `created` or `updated`.
     /// An empty audience means the raising principal.
     pub async fn raise(&self, by: &Principal, new: NewAlert) -> Result<Raised> {
         by.require(Permission::AlertsCreate)?;
@@ -174,7 +189,12 @@ impl AlertKit {
         }
         let now = self.now();
         let alert = new.into_alert(AlertId::new(), now, || Audience::user(by.user_id.clone()))?;
-        let raised = self.inner.store.insert_or_dedup(alert, now).await?;
+        let targets = self.plan_deliveries(&alert).await?;
+        let raised = self
+            .inner
+            .store
+            .insert_or_dedup(alert, &targets, now)
+            .await?;
         let event = if raised.deduplicated {
             AlertEvent::Updated {
                 alert: raised.alert.clone(),
@@ -187,6 +207,49 @@ impl AlertKit {
         };
         self.publish(event).await;
         Ok(raised)
+    }
+
+    /// Who gets this alert off-app: every enabled subscription wanting its
+    /// type and severity, whose user is in the audience, on each channel
+    /// other than in-app (the inbox itself). Digest subscriptions are left
+    /// to the digest job.
+    async fn plan_deliveries(&self, alert: &Alert) -> Result<Vec<DeliveryTarget>> {
+        let subs = self
+            .inner
+            .store
+            .subscribers(&alert.alert_type, alert.severity)
+            .await?;
+        if subs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let targets = alert.audience.targets();
+        let everyone = targets.contains(&Target::Everyone);
+        let mut members: HashMap<&str, Vec<String>> = HashMap::new();
+        if let Some(dir) = &self.inner.directory {
+            for t in targets {
+                if let Target::Group(g) = t {
+                    members.insert(g, dir.members(g).await?);
+                }
+            }
+        }
+        let mut out = BTreeSet::new();
+        for sub in subs.iter().filter(|s| s.digest.is_none()) {
+            let in_audience = everyone
+                || targets.iter().any(|t| match t {
+                    Target::User(u) => *u == sub.user_id,
+                    Target::Group(g) => members
+                        .get(g.as_str())
+                        .is_some_and(|m| m.contains(&sub.user_id)),
+                    Target::Everyone => true,
+                });
+            if !in_audience {
+                continue;
+            }
+            for ch in sub.channels.iter().filter(|c| **c != Channel::InApp) {
+                out.insert(DeliveryTarget::new(sub.user_id.clone(), *ch));
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// One alert as the principal sees it.

@@ -13,6 +13,13 @@ fn t0() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap()
 }
 
+/// A store mock whose subscription lookup finds no one.
+fn store() -> MockAlertStore {
+    let mut s = MockAlertStore::new();
+    s.expect_subscribers().returning(|_, _| Ok(vec![]));
+    s
+}
+
 fn kit(store: MockAlertStore, bus: MockBroadcaster) -> AlertKit {
     AlertKit::builder()
         .store(Arc::new(store))
@@ -37,11 +44,11 @@ fn warning() -> NewAlert {
 
 #[tokio::test]
 async fn store_failure_publishes_nothing() {
-    let mut store = MockAlertStore::new();
+    let mut store = store();
     store
         .expect_insert_or_dedup()
         .times(1)
-        .returning(|_, _| Err(Error::Unavailable("db down".into())));
+        .returning(|_, _, _| Err(Error::Unavailable("db down".into())));
     let mut bus = MockBroadcaster::new();
     bus.expect_publish().never();
     let err = kit(store, bus)
@@ -53,20 +60,23 @@ async fn store_failure_publishes_nothing() {
 
 #[tokio::test]
 async fn new_alert_publishes_created() {
-    let mut store = MockAlertStore::new();
-    store.expect_insert_or_dedup().times(1).returning(|a, now| {
-        assert_eq!(now, t0());
-        assert_eq!(
-            a.audience,
-            Audience::user("svc"),
-            "empty audience means the raiser"
-        );
-        Ok(Raised {
-            alert: a,
-            deduplicated: false,
-            escalated: false,
-        })
-    });
+    let mut store = store();
+    store
+        .expect_insert_or_dedup()
+        .times(1)
+        .returning(|a, _, now| {
+            assert_eq!(now, t0());
+            assert_eq!(
+                a.audience,
+                Audience::user("svc"),
+                "empty audience means the raiser"
+            );
+            Ok(Raised {
+                alert: a,
+                deduplicated: false,
+                escalated: false,
+            })
+        });
     let mut bus = MockBroadcaster::new();
     bus.expect_publish()
         .withf(|e| matches!(e, AlertEvent::Created { .. }))
@@ -79,11 +89,11 @@ async fn new_alert_publishes_created() {
 #[tokio::test]
 async fn dedup_hit_publishes_updated_not_created() {
     let existing = stored(warning());
-    let mut store = MockAlertStore::new();
+    let mut store = store();
     store
         .expect_insert_or_dedup()
         .times(1)
-        .returning(move |_, _| {
+        .returning(move |_, _, _| {
             let mut merged = existing.clone();
             merged.occurrences = 2;
             merged.severity = Severity::High;
@@ -107,8 +117,8 @@ async fn dedup_hit_publishes_updated_not_created() {
 
 #[tokio::test]
 async fn publish_failure_does_not_fail_the_durable_write() {
-    let mut store = MockAlertStore::new();
-    store.expect_insert_or_dedup().returning(|a, _| {
+    let mut store = store();
+    store.expect_insert_or_dedup().returning(|a, _, _| {
         Ok(Raised {
             alert: a,
             deduplicated: false,
@@ -124,7 +134,7 @@ async fn publish_failure_does_not_fail_the_durable_write() {
 
 #[tokio::test]
 async fn invalid_input_and_missing_permissions_never_reach_the_store() {
-    let mut store = MockAlertStore::new();
+    let mut store = store();
     store.expect_insert_or_dedup().never();
     store.expect_delete().never();
     store.expect_list().never();
@@ -174,14 +184,17 @@ async fn invalid_input_and_missing_permissions_never_reach_the_store() {
 
 #[tokio::test]
 async fn broadcast_permission_allows_group_audience() {
-    let mut store = MockAlertStore::new();
-    store.expect_insert_or_dedup().times(1).returning(|a, _| {
-        Ok(Raised {
-            alert: a,
-            deduplicated: false,
-            escalated: false,
-        })
-    });
+    let mut store = store();
+    store
+        .expect_insert_or_dedup()
+        .times(1)
+        .returning(|a, _, _| {
+            Ok(Raised {
+                alert: a,
+                deduplicated: false,
+                escalated: false,
+            })
+        });
     let mut bus = MockBroadcaster::new();
     bus.expect_publish().times(1).returning(|_| Ok(()));
     let by = raiser().with_permissions([Permission::AlertsBroadcast]);
@@ -194,7 +207,7 @@ async fn broadcast_permission_allows_group_audience() {
 
 #[tokio::test]
 async fn reads_use_the_principals_viewer() {
-    let mut store = MockAlertStore::new();
+    let mut store = store();
     store
         .expect_count()
         .withf(|v, f, now| {
@@ -223,7 +236,7 @@ async fn reads_use_the_principals_viewer() {
 #[tokio::test]
 async fn mark_read_publishes_a_receipt_event_for_the_reader_only() {
     let id = AlertId::new();
-    let mut store = MockAlertStore::new();
+    let mut store = store();
     store
         .expect_mark_read()
         .with(mockall::predicate::always(), eq(id), eq(t0()))
@@ -249,7 +262,7 @@ async fn mark_read_publishes_a_receipt_event_for_the_reader_only() {
 
 #[tokio::test]
 async fn mark_all_read_with_nothing_to_mark_publishes_nothing() {
-    let mut store = MockAlertStore::new();
+    let mut store = store();
     store.expect_mark_all_read().returning(|_, _, _| Ok(vec![]));
     let mut bus = MockBroadcaster::new();
     bus.expect_publish().never();
@@ -263,7 +276,7 @@ async fn mark_all_read_with_nothing_to_mark_publishes_nothing() {
 #[tokio::test]
 async fn resolving_a_resolved_alert_publishes_nothing() {
     let a = stored(warning());
-    let mut store = MockAlertStore::new();
+    let mut store = store();
     store
         .expect_resolve()
         .returning(move |_, _| Ok((a.clone(), false)));
@@ -281,7 +294,7 @@ async fn resolving_a_resolved_alert_publishes_nothing() {
 async fn delete_publishes_deleted_with_the_audience() {
     let a = stored(warning().audience(Audience::group("ops")));
     let id = a.id;
-    let mut store = MockAlertStore::new();
+    let mut store = store();
     store
         .expect_delete()
         .with(eq(id))
@@ -299,7 +312,7 @@ async fn delete_publishes_deleted_with_the_audience() {
 
 #[tokio::test]
 async fn purge_runs_batches_until_a_short_one() {
-    let mut store = MockAlertStore::new();
+    let mut store = store();
     let mut seq = mockall::Sequence::new();
     for n in [2u64, 2, 1] {
         store
@@ -330,7 +343,7 @@ async fn purge_runs_batches_until_a_short_one() {
 
 #[tokio::test]
 async fn subscriptions_are_only_ones_own() {
-    let mut store = MockAlertStore::new();
+    let mut store = store();
     store
         .expect_set_subscriptions()
         .withf(|u, subs| u == "alice" && subs.len() == 1 && subs[0].user_id == "alice")
@@ -362,4 +375,74 @@ fn builder_requires_store_and_broadcaster() {
             .build(),
         Err(Error::Invalid(_))
     ));
+}
+
+struct Dir;
+
+#[async_trait::async_trait]
+impl Directory for Dir {
+    async fn recipient(&self, _: &str) -> Result<Option<Recipient>> {
+        Ok(None)
+    }
+    async fn members(&self, group: &str) -> Result<Vec<String>> {
+        Ok(if group == "ops" {
+            vec!["carol".into()]
+        } else {
+            vec![]
+        })
+    }
+}
+
+#[tokio::test]
+async fn deliveries_go_to_subscribers_in_the_audience_on_external_channels() {
+    let mut store = MockAlertStore::new();
+    store
+        .expect_subscribers()
+        .withf(|t, s| t == "capacity_warning" && *s == Severity::Medium)
+        .returning(|_, _| {
+            let digest = Subscription {
+                digest: Some(Digest::Daily),
+                ..Subscription::new("dave", "capacity_warning", [Channel::Email])
+            };
+            Ok(vec![
+                Subscription::new(
+                    "alice",
+                    "capacity_warning",
+                    [Channel::InApp, Channel::Email],
+                ),
+                Subscription::new("bob", "capacity_warning", [Channel::Slack]),
+                Subscription::new("carol", "*", [Channel::Webhook, Channel::Slack]),
+                digest,
+            ])
+        });
+    store
+        .expect_insert_or_dedup()
+        .withf(|_, targets, _| {
+            targets
+                == [
+                    DeliveryTarget::new("alice", Channel::Email),
+                    DeliveryTarget::new("carol", Channel::Slack),
+                    DeliveryTarget::new("carol", Channel::Webhook),
+                ]
+        })
+        .times(1)
+        .returning(|a, _, _| {
+            Ok(Raised {
+                alert: a,
+                deduplicated: false,
+                escalated: false,
+            })
+        });
+    let mut bus = MockBroadcaster::new();
+    bus.expect_publish().returning(|_| Ok(()));
+    let kit = AlertKit::builder()
+        .store(Arc::new(store))
+        .broadcaster(Arc::new(bus))
+        .directory(Arc::new(Dir))
+        .clock(Arc::new(ManualClock::new(t0())))
+        .build()
+        .unwrap();
+    let aud = Audience::from_targets([Target::user("alice"), Target::group("ops")]);
+    let by = raiser().with_permissions([Permission::AlertsBroadcast]);
+    kit.raise(&by, warning().audience(aud)).await.unwrap();
 }

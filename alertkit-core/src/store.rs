@@ -5,11 +5,13 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::alert::{Alert, AlertView, Receipt};
+use crate::delivery::{ClaimedDelivery, Delivery, DeliveryOutcome, DeliveryTarget};
 use crate::error::Result;
 use crate::id::AlertId;
 use crate::principal::Viewer;
 use crate::query::{AlertFilter, AlertQuery, Page, Stats};
 use crate::rule::{AlertRule, Subscription};
+use crate::scheduler::JobRun;
 use crate::severity::Severity;
 
 /// What raising an alert did.
@@ -46,7 +48,17 @@ pub trait AlertStore: Send + Sync + 'static {
     /// active alert, in which case that alert absorbs it through
     /// [`Alert::merge_repeat`]. Atomic: concurrent raises of one key yield
     /// one alert whose `occurrences` counts them all.
-    async fn insert_or_dedup(&self, alert: Alert, now: DateTime<Utc>) -> Result<Raised>;
+    ///
+    /// In the same transaction, when the alert is new or escalated, enqueues
+    /// one [`Delivery`] per target for the stored alert (its severity as
+    /// stored); a target that already has a delivery at that severity gets
+    /// no second one.
+    async fn insert_or_dedup(
+        &self,
+        alert: Alert,
+        deliveries: &[DeliveryTarget],
+        now: DateTime<Utc>,
+    ) -> Result<Raised>;
 
     /// The active alert holding `dedup_key`, if any (regardless of viewer).
     async fn find_active(&self, dedup_key: &str, now: DateTime<Utc>) -> Result<Option<Alert>>;
@@ -126,4 +138,41 @@ pub trait AlertStore: Send + Sync + 'static {
     /// The enabled subscriptions (of any user) that want an alert of this
     /// type and severity, by user.
     async fn subscribers(&self, alert_type: &str, severity: Severity) -> Result<Vec<Subscription>>;
+
+    /// Atomically claims up to `limit` claimable deliveries (see
+    /// [`Delivery::is_claimable`]), oldest due first: each becomes in flight
+    /// until `now + lease` with one more attempt. Two dispatchers never claim
+    /// the same delivery while its lease holds.
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>>;
+
+    /// Records the outcome of attempt number `attempt` of a delivery.
+    /// [`Conflict`](crate::Error::Conflict) unless the delivery is in flight
+    /// on that attempt (a dispatcher whose lease lapsed and was re-claimed
+    /// must not overwrite the newer attempt).
+    async fn complete_delivery(
+        &self,
+        id: Uuid,
+        attempt: u32,
+        outcome: DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery>;
+
+    /// Every delivery of an alert, oldest first.
+    async fn deliveries(&self, alert_id: AlertId) -> Result<Vec<Delivery>>;
+
+    /// Records that `run.job_id` runs for the tick `run.scheduled_at`.
+    /// Returns `false`, storing nothing, if a run for that tick exists:
+    /// of several instances, exactly one gets `true`.
+    async fn claim_job_run(&self, run: &JobRun) -> Result<bool>;
+
+    /// Saves a claimed run's new state (status, times, error).
+    async fn update_job_run(&self, run: &JobRun) -> Result<()>;
+
+    /// The latest runs of a job, newest tick first.
+    async fn job_runs(&self, job_id: &str, limit: u32) -> Result<Vec<JobRun>>;
 }

@@ -233,7 +233,7 @@ async fn run(case: Case) -> Result<(), TestCaseError> {
             .into_alert(AlertId::new(), t(spec.minute), Audience::everyone)
             .unwrap();
         let stored = store
-            .insert_or_dedup(a, t(spec.minute))
+            .insert_or_dedup(a, &[], t(spec.minute))
             .await
             .unwrap()
             .alert;

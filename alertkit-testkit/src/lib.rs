@@ -83,6 +83,14 @@ macro_rules! alert_store_conformance {
             hostile_strings_round_trip,
             rules_crud,
             subscriptions_replace_and_match,
+            outbox_enqueued_with_new_alert,
+            outbox_only_escalation_notifies_again,
+            outbox_claims_lease_and_expire,
+            outbox_outcomes,
+            outbox_concurrent_claims_never_overlap,
+            outbox_follows_alert_deletion,
+            job_run_claimed_once_per_tick,
+            job_runs_update_and_list,
         );
     };
 }

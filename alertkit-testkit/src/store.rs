@@ -6,7 +6,8 @@ use alertkit_core::clock::Clock;
 use alertkit_core::rule::ANY_ALERT_TYPE;
 use alertkit_core::{
     Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStatus, AlertStore, Audience, Channel,
-    Error, ManualClock, NewAlert, RuleKind, Severity, Subscription, Target, Viewer,
+    DeliveryOutcome, DeliveryStatus, DeliveryTarget, Error, JobRun, ManualClock, NewAlert,
+    RuleKind, RunStatus, Severity, Subscription, Target, Viewer,
 };
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
@@ -20,7 +21,10 @@ fn now() -> DateTime<Utc> {
 
 async fn put(store: &dyn AlertStore, a: Alert) -> Alert {
     let created = a.created_at;
-    let raised = store.insert_or_dedup(a, created).await.expect("insert");
+    let raised = store
+        .insert_or_dedup(a, &[], created)
+        .await
+        .expect("insert");
     assert!(
         !raised.deduplicated,
         "a fresh alert must not be deduplicated"
@@ -139,7 +143,7 @@ pub async fn insert_get_round_trip(store: &dyn AlertStore) {
     .expires_at(at(60 * 24));
     let a = alert(new, at(1) + Duration::milliseconds(123));
     let raised = store
-        .insert_or_dedup(a.clone(), a.created_at)
+        .insert_or_dedup(a.clone(), &[], a.created_at)
         .await
         .unwrap();
     assert!(!raised.deduplicated && !raised.escalated);
@@ -817,7 +821,10 @@ pub async fn dedup_merges_active_alert(store: &dyn AlertStore) {
             .audience(Audience::user("alice")),
         at(120),
     );
-    let raised = store.insert_or_dedup(again.clone(), at(120)).await.unwrap();
+    let raised = store
+        .insert_or_dedup(again.clone(), &[], at(120))
+        .await
+        .unwrap();
     assert!(raised.deduplicated);
     assert!(!raised.escalated);
     let a = raised.alert;
@@ -853,13 +860,13 @@ pub async fn dedup_escalates_never_lowers(store: &dyn AlertStore) {
     let mk = |sev, m| alert(NewAlert::new("sla_at_risk", sev, "t").dedup_key(key), at(m));
     put(store, mk(Severity::Medium, 1)).await;
     let r = store
-        .insert_or_dedup(mk(Severity::Critical, 2), at(2))
+        .insert_or_dedup(mk(Severity::Critical, 2), &[], at(2))
         .await
         .unwrap();
     assert!(r.deduplicated && r.escalated);
     assert_eq!(r.alert.severity, Severity::Critical);
     let r = store
-        .insert_or_dedup(mk(Severity::Low, 3), at(3))
+        .insert_or_dedup(mk(Severity::Low, 3), &[], at(3))
         .await
         .unwrap();
     assert!(r.deduplicated && !r.escalated);
@@ -884,7 +891,7 @@ pub async fn dedup_concurrent_raises_make_one_alert(store: &dyn AlertStore) {
                 .dedup_key("cap:concurrent"),
             at(1),
         );
-        store.insert_or_dedup(a, at(1))
+        store.insert_or_dedup(a, &[], at(1))
     });
     let results = futures::future::join_all(raises).await;
     let created = results
@@ -925,7 +932,7 @@ pub async fn dedup_revives_expired_active_alert(store: &dyn AlertStore) {
             .expires_at(at(250)),
         at(130),
     );
-    let r = store.insert_or_dedup(repeat, at(130)).await.unwrap();
+    let r = store.insert_or_dedup(repeat, &[], at(130)).await.unwrap();
     assert!(r.deduplicated);
     assert_eq!(r.alert.id, first.id);
     assert_eq!(r.alert.expires_at, Some(at(250)));
@@ -939,7 +946,7 @@ pub async fn dedup_revives_expired_active_alert(store: &dyn AlertStore) {
     );
     assert_eq!(
         store
-            .insert_or_dedup(forever, at(131))
+            .insert_or_dedup(forever, &[], at(131))
             .await
             .unwrap()
             .alert
@@ -993,6 +1000,7 @@ pub async fn resolve_then_dedup_creates_new_alert(store: &dyn AlertStore) {
                 simple("v2", Audience::user("alice")).dedup_key("cap:Z"),
                 at(10),
             ),
+            &[],
             at(10),
         )
         .await
@@ -1016,6 +1024,7 @@ pub async fn resolve_then_dedup_creates_new_alert(store: &dyn AlertStore) {
                 simple("v3", Audience::user("alice")).dedup_key("cap:Z"),
                 at(11),
             ),
+            &[],
             at(11),
         )
         .await
@@ -1192,7 +1201,7 @@ pub async fn purge_expired_and_past_retention(store: &dyn AlertStore) {
         at(60 * 24 * 25),
     );
     store
-        .insert_or_dedup(repeat, at(60 * 24 * 25))
+        .insert_or_dedup(repeat, &[], at(60 * 24 * 25))
         .await
         .unwrap();
 
@@ -1490,4 +1499,369 @@ pub async fn subscriptions_replace_and_match(store: &dyn AlertStore) {
     );
     store.set_subscriptions("alice", vec![]).await.unwrap();
     assert!(store.subscriptions("alice").await.unwrap().is_empty());
+}
+
+fn targets(list: &[(&str, Channel)]) -> Vec<DeliveryTarget> {
+    list.iter()
+        .map(|(u, c)| DeliveryTarget::new(*u, *c))
+        .collect()
+}
+
+fn keyed(sev: Severity, minute: i64) -> Alert {
+    alert(
+        NewAlert::new("sla_at_risk", sev, "outbox")
+            .dedup_key("outbox:k")
+            .audience(Audience::everyone()),
+        at(minute),
+    )
+}
+
+/// A new alert enqueues one pending delivery per target, due at once, in the
+/// same write; repeated targets collapse.
+pub async fn outbox_enqueued_with_new_alert(store: &dyn AlertStore) {
+    let t = targets(&[
+        ("alice", Channel::Email),
+        ("bob", Channel::Slack),
+        ("alice", Channel::Email),
+    ]);
+    let a = store
+        .insert_or_dedup(keyed(Severity::High, 1), &t, at(1))
+        .await
+        .unwrap()
+        .alert;
+    let ds = store.deliveries(a.id).await.unwrap();
+    let mut got: Vec<(String, Channel)> =
+        ds.iter().map(|d| (d.user_id.clone(), d.channel)).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("alice".to_string(), Channel::Email),
+            ("bob".to_string(), Channel::Slack)
+        ]
+    );
+    for d in &ds {
+        assert_eq!(d.status, DeliveryStatus::Pending);
+        assert_eq!(
+            (d.attempts, d.severity, d.alert_id),
+            (0, Severity::High, a.id)
+        );
+        assert_eq!((d.next_attempt_at, d.created_at), (at(1), at(1)));
+        assert!(d.lease_until.is_none() && d.last_error.is_none());
+    }
+    let none = store
+        .insert_or_dedup(
+            alert(simple("quiet", Audience::everyone()), at(2)),
+            &[],
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert!(store.deliveries(none.alert.id).await.unwrap().is_empty());
+}
+
+/// A dedup hit enqueues nothing; an escalation enqueues again at the new
+/// severity; a receiver never gets two deliveries at one severity.
+pub async fn outbox_only_escalation_notifies_again(store: &dyn AlertStore) {
+    let t = targets(&[("alice", Channel::Email)]);
+    let a = store
+        .insert_or_dedup(keyed(Severity::Medium, 1), &t, at(1))
+        .await
+        .unwrap()
+        .alert;
+    store
+        .insert_or_dedup(keyed(Severity::Medium, 2), &t, at(2))
+        .await
+        .unwrap();
+    store
+        .insert_or_dedup(keyed(Severity::Low, 3), &t, at(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.deliveries(a.id).await.unwrap().len(),
+        1,
+        "repeats do not notify again"
+    );
+    let r = store
+        .insert_or_dedup(keyed(Severity::Critical, 4), &t, at(4))
+        .await
+        .unwrap();
+    assert!(r.escalated);
+    let ds = store.deliveries(a.id).await.unwrap();
+    let sevs: Vec<Severity> = ds.iter().map(|d| d.severity).collect();
+    assert_eq!(sevs, vec![Severity::Medium, Severity::Critical]);
+    assert_eq!(ds[1].created_at, at(4));
+}
+
+/// Claims lease deliveries: claimed ones are not claimed again until the
+/// lease lapses, then they are, with the attempt counted.
+pub async fn outbox_claims_lease_and_expire(store: &dyn AlertStore) {
+    let t = targets(&[
+        ("u1", Channel::Email),
+        ("u2", Channel::Email),
+        ("u3", Channel::Slack),
+    ]);
+    let a = store
+        .insert_or_dedup(keyed(Severity::High, 1), &t, at(1))
+        .await
+        .unwrap()
+        .alert;
+    let lease = Duration::minutes(5);
+    assert!(
+        store
+            .claim_deliveries(at(0), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due before creation"
+    );
+    let first = store.claim_deliveries(at(2), lease, 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    for c in &first {
+        assert_eq!(c.alert, a, "the claim carries the alert");
+        assert_eq!(c.delivery.status, DeliveryStatus::InFlight);
+        assert_eq!(c.delivery.attempts, 1);
+        assert_eq!(c.delivery.lease_until, Some(at(7)));
+    }
+    let second = store.claim_deliveries(at(3), lease, 10).await.unwrap();
+    assert_eq!(second.len(), 1, "only the unclaimed one is left");
+    assert!(first.iter().all(|c| c.delivery.id != second[0].delivery.id));
+    assert!(
+        store
+            .claim_deliveries(at(6), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leases hold"
+    );
+    // The first dispatcher died: at 7 its two leases lapse and are re-claimed.
+    let again = store.claim_deliveries(at(7), lease, 10).await.unwrap();
+    let mut ids: Vec<_> = again.iter().map(|c| c.delivery.id).collect();
+    let mut want: Vec<_> = first.iter().map(|c| c.delivery.id).collect();
+    ids.sort();
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(again.iter().all(|c| c.delivery.attempts == 2));
+}
+
+/// Outcomes: sent is final, retry waits until its time, dead is final; a
+/// stale attempt cannot overwrite a newer one.
+pub async fn outbox_outcomes(store: &dyn AlertStore) {
+    let t = targets(&[
+        ("u1", Channel::Email),
+        ("u2", Channel::Slack),
+        ("u3", Channel::Webhook),
+    ]);
+    let a = store
+        .insert_or_dedup(keyed(Severity::High, 1), &t, at(1))
+        .await
+        .unwrap()
+        .alert;
+    let lease = Duration::minutes(5);
+    let claimed = store.claim_deliveries(at(1), lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let by_user = |u: &str| {
+        claimed
+            .iter()
+            .find(|c| c.delivery.user_id == u)
+            .unwrap()
+            .delivery
+            .clone()
+    };
+    let (d1, d2, d3) = (by_user("u1"), by_user("u2"), by_user("u3"));
+
+    let sent = store
+        .complete_delivery(d1.id, 1, DeliveryOutcome::Sent, at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        (sent.status, sent.lease_until, sent.updated_at),
+        (DeliveryStatus::Sent, None, at(2))
+    );
+    let retry = DeliveryOutcome::Retry {
+        at: at(60),
+        error: "429 Too Many Requests".into(),
+    };
+    let r = store
+        .complete_delivery(d2.id, 1, retry, at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.next_attempt_at),
+        (DeliveryStatus::Pending, at(60))
+    );
+    assert_eq!(r.last_error.as_deref(), Some("429 Too Many Requests"));
+    let dead = DeliveryOutcome::Dead {
+        error: "410 Gone".into(),
+    };
+    assert_eq!(
+        store
+            .complete_delivery(d3.id, 1, dead, at(2))
+            .await
+            .unwrap()
+            .status,
+        DeliveryStatus::Dead
+    );
+
+    // Completing twice, or a wrong attempt, conflicts.
+    assert!(matches!(
+        store
+            .complete_delivery(d1.id, 1, DeliveryOutcome::Sent, at(3))
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .complete_delivery(uuid::Uuid::now_v7(), 1, DeliveryOutcome::Sent, at(3))
+            .await,
+        Err(Error::NotFound(_))
+    ));
+
+    assert!(
+        store
+            .claim_deliveries(at(59), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "retry waits; sent and dead are final"
+    );
+    let later = store.claim_deliveries(at(60), lease, 10).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(
+        (later[0].delivery.id, later[0].delivery.attempts),
+        (d2.id, 2)
+    );
+    // The attempt-1 worker, late, cannot record over attempt 2.
+    assert!(matches!(
+        store
+            .complete_delivery(d2.id, 1, DeliveryOutcome::Sent, at(61))
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    store
+        .complete_delivery(d2.id, 2, DeliveryOutcome::Sent, at(61))
+        .await
+        .unwrap();
+    let statuses: Vec<DeliveryStatus> = store
+        .deliveries(a.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.status)
+        .collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == DeliveryStatus::Sent)
+            .count(),
+        2
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == DeliveryStatus::Dead)
+            .count(),
+        1
+    );
+}
+
+/// Concurrent claims never hand one delivery to two dispatchers.
+pub async fn outbox_concurrent_claims_never_overlap(store: &dyn AlertStore) {
+    let t: Vec<DeliveryTarget> = (0..40)
+        .map(|i| DeliveryTarget::new(format!("u{i}"), Channel::Email))
+        .collect();
+    store
+        .insert_or_dedup(keyed(Severity::High, 1), &t, at(1))
+        .await
+        .unwrap();
+    let claims = (0..6).map(|_| store.claim_deliveries(at(2), Duration::minutes(5), 8));
+    let results = futures::future::join_all(claims).await;
+    let mut ids = Vec::new();
+    for r in results {
+        ids.extend(r.unwrap().into_iter().map(|c| c.delivery.id));
+    }
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "a delivery was claimed twice");
+    assert_eq!(n, 40, "6 claims of 8 cover all 40");
+}
+
+/// Deleting or purging an alert drops its deliveries.
+pub async fn outbox_follows_alert_deletion(store: &dyn AlertStore) {
+    let t = targets(&[("u1", Channel::Email)]);
+    let a = store
+        .insert_or_dedup(keyed(Severity::High, 1), &t, at(1))
+        .await
+        .unwrap()
+        .alert;
+    store.delete(a.id).await.unwrap();
+    assert!(store.deliveries(a.id).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_deliveries(at(2), Duration::minutes(5), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn run(job: &str, tick: i64) -> JobRun {
+    JobRun {
+        id: uuid::Uuid::now_v7(),
+        job_id: job.into(),
+        scheduled_at: at(tick),
+        started_at: None,
+        finished_at: None,
+        status: RunStatus::Pending,
+        error: None,
+    }
+}
+
+/// Each (job, tick) is claimed once, also by concurrent claimers.
+pub async fn job_run_claimed_once_per_tick(store: &dyn AlertStore) {
+    assert!(store.claim_job_run(&run("forecast", 120)).await.unwrap());
+    assert!(
+        !store.claim_job_run(&run("forecast", 120)).await.unwrap(),
+        "same tick twice"
+    );
+    assert!(store.claim_job_run(&run("forecast", 240)).await.unwrap());
+    assert!(
+        store.claim_job_run(&run("retention", 120)).await.unwrap(),
+        "other job, same tick"
+    );
+    let claims: Vec<JobRun> = (0..8).map(|_| run("rules", 1)).collect();
+    let results = futures::future::join_all(claims.iter().map(|r| store.claim_job_run(r))).await;
+    let won = results.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(won, 1, "exactly one of eight instances runs the tick");
+}
+
+/// Runs are updated through their life and listed newest tick first.
+pub async fn job_runs_update_and_list(store: &dyn AlertStore) {
+    let mut runs = Vec::new();
+    for tick in [0, 120, 240] {
+        let r = run("forecast", tick);
+        assert!(store.claim_job_run(&r).await.unwrap());
+        runs.push(r);
+    }
+    let mut r = runs[2].clone();
+    r.status = RunStatus::Running;
+    r.started_at = Some(at(240) + Duration::milliseconds(5));
+    store.update_job_run(&r).await.unwrap();
+    r.status = RunStatus::Failed;
+    r.finished_at = Some(at(241));
+    r.error = Some("model did not converge: 'nan'".into());
+    store.update_job_run(&r).await.unwrap();
+
+    let listed = store.job_runs("forecast", 10).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[0], r, "every field round-trips");
+    let ticks: Vec<_> = listed.iter().map(|r| r.scheduled_at).collect();
+    assert_eq!(ticks, vec![at(240), at(120), at(0)]);
+    assert_eq!(store.job_runs("forecast", 2).await.unwrap().len(), 2);
+    assert!(store.job_runs("other", 10).await.unwrap().is_empty());
+    assert!(matches!(
+        store.update_job_run(&run("ghost", 5)).await,
+        Err(Error::NotFound(_))
+    ));
 }

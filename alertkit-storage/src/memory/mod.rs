@@ -5,8 +5,9 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use alertkit_core::query::CursorPosition;
 use alertkit_core::{
-    Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStatus, AlertStore, AlertView, Error,
-    Page, Raised, Receipt, Result, Severity, Stats, Subscription, Viewer,
+    Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStatus, AlertStore, AlertView,
+    Channel, ClaimedDelivery, Delivery, DeliveryOutcome, DeliveryStatus, DeliveryTarget, Error,
+    JobRun, Page, Raised, Receipt, Result, Severity, Stats, Subscription, Viewer,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -33,6 +34,11 @@ struct State {
     receipts: HashMap<AlertId, HashMap<String, Receipt>>,
     rules: BTreeMap<Uuid, AlertRule>,
     subscriptions: BTreeMap<String, Vec<Subscription>>,
+    deliveries: BTreeMap<Uuid, Delivery>,
+    /// (alert, user, channel, severity) of every delivery: the outbox's unique key.
+    delivery_keys: BTreeSet<(AlertId, String, Channel, Severity)>,
+    /// (job, tick) → run.
+    job_runs: BTreeMap<(String, DateTime<Utc>), JobRun>,
 }
 
 impl State {
@@ -74,10 +80,22 @@ impl State {
         })
     }
 
+    fn enqueue(&mut self, alert: &Alert, targets: &[DeliveryTarget], now: DateTime<Utc>) {
+        for t in targets {
+            let key = (alert.id, t.user_id.clone(), t.channel, alert.severity);
+            if self.delivery_keys.insert(key) {
+                let d = Delivery::new(alert, t, now);
+                self.deliveries.insert(d.id, d);
+            }
+        }
+    }
+
     fn remove(&mut self, id: AlertId) -> Option<Alert> {
         let alert = self.alerts.remove(&id)?;
         self.order.remove(&(alert.created_at, id));
         self.receipts.remove(&id);
+        self.deliveries.retain(|_, d| d.alert_id != id);
+        self.delivery_keys.retain(|k| k.0 != id);
         if let Some(key) = &alert.dedup_key
             && self.active_keys.get(key) == Some(&id)
         {
@@ -133,15 +151,24 @@ impl AlertStore for MemoryAlertStore {
         Ok(())
     }
 
-    async fn insert_or_dedup(&self, alert: Alert, now: DateTime<Utc>) -> Result<Raised> {
+    async fn insert_or_dedup(
+        &self,
+        alert: Alert,
+        deliveries: &[DeliveryTarget],
+        now: DateTime<Utc>,
+    ) -> Result<Raised> {
         let mut s = self.write();
         if let Some(key) = &alert.dedup_key
             && let Some(existing_id) = s.active_keys.get(key).copied()
             && let Some(existing) = s.alerts.get_mut(&existing_id)
         {
             let escalated = existing.merge_repeat(&alert, now);
+            let merged = existing.clone();
+            if escalated {
+                s.enqueue(&merged, deliveries, now);
+            }
             return Ok(Raised {
-                alert: existing.clone(),
+                alert: merged,
                 deduplicated: true,
                 escalated,
             });
@@ -159,6 +186,7 @@ impl AlertStore for MemoryAlertStore {
         }
         s.order.insert((alert.created_at, alert.id));
         s.alerts.insert(alert.id, alert.clone());
+        s.enqueue(&alert, deliveries, now);
         Ok(Raised {
             alert,
             deduplicated: false,
@@ -389,6 +417,104 @@ impl AlertStore for MemoryAlertStore {
             .values()
             .flatten()
             .filter(|s| s.wants(alert_type, severity))
+            .cloned()
+            .collect())
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        let mut s = self.write();
+        let mut due: Vec<(DateTime<Utc>, Uuid)> = s
+            .deliveries
+            .values()
+            .filter(|d| d.is_claimable(now))
+            .map(|d| (d.next_attempt_at, d.id))
+            .collect();
+        due.sort();
+        due.truncate(limit as usize);
+        let mut out = Vec::with_capacity(due.len());
+        for (_, id) in due {
+            let Some(d) = s.deliveries.get_mut(&id) else {
+                continue;
+            };
+            d.claim(now, now + lease);
+            let delivery = d.clone();
+            if let Some(alert) = s.alerts.get(&delivery.alert_id) {
+                out.push(ClaimedDelivery {
+                    delivery,
+                    alert: alert.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn complete_delivery(
+        &self,
+        id: Uuid,
+        attempt: u32,
+        outcome: DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        let mut s = self.write();
+        let d = s
+            .deliveries
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found(format!("delivery {id}")))?;
+        if d.status != DeliveryStatus::InFlight || d.attempts != attempt {
+            return Err(Error::Conflict(format!(
+                "delivery {id} is not in flight on attempt {attempt}"
+            )));
+        }
+        d.complete(&outcome, now);
+        Ok(d.clone())
+    }
+
+    async fn deliveries(&self, alert_id: AlertId) -> Result<Vec<Delivery>> {
+        let mut out: Vec<Delivery> = self
+            .read()
+            .deliveries
+            .values()
+            .filter(|d| d.alert_id == alert_id)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+        Ok(out)
+    }
+
+    async fn claim_job_run(&self, run: &JobRun) -> Result<bool> {
+        let mut s = self.write();
+        let key = (run.job_id.clone(), run.scheduled_at);
+        if s.job_runs.contains_key(&key) {
+            return Ok(false);
+        }
+        s.job_runs.insert(key, run.clone());
+        Ok(true)
+    }
+
+    async fn update_job_run(&self, run: &JobRun) -> Result<()> {
+        let mut s = self.write();
+        match s.job_runs.get_mut(&(run.job_id.clone(), run.scheduled_at)) {
+            Some(stored) if stored.id == run.id => {
+                *stored = run.clone();
+                Ok(())
+            }
+            _ => Err(Error::not_found(format!("job run {}", run.id))),
+        }
+    }
+
+    async fn job_runs(&self, job_id: &str, limit: u32) -> Result<Vec<JobRun>> {
+        Ok(self
+            .read()
+            .job_runs
+            .values()
+            .rev()
+            .filter(|r| r.job_id == job_id)
+            .take(limit as usize)
             .cloned()
             .collect())
     }
