@@ -482,7 +482,7 @@ impl AlertStore for MemoryAlertStore {
             .filter(|d| d.alert_id == alert_id)
             .cloned()
             .collect();
-        out.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+        out.sort_by_key(|d| (d.created_at, d.id));
         Ok(out)
     }
 
