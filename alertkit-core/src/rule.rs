@@ -92,6 +92,23 @@ impl Channel {
     }
 }
 
+impl std::str::FromStr for Channel {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "in_app" => Ok(Channel::InApp),
+            "email" => Ok(Channel::Email),
+            "slack" => Ok(Channel::Slack),
+            "webhook" => Ok(Channel::Webhook),
+            _ => Err(Error::invalid(format!(
+                "channel `{}` is not one of in_app, email, slack, webhook",
+                crate::id::truncate(s, 32)
+            ))),
+        }
+    }
+}
+
 /// How often batched deliveries go out, when a subscription asks for a digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -131,6 +148,58 @@ fn yes() -> bool {
 
 fn lowest() -> Severity {
     Severity::Info
+}
+
+impl Digest {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Digest::Hourly => "hourly",
+            Digest::Daily => "daily",
+        }
+    }
+}
+
+impl std::str::FromStr for Digest {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "hourly" => Ok(Digest::Hourly),
+            "daily" => Ok(Digest::Daily),
+            _ => Err(Error::invalid(format!(
+                "digest `{}` is not hourly or daily",
+                crate::id::truncate(s, 32)
+            ))),
+        }
+    }
+}
+
+impl RuleKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Threshold => "threshold",
+            RuleKind::Sla => "sla",
+            RuleKind::Event => "event",
+        }
+    }
+}
+
+impl std::str::FromStr for RuleKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "threshold" => Ok(RuleKind::Threshold),
+            "sla" => Ok(RuleKind::Sla),
+            "event" => Ok(RuleKind::Event),
+            _ => Err(Error::invalid(format!(
+                "rule kind `{}` is not threshold, sla or event",
+                crate::id::truncate(s, 32)
+            ))),
+        }
+    }
 }
 
 impl Subscription {

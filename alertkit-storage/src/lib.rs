@@ -19,5 +19,11 @@
 //! ```
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sql;
 
 pub use memory::MemoryAlertStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresAlertStore, PostgresBuilder};

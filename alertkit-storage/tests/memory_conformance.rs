@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use alertkit_storage::MemoryAlertStore;
 
-async fn setup() -> Arc<MemoryAlertStore> {
-    Arc::new(MemoryAlertStore::new())
+async fn setup() -> Option<Arc<MemoryAlertStore>> {
+    Some(Arc::new(MemoryAlertStore::new()))
 }
 
 alertkit_testkit::alert_store_conformance!(setup());
@@ -19,8 +19,8 @@ mod as_dyn {
     use alertkit_core::AlertStore;
     use alertkit_storage::MemoryAlertStore;
 
-    async fn setup() -> Arc<dyn AlertStore> {
-        Arc::new(MemoryAlertStore::new())
+    async fn setup() -> Option<Arc<dyn AlertStore>> {
+        Some(Arc::new(MemoryAlertStore::new()))
     }
 
     alertkit_testkit::alert_store_conformance!(setup());

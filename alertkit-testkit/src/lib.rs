@@ -13,11 +13,13 @@
 //! ```
 //! use std::sync::Arc;
 //! use alertkit_core::{AlertStore, Broadcaster};
+//! use alertkit_testkit::services::service_url;
 //!
-//! async fn store() -> Arc<dyn AlertStore> {
-//!     todo!("connect, create an isolated schema, return the store")
+//! async fn store() -> Option<Arc<dyn AlertStore>> {
+//!     let url = service_url("DATABASE_URL")?; // fails the run if required and unset
+//!     todo!("connect to {url}, create an isolated schema, return the store")
 //! }
-//! async fn bus() -> Arc<dyn Broadcaster> {
+//! async fn bus() -> Option<Arc<dyn Broadcaster>> {
 //!     todo!("a broadcaster on its own channel prefix")
 //! }
 //!
@@ -26,8 +28,12 @@
 //! # fn main() {}
 //! ```
 //!
-//! The setup expression is evaluated once per test and must yield something
-//! that dereferences to the store (`Arc<S>`, `Box<S>`, `Arc<dyn AlertStore>`).
+//! The setup expression is evaluated once per test and must yield an
+//! `Option` of something that dereferences to the backend (`Arc<S>`,
+//! `Box<S>`, `Arc<dyn AlertStore>`, a guard that drops a test schema).
+//! `None` means the service is absent and not required: the test returns
+//! after [`services::service_url`] has said so loudly (and with
+//! `ALERTKIT_REQUIRE_SERVICES=1` it panics instead, so CI never skips).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod broadcast;
@@ -118,7 +124,8 @@ macro_rules! __cases {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let backend = $setup.await;
+                // `None`: the service is absent and not required (already reported).
+                let Some(backend) = $setup.await else { return };
                 $crate::$module::$case(&*backend).await;
             }
         )*

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use alertkit_transport::LocalBroadcaster;
 
-async fn setup() -> Arc<LocalBroadcaster> {
-    Arc::new(LocalBroadcaster::new())
+async fn setup() -> Option<Arc<LocalBroadcaster>> {
+    Some(Arc::new(LocalBroadcaster::new()))
 }
 
 alertkit_testkit::broadcaster_conformance!(setup());

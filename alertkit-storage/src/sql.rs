@@ -1,0 +1,63 @@
+//! Conversions shared by the SQL backends: how model values are stored in
+//! columns, and back. Anything that does not read back is a corrupt row,
+//! reported as a backend error rather than a panic.
+
+use std::str::FromStr;
+
+use alertkit_core::{Audience, Error, Result, Severity, Target, Viewer};
+
+/// A row that does not decode into the model.
+pub(crate) fn corrupt(backend: &'static str, what: impl std::fmt::Display) -> Error {
+    Error::backend(backend, format!("corrupt row: {what}"))
+}
+
+/// Parses a stored enum-like text column.
+pub(crate) fn parse<T: FromStr<Err = Error>>(backend: &'static str, s: &str) -> Result<T> {
+    s.parse().map_err(|e| corrupt(backend, e))
+}
+
+/// The stored form of an audience: its wire strings.
+pub(crate) fn audience_strings(a: &Audience) -> Vec<String> {
+    a.targets().iter().map(ToString::to_string).collect()
+}
+
+/// Reads an audience back from its wire strings.
+pub(crate) fn audience_from(backend: &'static str, v: Vec<String>) -> Result<Audience> {
+    v.iter()
+        .map(|s| parse::<Target>(backend, s))
+        .collect::<Result<Audience>>()
+}
+
+/// The audience strings a viewer matches: everyone, its user, its groups.
+pub(crate) fn viewer_targets(v: &Viewer) -> Vec<String> {
+    let mut out = vec![
+        Target::Everyone.to_string(),
+        Target::user(v.user_id.clone()).to_string(),
+    ];
+    out.extend(
+        v.groups
+            .iter()
+            .map(|g| Target::group(g.clone()).to_string()),
+    );
+    out
+}
+
+/// Reads a severity rank back.
+pub(crate) fn severity_from(backend: &'static str, rank: i16) -> Result<Severity> {
+    Severity::from_rank(rank).ok_or_else(|| corrupt(backend, format!("severity rank {rank}")))
+}
+
+/// Reads a non-negative counter back.
+pub(crate) fn count_from(backend: &'static str, n: i32) -> Result<u32> {
+    u32::try_from(n).map_err(|_| corrupt(backend, format!("negative counter {n}")))
+}
+
+/// A `u32` for an `INTEGER` column (saturating; counters never get near).
+pub(crate) fn to_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// A `u64` count from a database count.
+pub(crate) fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
