@@ -22,10 +22,17 @@ pub fn service_url(var: &str) -> Option<String> {
             panic!("{var} is not set and ALERTKIT_REQUIRE_SERVICES=1: the service is required")
         }
         _ => {
-            eprintln!(
+            loud(&format!(
                 "SKIPPED: {var} is not set; set it (or run scripts/test) to run this backend test"
-            );
+            ));
             None
         }
     }
+}
+
+/// Writes straight to the process's stderr: the test harness captures
+/// `eprintln!`, and a skip must be seen.
+fn loud(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
