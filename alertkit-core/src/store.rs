@@ -60,6 +60,21 @@ pub trait AlertStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Raised>;
 
+    /// [`insert_or_dedup`](Self::insert_or_dedup) for many alerts, in input
+    /// order; backends override it with a batched write (one transaction,
+    /// multi-row statements). Returns what each raise did, in input order.
+    async fn insert_many(
+        &self,
+        items: Vec<(Alert, Vec<DeliveryTarget>)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Raised>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (alert, targets) in items {
+            out.push(self.insert_or_dedup(alert, &targets, now).await?);
+        }
+        Ok(out)
+    }
+
     /// The active alert holding `dedup_key`, if any (regardless of viewer).
     async fn find_active(&self, dedup_key: &str, now: DateTime<Utc>) -> Result<Option<Alert>>;
 

@@ -23,7 +23,11 @@ pub mod memory;
 pub mod postgres;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod sql;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 pub use memory::MemoryAlertStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresAlertStore, PostgresBuilder};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteAlertStore, SqliteBuilder};

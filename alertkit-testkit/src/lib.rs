@@ -97,6 +97,7 @@ macro_rules! alert_store_conformance {
             outbox_follows_alert_deletion,
             job_run_claimed_once_per_tick,
             job_runs_update_and_list,
+            insert_many_matches_single_raises,
         );
     };
 }

@@ -1865,3 +1865,90 @@ pub async fn job_runs_update_and_list(store: &dyn AlertStore) {
         Err(Error::NotFound(_))
     ));
 }
+
+/// A batch behaves like the same raises one by one: new alerts, dedup within
+/// the batch and against stored alerts, deliveries, results in input order.
+pub async fn insert_many_matches_single_raises(store: &dyn AlertStore) {
+    let stored = put(
+        store,
+        alert(
+            simple("existing", Audience::everyone()).dedup_key("k-old"),
+            at(0),
+        ),
+    )
+    .await;
+    let email = targets(&[("alice", Channel::Email)]);
+    let items = vec![
+        (
+            alert(simple("p1", Audience::everyone()), at(1)),
+            email.clone(),
+        ),
+        (
+            alert(simple("k1", Audience::everyone()).dedup_key("k-new"), at(1)),
+            email.clone(),
+        ),
+        (alert(simple("p2", Audience::user("bob")), at(2)), vec![]),
+        (
+            alert(
+                NewAlert::new("test_alert", Severity::Critical, "k1 again")
+                    .dedup_key("k-new")
+                    .audience(Audience::everyone()),
+                at(2),
+            ),
+            email.clone(),
+        ),
+        (
+            alert(
+                simple("old again", Audience::everyone()).dedup_key("k-old"),
+                at(3),
+            ),
+            vec![],
+        ),
+    ];
+    let ids: Vec<AlertId> = items.iter().map(|(a, _)| a.id).collect();
+    let out = store.insert_many(items, at(3)).await.unwrap();
+    let shape: Vec<(bool, bool)> = out.iter().map(|r| (r.deduplicated, r.escalated)).collect();
+    assert_eq!(
+        shape,
+        vec![
+            (false, false),
+            (false, false),
+            (false, false),
+            (true, true),
+            (true, false)
+        ]
+    );
+    assert_eq!(out[0].alert.id, ids[0]);
+    assert_eq!(out[2].alert.id, ids[2]);
+    assert_eq!(
+        out[3].alert.id, ids[1],
+        "the repeat within the batch merged into k1"
+    );
+    assert_eq!(out[3].alert.occurrences, 2);
+    assert_eq!(out[4].alert.id, stored.id);
+    assert_eq!(
+        store
+            .count(&root(), &AlertFilter::default(), now())
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        store.get(&bob(), ids[2], now()).await.unwrap().alert,
+        out[2].alert
+    );
+    assert_eq!(store.deliveries(ids[0]).await.unwrap().len(), 1);
+    let sevs: Vec<Severity> = store
+        .deliveries(ids[1])
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.severity)
+        .collect();
+    assert_eq!(
+        sevs,
+        vec![Severity::Medium, Severity::Critical],
+        "escalation inside the batch notifies again"
+    );
+    assert!(store.insert_many(vec![], at(4)).await.unwrap().is_empty());
+}

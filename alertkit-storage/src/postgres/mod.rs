@@ -104,42 +104,6 @@ impl PostgresAlertStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-
-    /// Inserts many alerts in one transaction: those without a dedup key in
-    /// one multi-row statement, keyed ones one by one through dedup, and all
-    /// their deliveries. Returns what each raise did, in input order.
-    pub async fn insert_many(
-        &self,
-        items: Vec<(Alert, Vec<DeliveryTarget>)>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Raised>> {
-        let mut tx = self.pool.begin().await.pg()?;
-        let mut out = Vec::with_capacity(items.len());
-        let mut plain = Vec::new();
-        for (alert, targets) in items {
-            if alert.dedup_key.is_some() {
-                out.push(Some(raise_in(&mut tx, alert, &targets, now).await?));
-            } else {
-                out.push(None);
-                plain.push((alert, targets));
-            }
-        }
-        insert_plain_batch(&mut tx, &plain, now).await?;
-        tx.commit().await.pg()?;
-        let mut plain = plain.into_iter();
-        Ok(out
-            .into_iter()
-            .filter_map(|r| {
-                r.or_else(|| {
-                    plain.next().map(|(alert, _)| Raised {
-                        alert,
-                        deduplicated: false,
-                        escalated: false,
-                    })
-                })
-            })
-            .collect())
-    }
 }
 
 fn alert_from_row(row: &PgRow) -> Result<Alert> {
@@ -543,6 +507,42 @@ impl AlertStore for PostgresAlertStore {
         let raised = raise_in(&mut tx, alert, deliveries, now).await?;
         tx.commit().await.pg()?;
         Ok(raised)
+    }
+
+    /// Inserts many alerts in one transaction: those without a dedup key in
+    /// one multi-row statement, keyed ones one by one through dedup, and all
+    /// their deliveries. Returns what each raise did, in input order.
+    async fn insert_many(
+        &self,
+        items: Vec<(Alert, Vec<DeliveryTarget>)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Raised>> {
+        let mut tx = self.pool.begin().await.pg()?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut plain = Vec::new();
+        for (alert, targets) in items {
+            if alert.dedup_key.is_some() {
+                out.push(Some(raise_in(&mut tx, alert, &targets, now).await?));
+            } else {
+                out.push(None);
+                plain.push((alert, targets));
+            }
+        }
+        insert_plain_batch(&mut tx, &plain, now).await?;
+        tx.commit().await.pg()?;
+        let mut plain = plain.into_iter();
+        Ok(out
+            .into_iter()
+            .filter_map(|r| {
+                r.or_else(|| {
+                    plain.next().map(|(alert, _)| Raised {
+                        alert,
+                        deduplicated: false,
+                        escalated: false,
+                    })
+                })
+            })
+            .collect())
     }
 
     async fn find_active(&self, dedup_key: &str, _now: DateTime<Utc>) -> Result<Option<Alert>> {
