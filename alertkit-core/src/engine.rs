@@ -195,6 +195,33 @@ impl AlertKit {
             .store
             .insert_or_dedup(alert, &targets, now)
             .await?;
+        self.publish_raised(&raised).await;
+        Ok(raised)
+    }
+
+    /// Raises many alerts in one batched store write (all or nothing), then
+    /// publishes an event for each. Faster than [`raise`](Self::raise) in a
+    /// loop for rule evaluations, imports and backfills.
+    pub async fn raise_many(&self, by: &Principal, batch: Vec<NewAlert>) -> Result<Vec<Raised>> {
+        by.require(Permission::AlertsCreate)?;
+        if batch.iter().any(|n| n.audience.is_broadcast()) {
+            by.require(Permission::AlertsBroadcast)?;
+        }
+        let now = self.now();
+        let mut items = Vec::with_capacity(batch.len());
+        for new in batch {
+            let alert = new.into_alert(AlertId::new(), now, || Audience::user(by.user_id.clone()))?;
+            let targets = self.plan_deliveries(&alert).await?;
+            items.push((alert, targets));
+        }
+        let raised = self.inner.store.insert_many(items, now).await?;
+        for r in &raised {
+            self.publish_raised(r).await;
+        }
+        Ok(raised)
+    }
+
+    async fn publish_raised(&self, raised: &Raised) {
         let event = if raised.deduplicated {
             AlertEvent::Updated {
                 alert: raised.alert.clone(),
@@ -206,7 +233,6 @@ impl AlertKit {
             }
         };
         self.publish(event).await;
-        Ok(raised)
     }
 
     /// Who gets this alert off-app: every enabled subscription wanting its

@@ -446,3 +446,35 @@ async fn deliveries_go_to_subscribers_in_the_audience_on_external_channels() {
     let by = raiser().with_permissions([Permission::AlertsBroadcast]);
     kit.raise(&by, warning().audience(aud)).await.unwrap();
 }
+
+#[tokio::test]
+async fn raise_many_validates_everything_before_writing_then_publishes_each() {
+    let mut store = store();
+    store.expect_insert_many().never();
+    let kit_fail = kit(store, MockBroadcaster::new());
+    let bad = vec![warning(), NewAlert::new("t", Severity::Low, "")];
+    assert!(matches!(kit_fail.raise_many(&raiser(), bad).await, Err(Error::Invalid(_))));
+
+    let mut store = self::store();
+    store.expect_insert_many().times(1).returning(|items, _| {
+        Ok(items
+            .into_iter()
+            .enumerate()
+            .map(|(i, (alert, _))| Raised { alert, deduplicated: i == 1, escalated: false })
+            .collect())
+    });
+    let mut bus = MockBroadcaster::new();
+    let mut seq = mockall::Sequence::new();
+    bus.expect_publish()
+        .withf(|e| matches!(e, AlertEvent::Created { .. }))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(()));
+    bus.expect_publish()
+        .withf(|e| matches!(e, AlertEvent::Updated { .. }))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(()));
+    let out = kit(store, bus).raise_many(&raiser(), vec![warning(), warning()]).await.unwrap();
+    assert_eq!(out.len(), 2);
+}
