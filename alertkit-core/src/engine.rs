@@ -210,7 +210,8 @@ impl AlertKit {
         let now = self.now();
         let mut items = Vec::with_capacity(batch.len());
         for new in batch {
-            let alert = new.into_alert(AlertId::new(), now, || Audience::user(by.user_id.clone()))?;
+            let alert =
+                new.into_alert(AlertId::new(), now, || Audience::user(by.user_id.clone()))?;
             let targets = self.plan_deliveries(&alert).await?;
             items.push((alert, targets));
         }

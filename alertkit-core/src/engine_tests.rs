@@ -453,14 +453,21 @@ async fn raise_many_validates_everything_before_writing_then_publishes_each() {
     store.expect_insert_many().never();
     let kit_fail = kit(store, MockBroadcaster::new());
     let bad = vec![warning(), NewAlert::new("t", Severity::Low, "")];
-    assert!(matches!(kit_fail.raise_many(&raiser(), bad).await, Err(Error::Invalid(_))));
+    assert!(matches!(
+        kit_fail.raise_many(&raiser(), bad).await,
+        Err(Error::Invalid(_))
+    ));
 
     let mut store = self::store();
     store.expect_insert_many().times(1).returning(|items, _| {
         Ok(items
             .into_iter()
             .enumerate()
-            .map(|(i, (alert, _))| Raised { alert, deduplicated: i == 1, escalated: false })
+            .map(|(i, (alert, _))| Raised {
+                alert,
+                deduplicated: i == 1,
+                escalated: false,
+            })
             .collect())
     });
     let mut bus = MockBroadcaster::new();
@@ -475,6 +482,9 @@ async fn raise_many_validates_everything_before_writing_then_publishes_each() {
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_| Ok(()));
-    let out = kit(store, bus).raise_many(&raiser(), vec![warning(), warning()]).await.unwrap();
+    let out = kit(store, bus)
+        .raise_many(&raiser(), vec![warning(), warning()])
+        .await
+        .unwrap();
     assert_eq!(out.len(), 2);
 }

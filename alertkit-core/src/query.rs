@@ -138,6 +138,10 @@ impl AlertQuery {
 /// Lists are ordered newest first by (`created_at`, `id`); a cursor holds the
 /// last pair seen, and the next page starts strictly after it. New alerts
 /// sort before the first page, so paging stays exact while inserts continue.
+///
+/// A cursor also carries the first page's `total` and `unread_count`: the
+/// counts describe the paging session as it started, and later pages cost
+/// one keyset query instead of a count over everything that matches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Cursor(String);
@@ -149,6 +153,8 @@ pub struct CursorPosition {
     pub created_at: DateTime<Utc>,
     /// Its id.
     pub id: AlertId,
+    /// `(total, unread_count)` of the paging session's first page.
+    pub totals: Option<(u64, u64)>,
 }
 
 impl CursorPosition {
@@ -157,6 +163,7 @@ impl CursorPosition {
         CursorPosition {
             created_at: alert.created_at,
             id: alert.id,
+            totals: None,
         }
     }
 
@@ -169,7 +176,10 @@ impl CursorPosition {
 impl Cursor {
     /// The cursor for a position.
     pub fn new(pos: CursorPosition) -> Self {
-        let raw = format!("{}.{}", pos.created_at.timestamp_micros(), pos.id);
+        let mut raw = format!("{}.{}", pos.created_at.timestamp_micros(), pos.id);
+        if let Some((total, unread)) = pos.totals {
+            raw.push_str(&format!(".{total}.{unread}"));
+        }
         Cursor(URL_SAFE_NO_PAD.encode(raw))
     }
 
@@ -191,11 +201,22 @@ impl Cursor {
         }
         let bytes = URL_SAFE_NO_PAD.decode(&self.0).map_err(|_| bad())?;
         let raw = String::from_utf8(bytes).map_err(|_| bad())?;
-        let (micros, id) = raw.split_once('.').ok_or_else(bad)?;
-        let micros: i64 = micros.parse().map_err(|_| bad())?;
+        let mut parts = raw.split('.');
+        let micros: i64 = parts.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
         let created_at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
-        let id = id.parse().map_err(|_| bad())?;
-        Ok(CursorPosition { created_at, id })
+        let id = parts.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+        let totals = match (parts.next(), parts.next(), parts.next()) {
+            (None, _, _) => None,
+            (Some(t), Some(u), None) => {
+                Some((t.parse().map_err(|_| bad())?, u.parse().map_err(|_| bad())?))
+            }
+            _ => return Err(bad()),
+        };
+        Ok(CursorPosition {
+            created_at,
+            id,
+            totals,
+        })
     }
 }
 
@@ -232,10 +253,14 @@ impl Page {
         let limit = limit as usize;
         let has_more = views.len() > limit;
         views.truncate(limit);
+        // The next cursor carries the totals on to later pages.
         let next_cursor = if has_more {
-            views
-                .last()
-                .map(|v| Cursor::new(CursorPosition::of(&v.alert)))
+            views.last().map(|v| {
+                Cursor::new(CursorPosition {
+                    totals: Some((total, unread_count)),
+                    ..CursorPosition::of(&v.alert)
+                })
+            })
         } else {
             None
         };
@@ -283,9 +308,15 @@ mod tests {
         let pos = CursorPosition {
             created_at: DateTime::from_timestamp_millis(1_767_225_600_123).unwrap(),
             id: AlertId::new(),
+            totals: None,
         };
         let c = Cursor::new(pos);
         assert_eq!(c.position().unwrap(), pos);
+        let with = CursorPosition {
+            totals: Some((120, 7)),
+            ..pos
+        };
+        assert_eq!(Cursor::new(with).position().unwrap(), with);
         for bad in ["", "!!", "bm9wZQ", &"A".repeat(500)] {
             assert!(matches!(
                 Cursor::from_raw(bad).position(),

@@ -18,15 +18,19 @@
 //! assert_eq!(store.backend(), "memory");
 //! ```
 
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "mongodb"))]
+mod common;
 pub mod memory;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
-mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use memory::MemoryAlertStore;
+#[cfg(feature = "mongodb")]
+pub use mongodb::{MongoAlertStore, MongoBuilder};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresAlertStore, PostgresBuilder};
 #[cfg(feature = "sqlite")]

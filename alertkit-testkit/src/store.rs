@@ -461,6 +461,8 @@ pub async fn pages_stable_under_concurrent_inserts(store: &dyn AlertStore) {
     let mut round = 0;
     loop {
         let page = store.list(&carol(), &q, now()).await.unwrap();
+        // Counts describe the session as it started, whatever arrives meanwhile.
+        assert_eq!((page.total, page.unread_count), (30, 30));
         seen.extend(page.alerts.iter().map(|v| v.alert.id));
         // Between pages, more alerts arrive (newer, as live inserts are).
         for j in 0..3 {

@@ -19,10 +19,10 @@ mod as_dyn {
     use alertkit_core::Broadcaster;
     use alertkit_transport::LocalBroadcaster;
 
-    async fn setup() -> Arc<dyn Broadcaster> {
-        Arc::new(LocalBroadcaster::with_capacity(
+    async fn setup() -> Option<Arc<dyn Broadcaster>> {
+        Some(Arc::new(LocalBroadcaster::with_capacity(
             alertkit_testkit::broadcast::BURST,
-        ))
+        )))
     }
 
     alertkit_testkit::broadcaster_conformance!(setup());

@@ -218,11 +218,14 @@ impl AlertStore for MemoryAlertStore {
             .take(limit as usize + 1)
             .map(|(a, r)| AlertView::new(a.clone(), r))
             .collect();
-        let (mut total, mut unread) = (0, 0);
-        for (_, r) in s.matching(viewer, &query.filter, now, None) {
-            total += 1;
-            unread += u64::from(!r.is_read());
-        }
+        let (total, unread) = match before.and_then(|p| p.totals) {
+            Some(carried) => carried,
+            None => s
+                .matching(viewer, &query.filter, now, None)
+                .fold((0, 0), |(t, u), (_, r)| {
+                    (t + 1, u + u64::from(!r.is_read()))
+                }),
+        };
         Ok(Page::from_fetched(views, limit, total, unread))
     }
 

@@ -35,7 +35,7 @@ use uuid::Uuid;
 pub use config::PostgresBuilder;
 use error::PgResultExt;
 
-use crate::sql::{
+use crate::common::{
     audience_from, audience_strings, corrupt, count_from, parse, severity_from, to_i32, to_u64,
     viewer_targets,
 };
@@ -591,13 +591,20 @@ impl AlertStore for PostgresAlertStore {
         let rows = qb.build().fetch_all(&self.pool).await.pg()?;
         let views = rows.iter().map(view_from_row).collect::<Result<Vec<_>>>()?;
 
-        let mut qb = QueryBuilder::new(
-            "SELECT count(*) AS total, count(*) FILTER (WHERE r.read_at IS NULL) AS unread",
-        );
-        push_from_where(&mut qb, viewer, &query.filter, now);
-        let row = qb.build().fetch_one(&self.pool).await.pg()?;
-        let total = to_u64(row.try_get("total").pg()?);
-        let unread = to_u64(row.try_get("unread").pg()?);
+        let (total, unread) = match before.and_then(|p| p.totals) {
+            Some(carried) => carried,
+            None => {
+                let mut qb = QueryBuilder::new(
+                    "SELECT count(*) AS total, count(*) FILTER (WHERE r.read_at IS NULL) AS unread",
+                );
+                push_from_where(&mut qb, viewer, &query.filter, now);
+                let row = qb.build().fetch_one(&self.pool).await.pg()?;
+                (
+                    to_u64(row.try_get("total").pg()?),
+                    to_u64(row.try_get("unread").pg()?),
+                )
+            }
+        };
         Ok(Page::from_fetched(views, limit, total, unread))
     }
 

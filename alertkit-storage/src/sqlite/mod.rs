@@ -26,7 +26,7 @@ use uuid::Uuid;
 pub use config::SqliteBuilder;
 use error::LiteResultExt;
 
-use crate::sql::{
+use crate::common::{
     audience_from, audience_strings, corrupt, count_from, parse, severity_from, to_i32, to_u64,
     viewer_targets,
 };
@@ -468,13 +468,20 @@ impl AlertStore for SqliteAlertStore {
             .map(|row| Ok(AlertView::new(alert_from_row(row)?, receipt_from_row(row)?)))
             .collect::<Result<Vec<_>>>()?;
 
-        let mut qb = QueryBuilder::new(
-            "SELECT count(*) AS total, count(*) FILTER (WHERE r.read_at IS NULL) AS unread",
-        );
-        push_from_where(&mut qb, viewer, &query.filter, now);
-        let row = qb.build().fetch_one(&self.pool).await.lite()?;
-        let total = to_u64(row.try_get("total").lite()?);
-        let unread = to_u64(row.try_get("unread").lite()?);
+        let (total, unread) = match before.and_then(|p| p.totals) {
+            Some(carried) => carried,
+            None => {
+                let mut qb = QueryBuilder::new(
+                    "SELECT count(*) AS total, count(*) FILTER (WHERE r.read_at IS NULL) AS unread",
+                );
+                push_from_where(&mut qb, viewer, &query.filter, now);
+                let row = qb.build().fetch_one(&self.pool).await.lite()?;
+                (
+                    to_u64(row.try_get("total").lite()?),
+                    to_u64(row.try_get("unread").lite()?),
+                )
+            }
+        };
         Ok(Page::from_fetched(views, limit, total, unread))
     }
 

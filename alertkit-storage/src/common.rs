@@ -1,4 +1,4 @@
-//! Conversions shared by the SQL backends: how model values are stored in
+//! Conversions shared by the database backends: how model values are stored in
 //! columns, and back. Anything that does not read back is a corrupt row,
 //! reported as a backend error rather than a panic.
 
@@ -48,16 +48,19 @@ pub(crate) fn severity_from(backend: &'static str, rank: i16) -> Result<Severity
 }
 
 /// Reads a non-negative counter back.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub(crate) fn count_from(backend: &'static str, n: i32) -> Result<u32> {
     u32::try_from(n).map_err(|_| corrupt(backend, format!("negative counter {n}")))
 }
 
 /// A `u32` for an `INTEGER` column (saturating; counters never get near).
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub(crate) fn to_i32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 /// A `u64` count from a database count.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub(crate) fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
