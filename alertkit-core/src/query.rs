@@ -17,6 +17,16 @@ use crate::severity::Severity;
 pub const DEFAULT_LIMIT: u32 = 50;
 /// Largest page size a query may ask for.
 pub const MAX_LIMIT: u32 = 200;
+/// How many matches a list page counts at most.
+///
+/// A page's `total` is `min(matches, COUNT_CAP)` and its `unread_count` the
+/// unread alerts among the newest `COUNT_CAP` matches: exact for any inbox
+/// up to that size, and bounded work per request however much is stored
+/// (an exact count over a million alerts costs ~200 ms on PostgreSQL; this
+/// costs ~2 ms). A client shows `500+` when `total == COUNT_CAP`. Exact
+/// figures come from [`AlertStore::count`](crate::AlertStore::count) and
+/// [`AlertStore::stats`](crate::AlertStore::stats).
+pub const COUNT_CAP: u64 = 500;
 
 /// Which alerts to consider. Every condition given must hold; list-valued
 /// conditions match when any of their values does. Visibility and expiry are
@@ -231,9 +241,9 @@ impl fmt::Display for Cursor {
 pub struct Page {
     /// The alerts of this page, newest first.
     pub alerts: Vec<AlertView>,
-    /// How many alerts match the filter across all pages.
+    /// How many alerts match the filter across all pages, up to [`COUNT_CAP`].
     pub total: u64,
-    /// How many of those the viewer has not read.
+    /// How many of the newest [`COUNT_CAP`] matches the viewer has not read.
     pub unread_count: u64,
     /// Whether another page follows.
     pub has_more: bool,

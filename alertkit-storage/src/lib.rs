@@ -1,13 +1,14 @@
 //! [`AlertStore`](alertkit_core::AlertStore) backends for alertkit.
 //!
-//! | backend | type | feature | status |
+//! | backend | type | feature | notes |
 //! |---|---|---|---|
 //! | in-memory | [`MemoryAlertStore`] | always | the reference semantics; tests, benches, demos |
-//! | SQLite | — | `sqlite` | planned |
-//! | PostgreSQL | — | `postgres` | planned |
-//! | MongoDB | — | `mongodb` | planned |
+//! | SQLite | `SqliteAlertStore` | `sqlite` | one file, WAL, bundled SQLite; the zero-config default |
+//! | PostgreSQL | `PostgresAlertStore` | `postgres` | schema per tenant, migrations, keyset lists, `SKIP LOCKED` outbox |
+//! | MongoDB | `MongoAlertStore` | `mongodb` | needs a replica set (transactions); tested on SecantusDB |
 //!
-//! Every backend passes the conformance suite in `alertkit-testkit`.
+//! Every backend passes the same conformance suite (`alertkit-testkit`)
+//! against a real server, each test in its own schema, file or database.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -17,6 +18,21 @@
 //! let store: Arc<dyn AlertStore> = Arc::new(MemoryAlertStore::new());
 //! assert_eq!(store.backend(), "memory");
 //! ```
+//!
+//! # Behaviour shared by every backend
+//!
+//! - Lists are keyset-paginated on `(created_at, id)`, newest first, never
+//!   OFFSET. The first page counts `total` and `unread_count`; the cursor
+//!   carries them, so every later page is a single indexed query.
+//! - Dedup is atomic across instances: one active alert per `dedup_key`
+//!   (a unique partial index), so concurrent raises of one key make one
+//!   alert whose `occurrences` counts them all.
+//! - The delivery outbox is written in the raise's transaction; claims are
+//!   leased and never handed to two dispatchers.
+//! - Every value reaches the database as a bound parameter or a BSON value,
+//!   never as SQL text or a query operator.
+//! - `purge_expired` deletes in bounded batches with the alerts' receipts and
+//!   deliveries.
 
 #[cfg(any(feature = "postgres", feature = "sqlite", feature = "mongodb"))]
 mod common;

@@ -98,6 +98,7 @@ macro_rules! alert_store_conformance {
             job_run_claimed_once_per_tick,
             job_runs_update_and_list,
             insert_many_matches_single_raises,
+            page_counts_saturate_at_the_cap,
         );
     };
 }

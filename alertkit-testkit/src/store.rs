@@ -1358,6 +1358,18 @@ pub async fn hostile_strings_round_trip(store: &dyn AlertStore) {
             .message,
         big
     );
+    // Past the engine's validation, a 10 KB tag or a NUL byte either
+    // round-trips exactly or is refused as Invalid, never a backend failure.
+    let mut long_tag = alert(simple("long tag", Audience::user("alice")), at(60));
+    long_tag.tags = vec!["t".repeat(10_000)];
+    let mut nul = alert(simple("nul", Audience::user("alice")), at(61));
+    nul.alert_type = "type\0with NUL".into();
+    for a in [long_tag, nul] {
+        match store.insert_or_dedup(a.clone(), &[], a.created_at).await {
+            Ok(_) => assert_eq!(store.get(&alice(), a.id, now()).await.unwrap().alert, a),
+            Err(e) => assert!(matches!(e, Error::Invalid(_)), "{} gave {e:?}", a.title),
+        }
+    }
     // Only the exact string matches: no wildcard or operator semantics.
     let f = AlertFilter {
         tags: strs(&["%"]),
@@ -1953,4 +1965,64 @@ pub async fn insert_many_matches_single_raises(store: &dyn AlertStore) {
         "escalation inside the batch notifies again"
     );
     assert!(store.insert_many(vec![], at(4)).await.unwrap().is_empty());
+}
+
+/// Page totals count the newest `COUNT_CAP` matches; `count` and `stats`
+/// stay exact.
+pub async fn page_counts_saturate_at_the_cap(store: &dyn AlertStore) {
+    let cap = alertkit_core::query::COUNT_CAP;
+    let n = cap + 20;
+    let items: Vec<_> = (0..n)
+        .map(|i| {
+            (
+                alert(
+                    simple(&format!("c{i}"), Audience::user("alice")),
+                    at(i as i64),
+                ),
+                vec![],
+            )
+        })
+        .collect();
+    let ids: Vec<AlertId> = items.iter().map(|(a, _)| a.id).collect();
+    for chunk in items.chunks(200) {
+        store.insert_many(chunk.to_vec(), at(0)).await.unwrap();
+    }
+    // Read 5 of the oldest 20 (outside the newest `cap`) and 7 of the newest.
+    for id in ids[..5].iter().chain(&ids[ids.len() - 7..]) {
+        store.mark_read(&alice(), *id, now()).await.unwrap();
+    }
+    let page = store
+        .list(&alice(), &AlertQuery::default(), now())
+        .await
+        .unwrap();
+    assert_eq!(page.total, cap, "total saturates at the cap");
+    assert_eq!(page.unread_count, cap - 7, "unread among the newest `cap`");
+    let exact = store
+        .count(&alice(), &AlertFilter::default(), now())
+        .await
+        .unwrap();
+    assert_eq!(exact, n);
+    let unread = AlertFilter {
+        unread_only: true,
+        ..Default::default()
+    };
+    assert_eq!(store.count(&alice(), &unread, now()).await.unwrap(), n - 12);
+    assert_eq!(
+        store
+            .stats(&alice(), &AlertFilter::default(), now())
+            .await
+            .unwrap()
+            .total,
+        n
+    );
+    // Under the cap, page counts are exact.
+    let f = AlertFilter {
+        until: Some(at(9)),
+        ..Default::default()
+    };
+    let page = store
+        .list(&alice(), &AlertQuery::filtered(f), now())
+        .await
+        .unwrap();
+    assert_eq!((page.total, page.unread_count), (10, 5));
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use alertkit_core::query::CursorPosition;
+use alertkit_core::query::{COUNT_CAP, CursorPosition};
 use alertkit_core::{
     Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStatus, AlertStore, AlertView,
     Channel, ClaimedDelivery, Delivery, DeliveryOutcome, DeliveryStatus, DeliveryTarget, Error,
@@ -222,6 +222,7 @@ impl AlertStore for MemoryAlertStore {
             Some(carried) => carried,
             None => s
                 .matching(viewer, &query.filter, now, None)
+                .take(COUNT_CAP as usize)
                 .fold((0, 0), |(t, u), (_, r)| {
                     (t + 1, u + u64::from(!r.is_read()))
                 }),

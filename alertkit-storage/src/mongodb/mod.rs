@@ -21,6 +21,7 @@ mod error;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration as StdDuration;
 
+use alertkit_core::query::COUNT_CAP;
 use alertkit_core::{
     Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStore, AlertView, ClaimedDelivery,
     Delivery, DeliveryOutcome, DeliveryTarget, Error, JobRun, Page, Raised, Receipt, Resource,
@@ -869,27 +870,24 @@ impl AlertStore for MongoAlertStore {
             .collect::<Result<Vec<_>>>()?;
         let (total, unread) = match before.and_then(|p| p.totals) {
             Some(carried) => carried,
+            // The newest COUNT_CAP matches' ids; their receipts are at hand.
             None => {
-                let total = self.count_where(all_of(base)).await?;
-                // Without read receipts (or when only unread alerts are
-                // listed) every match is unread: no second count.
-                let unread = if query.filter.unread_only || !receipts.values().any(Receipt::is_read)
-                {
-                    total
-                } else {
-                    let unread_filter = AlertFilter {
-                        unread_only: true,
-                        ..query.filter.clone()
-                    };
-                    self.count_where(all_of(alert_conditions(
-                        viewer,
-                        &unread_filter,
-                        now,
-                        &receipts,
-                    )))
-                    .await?
-                };
-                (total, unread)
+                let newest = collect(
+                    self.alerts()
+                        .find(all_of(base))
+                        .projection(doc! { "_id": 1 })
+                        .sort(doc! { "created_at": -1, "_id": -1 })
+                        .limit(i64::try_from(COUNT_CAP).unwrap_or(i64::MAX))
+                        .await
+                        .mongo()?,
+                )
+                .await?;
+                let mut unread = 0;
+                for d in &newest {
+                    let id = get_uuid(d, "_id")?;
+                    unread += u64::from(!receipts.get(&id).is_some_and(Receipt::is_read));
+                }
+                (newest.len() as u64, unread)
             }
         };
         Ok(Page::from_fetched(views, limit, total, unread))

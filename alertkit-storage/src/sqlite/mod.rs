@@ -12,6 +12,7 @@ mod error;
 
 use std::collections::HashMap;
 
+use alertkit_core::query::COUNT_CAP;
 use alertkit_core::{
     Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStore, AlertView, ClaimedDelivery,
     Delivery, DeliveryOutcome, DeliveryStatus, DeliveryTarget, Error, JobRun, NewAlert, Page,
@@ -471,10 +472,16 @@ impl AlertStore for SqliteAlertStore {
         let (total, unread) = match before.and_then(|p| p.totals) {
             Some(carried) => carried,
             None => {
+                // Counted over the newest COUNT_CAP matches, walking the list
+                // index like the page itself: bounded work at any size.
                 let mut qb = QueryBuilder::new(
-                    "SELECT count(*) AS total, count(*) FILTER (WHERE r.read_at IS NULL) AS unread",
+                    "SELECT count(*) AS total, count(*) FILTER (WHERE unread) AS unread \
+                     FROM (SELECT r.read_at IS NULL AS unread",
                 );
                 push_from_where(&mut qb, viewer, &query.filter, now);
+                qb.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ")
+                    .push_bind(i64::try_from(COUNT_CAP).unwrap_or(i64::MAX))
+                    .push(") newest");
                 let row = qb.build().fetch_one(&self.pool).await.lite()?;
                 (
                     to_u64(row.try_get("total").lite()?),
