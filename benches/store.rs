@@ -209,6 +209,22 @@ fn postgres_1m(c: &mut Criterion) {
                 1_000_000 - have,
                 (1_000_000 - have) as f64 / secs
             );
+            // Realistic read state: 30% of personal alerts read by their
+            // user, half the broadcast ones read by u7 (the bench's viewer).
+            let db = sqlx::PgPool::connect(&std::env::var("DATABASE_URL").unwrap())
+                .await
+                .unwrap();
+            for sql in [
+                "INSERT INTO alertkit_bench_1m.alert_receipts (user_id, alert_id, read_at) \
+                 SELECT substr(audience[1], 6), id, created_at FROM alertkit_bench_1m.alerts \
+                 WHERE audience[1] LIKE 'user:%' AND random() < 0.3 ON CONFLICT DO NOTHING",
+                "INSERT INTO alertkit_bench_1m.alert_receipts (user_id, alert_id, read_at) \
+                 SELECT 'u7', id, created_at FROM alertkit_bench_1m.alerts \
+                 WHERE audience[1] = 'everyone' AND random() < 0.5 ON CONFLICT DO NOTHING",
+            ] {
+                sqlx::query(sql).execute(&db).await.unwrap();
+            }
+            db.close().await;
             pg.vacuum_analyze().await.unwrap();
         }
         pg

@@ -15,6 +15,14 @@
 //!   many instances never take the same delivery.
 //! - Every value is a bound parameter; the only identifier in SQL text is the
 //!   validated schema name.
+//!
+//! # Performance
+//!
+//! With 1,000,000 alerts on a 2-vCPU machine (`cargo bench --bench store`,
+//! figures and `EXPLAIN ANALYZE` plans in `benches/README.md`): a user's
+//! page 1 in 2.5 ms (the page query plus counts bounded to the newest
+//! [`COUNT_CAP`] matches), page 1000 in 0.8 ms (one keyset query; the counts
+//! ride in the cursor); batched inserts at ~58k alerts/s.
 
 mod config;
 mod error;
