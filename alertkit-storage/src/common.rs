@@ -4,7 +4,9 @@
 
 use std::str::FromStr;
 
-use alertkit_core::{Audience, Error, Result, Severity, Target, Viewer};
+use alertkit_core::{
+    Alert, Audience, DeliveryTarget, Error, Raised, Result, Severity, Target, Viewer,
+};
 
 /// A row that does not decode into the model.
 pub(crate) fn corrupt(backend: &'static str, what: impl std::fmt::Display) -> Error {
@@ -63,4 +65,26 @@ pub(crate) fn to_i32(n: u32) -> i32 {
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub(crate) fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// Puts a batch's results back in input order: `out` holds the keyed
+/// raises in place (`Some`) and a gap (`None`) for each plain alert, which
+/// `plain` supplies, in order, as newly created.
+#[cfg(any(feature = "postgres", feature = "mongodb"))]
+pub(crate) fn in_input_order(
+    out: Vec<Option<Raised>>,
+    plain: Vec<(Alert, Vec<DeliveryTarget>)>,
+) -> Vec<Raised> {
+    let mut plain = plain.into_iter();
+    out.into_iter()
+        .filter_map(|r| {
+            r.or_else(|| {
+                plain.next().map(|(alert, _)| Raised {
+                    alert,
+                    deduplicated: false,
+                    escalated: false,
+                })
+            })
+        })
+        .collect()
 }

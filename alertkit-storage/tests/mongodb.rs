@@ -6,8 +6,9 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
-use alertkit_core::{AlertFilter, AlertQuery, AlertStore, Audience, NewAlert, Severity, Viewer};
+use alertkit_core::{AlertFilter, AlertStore, Audience, NewAlert, Severity, Viewer};
 use alertkit_storage::MongoAlertStore;
 use alertkit_testkit::fixtures::{alert, at};
 use alertkit_testkit::services::service_url;
@@ -65,37 +66,6 @@ async fn init_twice_is_fine() {
 }
 
 #[tokio::test]
-async fn concurrent_raises_of_one_key_from_8_tasks_make_one_alert() {
-    let Some(m) = setup().await else { return };
-    let store = Arc::new(m.store.clone());
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let a = alert(
-                    NewAlert::new("capacity_warning", Severity::High, format!("t{i}"))
-                        .dedup_key("cap:race"),
-                    at(1),
-                );
-                store.insert_or_dedup(a, &[], at(1)).await
-            })
-        })
-        .collect();
-    let mut created = 0;
-    for t in tasks {
-        if !t.await.unwrap().unwrap().deduplicated {
-            created += 1;
-        }
-    }
-    assert_eq!(created, 1);
-    let page = store
-        .list(&Viewer::all("root"), &AlertQuery::default(), at(2))
-        .await
-        .unwrap();
-    assert_eq!((page.total, page.alerts[0].alert.occurrences), (1, 8));
-}
-
-#[tokio::test]
 async fn operator_strings_are_data() {
     let Some(m) = setup().await else { return };
     let a = alert(
@@ -122,66 +92,20 @@ async fn operator_strings_are_data() {
     assert_eq!(m.count(&Viewer::all("root"), &f, at(2)).await.unwrap(), 0);
 }
 
-#[tokio::test]
-async fn ten_thousand_alerts_page_exactly_once() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_raises_of_one_key_from_8_tasks_make_one_alert() {
     let Some(m) = setup().await else { return };
-    let batch: Vec<_> = (0..10_000)
-        .map(|i| {
-            (
-                alert(
-                    NewAlert::new("bulk", Severity::Low, format!("b{i}"))
-                        .audience(Audience::everyone()),
-                    at(i / 7),
-                ),
-                vec![],
-            )
-        })
-        .collect();
-    let mut expected: Vec<_> = batch.iter().map(|(a, _)| (a.created_at, a.id)).collect();
-    expected.sort_by_key(|p| std::cmp::Reverse(*p));
-    for chunk in batch.chunks(1_000) {
-        m.insert_many(chunk.to_vec(), at(0)).await.unwrap();
-    }
-    let writer_store = m.store.clone();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let writer = tokio::spawn(async move {
-        let mut n = 0;
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            let a = alert(
-                NewAlert::new("bulk", Severity::High, format!("l{n}"))
-                    .audience(Audience::everyone()),
-                at(100_000 + n),
-            );
-            writer_store
-                .insert_or_dedup(a, &[], at(100_000 + n))
-                .await
-                .unwrap();
-            n += 1;
-            // A steady trickle: the test server is single-threaded Python.
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        n
-    });
-    let mut q = AlertQuery::filtered(AlertFilter {
-        alert_types: vec!["bulk".into()],
-        until: Some(at(10_000)),
-        ..Default::default()
-    })
-    .limit(50);
-    let mut seen = Vec::new();
-    loop {
-        let page = m
-            .list(&Viewer::new("x", Vec::<String>::new()), &q, at(0))
-            .await
-            .unwrap();
-        seen.extend(page.alerts.iter().map(|v| (v.alert.created_at, v.alert.id)));
-        match page.next_cursor {
-            Some(c) => q.cursor = Some(c),
-            None => break,
-        }
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(writer.await.unwrap() > 0);
-    assert_eq!(seen, expected);
+    alertkit_testkit::scenarios::concurrent_raises_make_one_alert(Arc::new(m.store.clone()), 8)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_alerts_page_exactly_once_while_inserts_continue() {
+    let Some(m) = setup().await else { return };
+    // A steady trickle of writes: the test server is single-threaded Python.
+    alertkit_testkit::scenarios::ten_thousand_page_exactly_once_while_inserting(
+        Arc::new(m.store.clone()),
+        Duration::from_millis(20),
+    )
+    .await;
 }

@@ -6,11 +6,9 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
-use alertkit_core::{
-    Alert, AlertFilter, AlertId, AlertQuery, AlertStore, Audience, Error, NewAlert, Severity,
-    Viewer,
-};
+use alertkit_core::{AlertFilter, AlertStore, Error, NewAlert, Severity, Viewer};
 use alertkit_storage::PostgresAlertStore;
 use alertkit_testkit::fixtures::{alert, at};
 use alertkit_testkit::services::service_url;
@@ -106,125 +104,6 @@ async fn migrations_run_twice_and_concurrently() {
 }
 
 #[tokio::test]
-async fn concurrent_raises_of_one_key_from_8_tasks_make_one_alert() {
-    let Some(pg) = setup().await else { return };
-    let store = Arc::new(connect(&pg.url, pg.schema()).await);
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let a = alert(
-                    NewAlert::new("capacity_warning", Severity::High, format!("t{i}"))
-                        .dedup_key("cap:race"),
-                    at(1),
-                );
-                store.insert_or_dedup(a, &[], at(1)).await
-            })
-        })
-        .collect();
-    let mut created = 0;
-    for t in tasks {
-        if !t.await.unwrap().unwrap().deduplicated {
-            created += 1;
-        }
-    }
-    assert_eq!(created, 1);
-    let page = store
-        .list(&Viewer::all("root"), &AlertQuery::default(), at(2))
-        .await
-        .unwrap();
-    assert_eq!(page.total, 1);
-    assert_eq!(page.alerts[0].alert.occurrences, 8);
-}
-
-#[tokio::test]
-async fn ten_thousand_alerts_page_exactly_once_while_inserts_continue() {
-    let Some(pg) = setup().await else { return };
-    let batch: Vec<(Alert, Vec<_>)> = (0..10_000)
-        .map(|i| {
-            (
-                alert(
-                    NewAlert::new("bulk", Severity::Low, format!("b{i}"))
-                        .audience(Audience::everyone()),
-                    at(i / 7),
-                ),
-                vec![],
-            )
-        })
-        .collect();
-    let mut expected: Vec<AlertId> = batch.iter().map(|(a, _)| a.id).collect();
-    let by_pos: std::collections::HashMap<AlertId, (chrono::DateTime<chrono::Utc>, AlertId)> =
-        batch
-            .iter()
-            .map(|(a, _)| (a.id, (a.created_at, a.id)))
-            .collect();
-    expected.sort_by_key(|id| std::cmp::Reverse(by_pos[id]));
-    for chunk in batch.chunks(2_000) {
-        pg.insert_many(chunk.to_vec(), at(0)).await.unwrap();
-    }
-
-    // A writer keeps raising newer alerts while the reader pages.
-    let writer_store = connect(&pg.url, pg.schema()).await;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let writer = tokio::spawn(async move {
-        let mut n = 0;
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            let a = alert(
-                NewAlert::new("live", Severity::High, format!("l{n}"))
-                    .audience(Audience::everyone()),
-                at(100_000 + n),
-            );
-            writer_store
-                .insert_or_dedup(a, &[], at(100_000 + n))
-                .await
-                .unwrap();
-            n += 1;
-        }
-        n
-    });
-
-    let viewer = Viewer::new("anyone", Vec::<String>::new());
-    let filter = AlertFilter {
-        alert_types: vec!["bulk".into()],
-        ..Default::default()
-    };
-    let mut q = AlertQuery::filtered(filter).limit(50);
-    let mut seen = Vec::new();
-    loop {
-        let page = pg.list(&viewer, &q, at(0)).await.unwrap();
-        seen.extend(page.alerts.iter().map(|v| v.alert.id));
-        match page.next_cursor {
-            Some(c) => q.cursor = Some(c),
-            None => break,
-        }
-    }
-    // Unfiltered paging too: the first page may grow, later pages never repeat.
-    let mut q = AlertQuery::default().limit(50);
-    let mut all = Vec::new();
-    for _ in 0..40 {
-        let page = pg.list(&viewer, &q, at(0)).await.unwrap();
-        all.extend(page.alerts.iter().map(|v| v.alert.id));
-        match page.next_cursor {
-            Some(c) => q.cursor = Some(c),
-            None => break,
-        }
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let written = writer.await.unwrap();
-    assert!(written > 0, "the writer ran concurrently");
-    assert_eq!(seen.len(), 10_000);
-    assert_eq!(
-        seen, expected,
-        "pages of 50 cover the 10k exactly once, in order"
-    );
-    let mut dedup = all.clone();
-    dedup.sort();
-    dedup.dedup();
-    assert_eq!(dedup.len(), all.len(), "no alert appears on two pages");
-}
-
-#[tokio::test]
 async fn hostile_input_is_stored_verbatim_or_refused_as_invalid() {
     let Some(pg) = setup().await else { return };
     // Bypassing the engine's validation, a NUL byte reaches PostgreSQL, which
@@ -270,4 +149,24 @@ async fn unreachable_database_is_unavailable() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Invalid(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_raises_of_one_key_from_8_tasks_make_one_alert() {
+    let Some(pg) = setup().await else { return };
+    alertkit_testkit::scenarios::concurrent_raises_make_one_alert(
+        Arc::new(connect(&pg.url, pg.schema()).await),
+        8,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_alerts_page_exactly_once_while_inserts_continue() {
+    let Some(pg) = setup().await else { return };
+    alertkit_testkit::scenarios::ten_thousand_page_exactly_once_while_inserting(
+        Arc::new(connect(&pg.url, pg.schema()).await),
+        Duration::ZERO,
+    )
+    .await;
 }

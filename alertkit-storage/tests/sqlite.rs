@@ -6,8 +6,9 @@
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use alertkit_core::{AlertFilter, AlertQuery, AlertStore, Audience, NewAlert, Severity, Viewer};
+use alertkit_core::{AlertStore, Audience, NewAlert, Severity, Viewer};
 use alertkit_storage::SqliteAlertStore;
 use alertkit_testkit::fixtures::{alert, at};
 
@@ -70,95 +71,19 @@ async fn migrations_run_twice_and_data_survives_reopening() {
     again.close().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_raises_of_one_key_from_8_tasks_make_one_alert() {
     let t = setup().await.unwrap();
-    let store = Arc::new(t.store.clone());
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let a = alert(
-                    NewAlert::new("capacity_warning", Severity::High, format!("t{i}"))
-                        .dedup_key("cap:race"),
-                    at(1),
-                );
-                store.insert_or_dedup(a, &[], at(1)).await
-            })
-        })
-        .collect();
-    let mut created = 0;
-    for task in tasks {
-        if !task.await.unwrap().unwrap().deduplicated {
-            created += 1;
-        }
-    }
-    assert_eq!(created, 1);
-    let page = store
-        .list(&Viewer::all("root"), &AlertQuery::default(), at(2))
-        .await
-        .unwrap();
-    assert_eq!((page.total, page.alerts[0].alert.occurrences), (1, 8));
+    alertkit_testkit::scenarios::concurrent_raises_make_one_alert(Arc::new(t.store.clone()), 8)
+        .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_alerts_page_exactly_once_while_inserts_continue() {
     let t = setup().await.unwrap();
-    let batch: Vec<_> = (0..10_000)
-        .map(|i| {
-            (
-                alert(
-                    NewAlert::new("bulk", Severity::Low, format!("b{i}"))
-                        .audience(Audience::everyone()),
-                    at(i / 7),
-                ),
-                vec![],
-            )
-        })
-        .collect();
-    let mut expected: Vec<_> = batch.iter().map(|(a, _)| (a.created_at, a.id)).collect();
-    expected.sort_by_key(|p| std::cmp::Reverse(*p));
-    t.insert_many(batch, at(0)).await.unwrap();
-
-    let writer_store = t.store.clone();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let writer = tokio::spawn(async move {
-        let mut n = 0;
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            let a = alert(
-                NewAlert::new("bulk", Severity::High, format!("l{n}"))
-                    .audience(Audience::everyone()),
-                at(100_000 + n),
-            );
-            writer_store
-                .insert_or_dedup(a, &[], at(100_000 + n))
-                .await
-                .unwrap();
-            n += 1;
-            tokio::task::yield_now().await;
-        }
-        n
-    });
-    let viewer = Viewer::new("anyone", Vec::<String>::new());
-    let filter = AlertFilter {
-        alert_types: vec!["bulk".into()],
-        ..Default::default()
-    };
-    // The first page is taken before the writer's alerts land; later pages
-    // must hold exactly the older alerts.
-    let mut q = AlertQuery::filtered(filter.clone()).limit(50);
-    q.filter.until = Some(at(10_000));
-    let mut seen = Vec::new();
-    loop {
-        let page = t.list(&viewer, &q, at(0)).await.unwrap();
-        seen.extend(page.alerts.iter().map(|v| (v.alert.created_at, v.alert.id)));
-        match page.next_cursor {
-            Some(c) => q.cursor = Some(c),
-            None => break,
-        }
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(writer.await.unwrap() > 0, "the writer ran concurrently");
-    assert_eq!(seen, expected);
+    alertkit_testkit::scenarios::ten_thousand_page_exactly_once_while_inserting(
+        Arc::new(t.store.clone()),
+        Duration::ZERO,
+    )
+    .await;
 }

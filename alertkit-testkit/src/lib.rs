@@ -38,6 +38,7 @@
 
 pub mod broadcast;
 pub mod fixtures;
+pub mod scenarios;
 pub mod services;
 pub mod store;
 

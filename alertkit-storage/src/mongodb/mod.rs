@@ -40,7 +40,7 @@ pub use config::MongoBuilder;
 use error::{DUPLICATE_KEY, MongoResultExt, code, is_transient};
 
 use crate::common::{
-    audience_from, audience_strings, corrupt, parse, severity_from, viewer_targets,
+    audience_from, audience_strings, corrupt, in_input_order, parse, severity_from, viewer_targets,
 };
 
 const BACKEND: &str = "mongodb";
@@ -793,19 +793,7 @@ impl AlertStore for MongoAlertStore {
             }
             s.commit_transaction().await.mongo()?;
         }
-        let mut plain = plain.into_iter();
-        Ok(out
-            .into_iter()
-            .filter_map(|r| {
-                r.or_else(|| {
-                    plain.next().map(|(alert, _)| Raised {
-                        alert,
-                        deduplicated: false,
-                        escalated: false,
-                    })
-                })
-            })
-            .collect())
+        Ok(in_input_order(out, plain))
     }
 
     async fn find_active(&self, dedup_key: &str, _now: DateTime<Utc>) -> Result<Option<Alert>> {

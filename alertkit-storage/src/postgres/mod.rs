@@ -45,8 +45,8 @@ pub use config::PostgresBuilder;
 use error::PgResultExt;
 
 use crate::common::{
-    audience_from, audience_strings, corrupt, count_from, parse, severity_from, to_i32, to_u64,
-    viewer_targets,
+    audience_from, audience_strings, corrupt, count_from, in_input_order, parse, severity_from,
+    to_i32, to_u64, viewer_targets,
 };
 
 const BACKEND: &str = "postgres";
@@ -552,19 +552,7 @@ impl AlertStore for PostgresAlertStore {
         }
         insert_plain_batch(&mut tx, &plain, now).await?;
         tx.commit().await.pg()?;
-        let mut plain = plain.into_iter();
-        Ok(out
-            .into_iter()
-            .filter_map(|r| {
-                r.or_else(|| {
-                    plain.next().map(|(alert, _)| Raised {
-                        alert,
-                        deduplicated: false,
-                        escalated: false,
-                    })
-                })
-            })
-            .collect())
+        Ok(in_input_order(out, plain))
     }
 
     async fn find_active(&self, dedup_key: &str, _now: DateTime<Utc>) -> Result<Option<Alert>> {
