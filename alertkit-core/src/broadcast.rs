@@ -17,6 +17,10 @@ pub enum BusMessage {
     /// The subscriber fell behind and this many events were dropped for it;
     /// it should recover from the store (resume) rather than trust its state.
     Lagged(u64),
+    /// The broadcaster lost its link (a Redis reconnect, say): an unknown
+    /// number of events may be missing before this message. Recover from the
+    /// store, as for [`Lagged`](Self::Lagged); live events follow again.
+    Gap,
 }
 
 /// A subscription to a broadcaster: every event published after it was made.

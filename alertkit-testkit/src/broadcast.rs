@@ -46,7 +46,7 @@ async fn next(stream: &mut EventStream) -> BusMessage {
 async fn next_event(stream: &mut EventStream) -> AlertEvent {
     match next(stream).await {
         BusMessage::Event(e) => (*e).clone(),
-        BusMessage::Lagged(n) => panic!("unexpected lag of {n}"),
+        other => panic!("unexpected {other:?}"),
     }
 }
 
@@ -103,6 +103,7 @@ pub async fn lagging_subscriber_is_told(bus: &dyn Broadcaster) {
                 assert!(n > 0);
                 lagged += n;
             }
+            BusMessage::Gap => panic!("unexpected gap while the link was up"),
             BusMessage::Event(e) => {
                 let n = number_of(&e);
                 if let Some(prev) = last {

@@ -3,7 +3,7 @@
 //! | piece | type | feature | status |
 //! |---|---|---|---|
 //! | in-process broadcaster | [`LocalBroadcaster`] | always | ready |
-//! | Redis broadcaster | — | `redis` | planned |
+//! | Redis broadcaster | `RedisBroadcaster` | `redis` | ready |
 //! | WebSocket hub, REST router | — | `axum` | planned |
 //!
 //! ```
@@ -29,5 +29,9 @@
 //! ```
 
 pub mod local;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 pub use local::LocalBroadcaster;
+#[cfg(feature = "redis")]
+pub use redis::{RedisBroadcaster, RedisBuilder};
