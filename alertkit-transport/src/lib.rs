@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | in-process broadcaster | [`LocalBroadcaster`] | always | ready |
 //! | Redis broadcaster | `RedisBroadcaster` | `redis` | ready |
+//! | JWT authenticator (HS256, RS256) | `JwtAuthenticator` | `jwt` | ready |
 //! | WebSocket hub, REST router | — | `axum` | planned |
 //!
 //! ```
@@ -28,10 +29,14 @@
 //! # }
 //! ```
 
+#[cfg(feature = "jwt")]
+pub mod jwt;
 pub mod local;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+#[cfg(feature = "jwt")]
+pub use jwt::{Claims, JwtAuthenticator};
 pub use local::LocalBroadcaster;
 #[cfg(feature = "redis")]
 pub use redis::{RedisBroadcaster, RedisBuilder};
