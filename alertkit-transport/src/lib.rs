@@ -5,7 +5,8 @@
 //! | in-process broadcaster | [`LocalBroadcaster`] | always | ready |
 //! | Redis broadcaster | `RedisBroadcaster` | `redis` | ready |
 //! | JWT authenticator (HS256, RS256) | `JwtAuthenticator` | `jwt` | ready |
-//! | WebSocket hub, REST router | — | `axum` | planned |
+//! | REST router (alerts, rules, subscriptions, health) | [`http::router`] | `axum` | in progress |
+//! | WebSocket hub | — | `axum` | planned |
 //!
 //! ```
 //! # tokio_test_block_on(async {
@@ -29,6 +30,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "axum")]
+pub mod http;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod local;

@@ -1,0 +1,481 @@
+//! The REST router (feature `axum`): the alert API of DESIGN.md §6 over an
+//! [`AlertKit`].
+//!
+//! ```no_run
+//! # async fn demo(kit: alertkit_core::AlertKit, auth: std::sync::Arc<dyn alertkit_core::Authenticator>) -> std::io::Result<()> {
+//! let app = alertkit_transport::http::router(kit, auth);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! Every route but `/health` needs a bearer token (`Authorization: Bearer …`
+//! or `?token=`). Errors are `{"error":{"code":"…","message":"…"}}` with 400
+//! (malformed request), 401, 403, 404, 409, 413, 422 (invalid content),
+//! 429 (with `Retry-After`), 503; internal failures are 500 without details.
+
+use std::sync::Arc;
+
+use alertkit_core::{
+    AlertFilter, AlertId, AlertKit, AlertQuery, AlertStatus, Authenticator, Cursor, Error,
+    ErrorKind, NewAlert, NewRule, Principal, Severity, Subscription,
+};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+/// Largest request body accepted, in bytes (413 beyond).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Clone)]
+struct AppState {
+    kit: AlertKit,
+    auth: Arc<dyn Authenticator>,
+}
+
+/// The alert API as an axum router (state included; merge or nest it).
+pub fn router(kit: AlertKit, auth: Arc<dyn Authenticator>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/alerts", get(list).post(create))
+        .route("/api/alerts/unread", get(list_unread))
+        .route("/api/alerts/unread/count", get(unread_count))
+        .route("/api/alerts/stats", get(stats))
+        .route("/api/alerts/mark-all-read", post(mark_all_read))
+        .route("/api/alerts/rules", get(rules).post(create_rule))
+        .route(
+            "/api/alerts/rules/{id}",
+            put(update_rule).delete(delete_rule),
+        )
+        .route(
+            "/api/alerts/subscriptions",
+            get(subscriptions).put(set_subscriptions),
+        )
+        .route("/api/alerts/{id}", get(get_one).delete(delete_one))
+        .route("/api/alerts/{id}/mark-read", post(mark_read))
+        .route("/api/alerts/{id}/dismiss", post(dismiss))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(AppState { kit, auth })
+}
+
+// ---- errors ------------------------------------------------------------------
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let kind = e.kind();
+        let status = match kind {
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unavailable | ErrorKind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "internal error");
+            "internal error".to_owned()
+        } else {
+            e.to_string()
+        };
+        ApiError {
+            status,
+            code: kind.code(),
+            message,
+            retry_after: e.retry_after().map(|d| d.as_secs().max(1)),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "too_large",
+                message: format!("request body over {BODY_LIMIT} bytes"),
+                retry_after: None,
+            },
+            // Well-formed JSON of the wrong shape (bad severity, missing field).
+            StatusCode::UNPROCESSABLE_ENTITY => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "invalid",
+                message: r.body_text(),
+                retry_after: None,
+            },
+            _ => ApiError::bad_request(r.body_text()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
+        let mut res = (self.status, body).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        res
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+// ---- authentication -------------------------------------------------------------
+
+/// The authenticated caller.
+struct Authed(Principal);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let header_token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::to_owned);
+        let query_token = || {
+            parts.uri.query().and_then(|q| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(k, _)| *k == "token")
+                    .map(|(_, v)| v.to_owned())
+            })
+        };
+        let token = header_token
+            .or_else(query_token)
+            .ok_or_else(|| Error::Unauthenticated("a bearer token is required".into()))?;
+        Ok(Authed(state.auth.authenticate(&token).await?))
+    }
+}
+
+// ---- query parsing ------------------------------------------------------------------
+
+fn values<'a>(params: &'a [(String, String)], names: &[&str]) -> Vec<&'a str> {
+    params
+        .iter()
+        .filter(|(k, _)| names.contains(&k.as_str()))
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+fn one<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn time_param(params: &[(String, String)], name: &str) -> ApiResult<Option<DateTime<Utc>>> {
+    one(params, name)
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::bad_request(format!("`{name}` must be an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+fn bool_param(params: &[(String, String)], name: &str) -> ApiResult<bool> {
+    match one(params, name) {
+        None => Ok(false),
+        Some("true" | "1" | "") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "`{name}` must be true or false"
+        ))),
+    }
+}
+
+fn filter_from(params: &[(String, String)]) -> ApiResult<AlertFilter> {
+    let severities = values(params, &["severity"])
+        .into_iter()
+        .map(|s| {
+            s.parse::<Severity>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let min_severity = one(params, "min_severity")
+        .map(|s| {
+            s.parse::<Severity>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        })
+        .transpose()?;
+    let status = one(params, "status")
+        .map(|s| {
+            s.parse::<AlertStatus>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        })
+        .transpose()?;
+    Ok(AlertFilter {
+        since: time_param(params, "since")?,
+        until: time_param(params, "until")?,
+        severities,
+        min_severity,
+        alert_types: values(params, &["alert_type"])
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        tags: values(params, &["tag", "product_code"])
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        status,
+        unread_only: bool_param(params, "unread_only")?,
+        include_dismissed: bool_param(params, "include_dismissed")?,
+    })
+}
+
+fn query_from(params: &[(String, String)]) -> ApiResult<AlertQuery> {
+    let limit = one(params, "limit")
+        .map(|l| {
+            l.parse::<u32>()
+                .map_err(|_| ApiError::bad_request("`limit` must be a number"))
+        })
+        .transpose()?;
+    let q = AlertQuery {
+        filter: filter_from(params)?,
+        limit,
+        cursor: one(params, "cursor").map(Cursor::from_raw),
+    };
+    q.validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(q)
+}
+
+fn alert_id(raw: &str) -> ApiResult<AlertId> {
+    raw.parse()
+        .map_err(|_| Error::not_found(format!("alert {raw}")).into())
+}
+
+// ---- handlers -------------------------------------------------------------------------
+
+async fn health(State(s): State<AppState>) -> Response {
+    match s.kit.store().ping().await {
+        Ok(()) => Json(json!({ "status": "ok", "components": { "store": "ok" } })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "degraded", "components": { "store": e.to_string() } })),
+        )
+            .into_response(),
+    }
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    Query(params): Query<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let q = query_from(&params)?;
+    Ok(Json(s.kit.list(&p, &q).await?).into_response())
+}
+
+async fn list_unread(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    Query(params): Query<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let mut q = query_from(&params)?;
+    q.filter.unread_only = true;
+    Ok(Json(s.kit.list(&p, &q).await?).into_response())
+}
+
+async fn unread_count(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "unread": s.kit.unread_count(&p).await? })))
+}
+
+async fn stats(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    Query(params): Query<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let f = filter_from(&params)?;
+    Ok(Json(s.kit.stats(&p, &f).await?).into_response())
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    Ok(Json(s.kit.get(&p, alert_id(&id)?).await?).into_response())
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    body: Result<Json<NewAlert>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(new) = body?;
+    let raised = s.kit.raise(&p, new).await?;
+    let mut view = serde_json::to_value(alertkit_core::AlertView::new(
+        raised.alert,
+        Default::default(),
+    ))
+    .map_err(|e| Error::backend("http", e))?;
+    if let Some(obj) = view.as_object_mut() {
+        obj.insert("deduplicated".into(), Value::Bool(raised.deduplicated));
+    }
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// `{user_id}` as older clients send it (seed 000): must be the caller.
+#[derive(serde::Deserialize, Default)]
+struct ReceiptBody {
+    user_id: Option<String>,
+}
+
+/// The optional body of mark-read and dismiss: empty, or `{user_id}`
+/// naming the caller.
+fn check_self(p: &Principal, body: &[u8]) -> ApiResult<()> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    let b: ReceiptBody =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    match b.user_id {
+        Some(u) if u != p.user_id => {
+            Err(Error::forbidden("user_id must be the token's subject").into())
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn mark_read(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    check_self(&p, &body)?;
+    let id = alert_id(&id)?;
+    let r = s.kit.mark_read(&p, id).await?;
+    Ok(Json(
+        json!({ "alert_id": id, "read_at": r.read_at, "dismissed_at": r.dismissed_at }),
+    ))
+}
+
+async fn dismiss(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    check_self(&p, &body)?;
+    let id = alert_id(&id)?;
+    let r = s.kit.dismiss(&p, id).await?;
+    Ok(Json(
+        json!({ "alert_id": id, "read_at": r.read_at, "dismissed_at": r.dismissed_at }),
+    ))
+}
+
+async fn mark_all_read(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    Query(params): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
+    let f = filter_from(&params)?;
+    Ok(Json(
+        json!({ "marked": s.kit.mark_all_read(&p, &f).await? }),
+    ))
+}
+
+async fn delete_one(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.kit.delete(&p, alert_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rules(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Response> {
+    Ok(Json(s.kit.rules(&p).await?).into_response())
+}
+
+async fn create_rule(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    body: Result<Json<NewRule>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(rule) = body?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.kit.create_rule(&p, rule).await?),
+    )
+        .into_response())
+}
+
+fn rule_id(raw: &str) -> ApiResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(raw).map_err(|_| Error::not_found(format!("rule {raw}")).into())
+}
+
+async fn update_rule(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    Path(id): Path<String>,
+    body: Result<Json<NewRule>, JsonRejection>,
+) -> ApiResult<Response> {
+    let id = rule_id(&id)?;
+    let Json(rule) = body?;
+    Ok(Json(s.kit.update_rule(&p, id, rule).await?).into_response())
+}
+
+async fn delete_rule(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.kit.delete_rule(&p, rule_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn subscriptions(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Response> {
+    Ok(Json(s.kit.subscriptions(&p).await?).into_response())
+}
+
+async fn set_subscriptions(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    body: Result<Json<Vec<Subscription>>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(subs) = body?;
+    Ok(Json(s.kit.set_subscriptions(&p, subs).await?).into_response())
+}

@@ -1,0 +1,449 @@
+//! The REST router over real HTTP on a loopback port: each route's success
+//! and the error codes it returns, with user and admin tokens.
+#![cfg(all(feature = "axum", feature = "jwt"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alertkit_core::{AlertKit, Permission, Principal};
+use alertkit_storage::MemoryAlertStore;
+use alertkit_transport::{JwtAuthenticator, LocalBroadcaster, http};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const SECRET: &[u8] = b"http-test-secret-http-test-secret!!";
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+    admin: String,
+    alice: String,
+    bob: String,
+    raiser: String,
+}
+
+async fn start() -> Api {
+    let kit = AlertKit::builder()
+        .store(Arc::new(MemoryAlertStore::new()))
+        .broadcaster(Arc::new(LocalBroadcaster::new()))
+        .build()
+        .unwrap();
+    let auth = Arc::new(JwtAuthenticator::hs256(SECRET).unwrap());
+    let token = |p: Principal| auth.issue(&p, Duration::from_secs(600)).unwrap();
+    let api = Api {
+        base: String::new(),
+        client: reqwest::Client::new(),
+        admin: token(Principal::admin("root")),
+        alice: token(Principal::user("alice").with_groups(["ops"])),
+        bob: token(Principal::user("bob")),
+        raiser: token(Principal::user("svc").with_permissions([Permission::AlertsCreate])),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = http::router(kit, auth);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Api {
+        base: format!("http://{addr}"),
+        ..api
+    }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(token), Some(body))
+            .await
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no error body>")
+}
+
+fn alert(title: &str, severity: &str, audience: &[&str]) -> Value {
+    json!({"alert_type": "capacity_warning", "severity": severity, "title": title, "message": "m",
+           "tags": ["VCH20"], "audience": audience})
+}
+
+#[tokio::test]
+async fn health_and_authentication() {
+    let api = start().await;
+    let (s, v) = api.call(reqwest::Method::GET, "/health", None, None).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (s, v) = api
+        .call(reqwest::Method::GET, "/api/alerts", None, None)
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+    let (s, _) = api.get("/api/alerts", "not.a.token").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/alerts?token={}", api.alice),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "?token= is accepted");
+}
+
+#[tokio::test]
+async fn create_list_get_and_their_errors() {
+    let api = start().await;
+    let (s, v) = api
+        .post(
+            "/api/alerts",
+            &api.admin,
+            alert("for ops", "high", &["group:ops"]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(v["deduplicated"], json!(false));
+    assert_eq!(v["read"], json!(false));
+    let id = v["id"].as_str().unwrap().to_owned();
+    let mut keyed = alert("k", "warning", &["user:alice"]);
+    keyed["dedup_key"] = json!("cap:VCH20");
+    api.post("/api/alerts", &api.raiser, keyed.clone()).await;
+    let (s, v) = api.post("/api/alerts", &api.raiser, keyed).await;
+    assert_eq!(
+        (s, &v["deduplicated"], &v["occurrences"], &v["severity"]),
+        (
+            StatusCode::CREATED,
+            &json!(true),
+            &json!(2),
+            &json!("medium")
+        )
+    );
+
+    // Errors on create.
+    let (s, v) = api
+        .post("/api/alerts", &api.alice, alert("x", "low", &[]))
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "alice lacks alerts.create"
+    );
+    let (s, v) = api
+        .post("/api/alerts", &api.raiser, alert("x", "low", &["everyone"]))
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "everyone needs alerts.broadcast"
+    );
+    let (s, v) = api
+        .post("/api/alerts", &api.admin, alert("  ", "low", &[]))
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid"));
+    let (s, _) = api
+        .post("/api/alerts", &api.admin, alert("x", "urgent", &[]))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "unknown severity");
+    let res = api
+        .client
+        .post(format!("{}/api/alerts", api.base))
+        .bearer_auth(&api.admin)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let huge = alert(&"x".repeat(100_000), "low", &[]);
+    let (s, v) = api.post("/api/alerts", &api.admin, huge).await;
+    assert_eq!((s, code(&v)), (StatusCode::PAYLOAD_TOO_LARGE, "too_large"));
+
+    // Lists.
+    let (s, v) = api.get("/api/alerts", &api.alice).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (
+            v["total"].as_u64(),
+            v["unread_count"].as_u64(),
+            v["has_more"].as_bool()
+        ),
+        (Some(2), Some(2), Some(false))
+    );
+    for key in ["alert_type", "severity", "message", "timestamp", "read"] {
+        assert!(v["alerts"][0].get(key).is_some(), "missing {key}");
+    }
+    let (_, v) = api
+        .get(
+            "/api/alerts?severity=high,critical&product_code=VCH20",
+            &api.alice,
+        )
+        .await;
+    assert_eq!(v["total"], json!(1));
+    let (_, v) = api.get("/api/alerts?limit=1", &api.alice).await;
+    assert_eq!(
+        (
+            v["alerts"].as_array().map(Vec::len),
+            v["has_more"].as_bool()
+        ),
+        (Some(1), Some(true))
+    );
+    let cursor = v["next_cursor"].as_str().unwrap().to_owned();
+    let (_, v) = api
+        .get(&format!("/api/alerts?limit=1&cursor={cursor}"), &api.alice)
+        .await;
+    assert_eq!(v["has_more"], json!(false));
+    let (_, v) = api.get("/api/alerts", &api.bob).await;
+    assert_eq!(v["total"], json!(0), "bob sees neither");
+    for bad in [
+        "limit=0",
+        "limit=201",
+        "limit=x",
+        "since=yesterday",
+        "severity=urgent",
+        "cursor=garbage",
+        "unread_only=maybe",
+    ] {
+        let (s, v) = api.get(&format!("/api/alerts?{bad}"), &api.alice).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{bad}"
+        );
+    }
+
+    // One alert.
+    let (s, v) = api.get(&format!("/api/alerts/{id}"), &api.alice).await;
+    assert_eq!((s, v["title"].as_str()), (StatusCode::OK, Some("for ops")));
+    let (s, v) = api.get(&format!("/api/alerts/{id}"), &api.bob).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "invisible is 404"
+    );
+    let (s, _) = api.get("/api/alerts/not-an-id", &api.alice).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn receipts_counts_stats_and_delete() {
+    let api = start().await;
+    let (_, a) = api
+        .post("/api/alerts", &api.admin, alert("a", "high", &["everyone"]))
+        .await;
+    let (_, b) = api
+        .post(
+            "/api/alerts",
+            &api.admin,
+            alert("b", "low", &["user:alice"]),
+        )
+        .await;
+    let (a, b) = (
+        a["id"].as_str().unwrap().to_owned(),
+        b["id"].as_str().unwrap().to_owned(),
+    );
+
+    let (_, v) = api.get("/api/alerts/unread/count", &api.alice).await;
+    assert_eq!(v, json!({"unread": 2}));
+    let (s, v) = api
+        .post(
+            &format!("/api/alerts/{a}/mark-read"),
+            &api.alice,
+            json!({"user_id": "alice"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["read_at"].is_string());
+    let (s, v) = api
+        .post(
+            &format!("/api/alerts/{a}/mark-read"),
+            &api.alice,
+            json!({"user_id": "bob"}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "user_id must match the token"
+    );
+    let (s, _) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/alerts/{b}/mark-read"),
+            Some(&api.bob),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "bob cannot see b");
+    let (_, v) = api.get("/api/alerts/unread/count", &api.alice).await;
+    assert_eq!(v, json!({"unread": 1}));
+    let (_, v) = api.get("/api/alerts/unread/count", &api.bob).await;
+    assert_eq!(v, json!({"unread": 1}), "bob's state is his own");
+    let (_, v) = api.get("/api/alerts/unread", &api.alice).await;
+    assert_eq!(v["alerts"][0]["title"], json!("b"));
+
+    let (s, v) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/alerts/{b}/dismiss"),
+            Some(&api.alice),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["dismissed_at"].is_string());
+    let (_, v) = api
+        .get("/api/alerts?include_dismissed=true", &api.alice)
+        .await;
+    assert_eq!(v["total"], json!(2));
+    let (_, v) = api.get("/api/alerts", &api.alice).await;
+    assert_eq!(v["total"], json!(1));
+
+    let (s, v) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/alerts/mark-all-read",
+            Some(&api.bob),
+            None,
+        )
+        .await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"marked": 1})));
+    let (_, v) = api.get("/api/alerts/stats", &api.admin).await;
+    assert_eq!(
+        (v["total"].as_u64(), v["by_severity"]["high"].as_u64()),
+        (Some(2), Some(1))
+    );
+
+    let (s, v) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/alerts/{a}"),
+            Some(&api.alice),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/alerts/{a}"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/alerts/{a}"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn rules_and_subscriptions() {
+    let api = start().await;
+    let rule = json!({"name": "queue", "kind": "threshold", "conditions": {"metric": "q", "op": ">", "value": 100},
+                      "template": {"alert_type": "high_workload", "severity": "high", "title": "Queue high"}});
+    let (s, v) = api
+        .post("/api/alerts/rules", &api.alice, rule.clone())
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, v) = api
+        .post("/api/alerts/rules", &api.admin, rule.clone())
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id = v["id"].as_str().unwrap().to_owned();
+    let (s, v) = api
+        .post("/api/alerts/rules", &api.admin, rule.clone())
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "conflict"));
+    let mut changed = rule.clone();
+    changed["enabled"] = json!(false);
+    let (s, v) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/alerts/rules/{id}"),
+            Some(&api.admin),
+            Some(changed),
+        )
+        .await;
+    assert_eq!((s, v["enabled"].as_bool()), (StatusCode::OK, Some(false)));
+    let (s, v) = api.get("/api/alerts/rules", &api.alice).await;
+    assert_eq!((s, v.as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
+    let (s, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/alerts/rules/{id}"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/alerts/rules/{id}"),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let subs = json!([{"user_id": "", "alert_type": "sla_breached", "channels": ["email", "in_app"], "min_severity": "high"}]);
+    let (s, v) = api
+        .call(
+            reqwest::Method::PUT,
+            "/api/alerts/subscriptions",
+            Some(&api.alice),
+            Some(subs),
+        )
+        .await;
+    assert_eq!(
+        (s, v[0]["user_id"].as_str()),
+        (StatusCode::OK, Some("alice"))
+    );
+    let (_, v) = api.get("/api/alerts/subscriptions", &api.alice).await;
+    assert_eq!(v[0]["channels"], json!(["email", "in_app"]));
+    let others = json!([{"user_id": "bob", "alert_type": "x", "channels": ["email"]}]);
+    let (s, _) = api
+        .call(
+            reqwest::Method::PUT,
+            "/api/alerts/subscriptions",
+            Some(&api.alice),
+            Some(others),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let none = json!([{"user_id": "", "alert_type": "x", "channels": []}]);
+    let (s, _) = api
+        .call(
+            reqwest::Method::PUT,
+            "/api/alerts/subscriptions",
+            Some(&api.alice),
+            Some(none),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
