@@ -14,6 +14,8 @@
 //! (malformed request), 401, 403, 404, 409, 413, 422 (invalid content),
 //! 429 (with `Retry-After`), 503; internal failures are 500 without details.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use alertkit_core::{
@@ -23,24 +25,53 @@ use alertkit_core::{
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::{Value, json};
 
 /// Largest request body accepted, in bytes (413 beyond).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// Requests per minute per user allowed by default.
+pub const DEFAULT_RATE_LIMIT: u32 = 60;
+
+/// Settings of the router.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Requests per minute per authenticated user (429 beyond, with
+    /// `Retry-After`); bursts up to the same number are allowed.
+    pub rate_limit_per_minute: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct AppState {
     kit: AlertKit,
     auth: Arc<dyn Authenticator>,
+    limiter: Arc<DefaultKeyedRateLimiter<String>>,
+}
+
+/// The alert API as an axum router with default settings.
+pub fn router(kit: AlertKit, auth: Arc<dyn Authenticator>) -> Router {
+    router_with(kit, auth, HttpConfig::default())
 }
 
 /// The alert API as an axum router (state included; merge or nest it).
-pub fn router(kit: AlertKit, auth: Arc<dyn Authenticator>) -> Router {
+pub fn router_with(kit: AlertKit, auth: Arc<dyn Authenticator>, config: HttpConfig) -> Router {
+    let per_minute = NonZeroU32::new(config.rate_limit_per_minute).unwrap_or(NonZeroU32::MIN);
+    let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
     Router::new()
         .route("/health", get(health))
         .route("/api/alerts", get(list).post(create))
@@ -61,7 +92,7 @@ pub fn router(kit: AlertKit, auth: Arc<dyn Authenticator>) -> Router {
         .route("/api/alerts/{id}/mark-read", post(mark_read))
         .route("/api/alerts/{id}/dismiss", post(dismiss))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(AppState { kit, auth })
+        .with_state(AppState { kit, auth, limiter })
 }
 
 // ---- errors ------------------------------------------------------------------
@@ -179,7 +210,15 @@ impl FromRequestParts<AppState> for Authed {
         let token = header_token
             .or_else(query_token)
             .ok_or_else(|| Error::Unauthenticated("a bearer token is required".into()))?;
-        Ok(Authed(state.auth.authenticate(&token).await?))
+        let principal = state.auth.authenticate(&token).await?;
+        if let Err(not_until) = state.limiter.check_key(&principal.user_id) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            return Err(Error::RateLimited {
+                retry_after: Some(wait),
+            }
+            .into());
+        }
+        Ok(Authed(principal))
     }
 }
 
@@ -285,6 +324,29 @@ fn alert_id(raw: &str) -> ApiResult<AlertId> {
         .map_err(|_| Error::not_found(format!("alert {raw}")).into())
 }
 
+// ---- caching ------------------------------------------------------------------------------
+
+/// A JSON response with a weak ETag of its body; `304 Not Modified` when the
+/// request's `If-None-Match` already names it (polling clients save the body).
+fn with_etag(headers: &HeaderMap, value: &impl serde::Serialize) -> ApiResult<Response> {
+    let body = serde_json::to_vec(value).map_err(|e| Error::backend("http", e))?;
+    let mut hasher = DefaultHasher::new();
+    body.hash(&mut hasher);
+    let etag = format!("W/\"{:016x}\"", hasher.finish());
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let tag = HeaderValue::from_str(&etag).map_err(|e| Error::backend("http", e))?;
+    let mut res = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    };
+    res.headers_mut().insert(header::ETAG, tag);
+    Ok(res)
+}
+
 // ---- handlers -------------------------------------------------------------------------
 
 async fn health(State(s): State<AppState>) -> Response {
@@ -301,24 +363,33 @@ async fn health(State(s): State<AppState>) -> Response {
 async fn list(
     State(s): State<AppState>,
     Authed(p): Authed,
+    headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let q = query_from(&params)?;
-    Ok(Json(s.kit.list(&p, &q).await?).into_response())
+    with_etag(&headers, &s.kit.list(&p, &q).await?)
 }
 
 async fn list_unread(
     State(s): State<AppState>,
     Authed(p): Authed,
+    headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let mut q = query_from(&params)?;
     q.filter.unread_only = true;
-    Ok(Json(s.kit.list(&p, &q).await?).into_response())
+    with_etag(&headers, &s.kit.list(&p, &q).await?)
 }
 
-async fn unread_count(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "unread": s.kit.unread_count(&p).await? })))
+async fn unread_count(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    with_etag(
+        &headers,
+        &json!({ "unread": s.kit.unread_count(&p).await? }),
+    )
 }
 
 async fn stats(

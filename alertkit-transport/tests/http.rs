@@ -10,6 +10,7 @@ use alertkit_core::{AlertKit, Permission, Principal};
 use alertkit_storage::MemoryAlertStore;
 use alertkit_transport::{JwtAuthenticator, LocalBroadcaster, http};
 use reqwest::StatusCode;
+use reqwest::header::{ETAG, IF_NONE_MATCH, RETRY_AFTER};
 use serde_json::{Value, json};
 
 const SECRET: &[u8] = b"http-test-secret-http-test-secret!!";
@@ -24,6 +25,10 @@ struct Api {
 }
 
 async fn start() -> Api {
+    start_with(http::HttpConfig::default()).await
+}
+
+async fn start_with(config: http::HttpConfig) -> Api {
     let kit = AlertKit::builder()
         .store(Arc::new(MemoryAlertStore::new()))
         .broadcaster(Arc::new(LocalBroadcaster::new()))
@@ -41,7 +46,7 @@ async fn start() -> Api {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = http::router(kit, auth);
+    let app = http::router_with(kit, auth, config);
     tokio::spawn(async move { axum::serve(listener, app).await });
     Api {
         base: format!("http://{addr}"),
@@ -446,4 +451,107 @@ async fn rules_and_subscriptions() {
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn etag_gives_304_until_something_changes() {
+    let api = start().await;
+    let (_, a) = api
+        .post(
+            "/api/alerts",
+            &api.admin,
+            alert("a", "high", &["user:alice"]),
+        )
+        .await;
+    for path in [
+        "/api/alerts",
+        "/api/alerts/unread",
+        "/api/alerts/unread/count",
+    ] {
+        let url = format!("{}{path}", api.base);
+        let first = api
+            .client
+            .get(&url)
+            .bearer_auth(&api.alice)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(first.status(), StatusCode::OK);
+        let tag = first.headers()[ETAG].to_str().unwrap().to_owned();
+        let again = api
+            .client
+            .get(&url)
+            .bearer_auth(&api.alice)
+            .header(IF_NONE_MATCH, &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
+        assert_eq!(again.headers()[ETAG].to_str().unwrap(), tag);
+        assert!(again.text().await.unwrap().is_empty());
+    }
+    let url = format!("{}/api/alerts/unread/count", api.base);
+    let tag = api
+        .client
+        .get(&url)
+        .bearer_auth(&api.alice)
+        .send()
+        .await
+        .unwrap()
+        .headers()[ETAG]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    api.call(
+        reqwest::Method::POST,
+        &format!("/api/alerts/{}/mark-read", a["id"].as_str().unwrap()),
+        Some(&api.alice),
+        None,
+    )
+    .await;
+    let changed = api
+        .client
+        .get(&url)
+        .bearer_auth(&api.alice)
+        .header(IF_NONE_MATCH, &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK, "a read changes the count");
+    assert_ne!(changed.headers()[ETAG].to_str().unwrap(), tag);
+}
+
+#[tokio::test]
+async fn rate_limit_is_per_user_with_retry_after() {
+    let api = start_with(http::HttpConfig {
+        rate_limit_per_minute: 3,
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            api.get("/api/alerts/unread/count", &api.alice).await.0,
+            StatusCode::OK
+        );
+    }
+    let res = api
+        .client
+        .get(format!("{}/api/alerts/unread/count", api.base))
+        .bearer_auth(&api.alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()[RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(code(&body), "rate_limited");
+    assert_eq!(
+        api.get("/api/alerts/unread/count", &api.bob).await.0,
+        StatusCode::OK,
+        "bob has his own budget"
+    );
 }
