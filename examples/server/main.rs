@@ -1,0 +1,115 @@
+//! The alertkit reference server.
+//!
+//! `cargo run --example server` — zero configuration: SQLite (`alertkit.db`),
+//! the in-process bus, a generated JWT secret, with an admin and a demo-user
+//! token printed, listening on http://127.0.0.1:8000.
+//!
+//! Configured only from the environment:
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `ALERTKIT_ADDR` | `127.0.0.1:8000` | listen address |
+//! | `DATABASE_URL` | `sqlite://alertkit.db` | `postgres://…` or `sqlite://…` |
+//! | `REDIS_URL` | (none: in-process bus) | share events across instances |
+//! | `ALERTKIT_JWT_SECRET` | (generated, printed tokens) | HS256 secret, ≥ 32 bytes |
+//! | `ALERTKIT_RATE_LIMIT` | `60` | requests per minute per user |
+//!
+//! Today it serves the REST API; the WebSocket hub, dashboard, scheduler
+//! jobs and notifiers arrive with their issues.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alertkit::storage::{PostgresAlertStore, SqliteBuilder};
+use alertkit::transport::{JwtAuthenticator, LocalBroadcaster, RedisBroadcaster, http};
+use alertkit::{AlertKit, AlertStore, Broadcaster, Principal};
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), Failure> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+
+    let database = env("DATABASE_URL").unwrap_or_else(|| "sqlite://alertkit.db?mode=rwc".into());
+    let store: Arc<dyn AlertStore> = if database.starts_with("postgres") {
+        let pg = PostgresAlertStore::builder(&database).connect().await?;
+        pg.migrate().await?;
+        Arc::new(pg)
+    } else {
+        let lite = SqliteBuilder::from_url(&database).connect().await?;
+        lite.migrate().await?;
+        Arc::new(lite)
+    };
+    let bus: Arc<dyn Broadcaster> = match env("REDIS_URL") {
+        Some(url) => Arc::new(RedisBroadcaster::builder(url).connect().await?),
+        None => Arc::new(LocalBroadcaster::new()),
+    };
+    let kit = AlertKit::builder()
+        .store(store.clone())
+        .broadcaster(bus)
+        .build()?;
+
+    let (auth, generated) = match env("ALERTKIT_JWT_SECRET") {
+        Some(secret) => (JwtAuthenticator::hs256(secret.as_bytes())?, false),
+        None => {
+            let secret = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            (JwtAuthenticator::hs256(secret.as_bytes())?, true)
+        }
+    };
+    let rate = env("ALERTKIT_RATE_LIMIT")
+        .map(|r| r.parse())
+        .transpose()?
+        .unwrap_or(http::DEFAULT_RATE_LIMIT);
+    let addr = env("ALERTKIT_ADDR").unwrap_or_else(|| "127.0.0.1:8000".into());
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+
+    println!(
+        "alertkit listening on http://{addr} (store: {}, bus: {})",
+        store.backend(),
+        if env("REDIS_URL").is_some() {
+            "redis"
+        } else {
+            "in-process"
+        }
+    );
+    if generated {
+        let day = Duration::from_secs(24 * 3600);
+        let admin = auth.issue(&Principal::admin("admin"), day)?;
+        let demo = auth.issue(&Principal::user("demo").with_groups(["planners"]), day)?;
+        println!("\nNo ALERTKIT_JWT_SECRET: generated one; tokens valid for 24 h.");
+        println!(
+            "admin token:\n  {admin}\ndemo user token (user `demo`, group `planners`):\n  {demo}\n"
+        );
+        println!("Try:");
+        println!(
+            "  curl -s -X POST http://{addr}/api/alerts -H 'Authorization: Bearer {admin}' -H 'content-type: application/json' \\"
+        );
+        println!(
+            "    -d '{{\"alert_type\":\"capacity_warning\",\"severity\":\"high\",\"title\":\"VCH20 near capacity\",\"tags\":[\"VCH20\"],\"audience\":[\"group:planners\"]}}'"
+        );
+        println!("  curl -s http://{addr}/api/alerts -H 'Authorization: Bearer {demo}'");
+    }
+
+    let app = http::router_with(
+        kit,
+        Arc::new(auth),
+        http::HttpConfig {
+            rate_limit_per_minute: rate,
+        },
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
