@@ -91,6 +91,9 @@ pub fn router_with(kit: AlertKit, auth: Arc<dyn Authenticator>, config: HttpConf
         .route("/api/alerts/{id}", get(get_one).delete(delete_one))
         .route("/api/alerts/{id}/mark-read", post(mark_read))
         .route("/api/alerts/{id}/dismiss", post(dismiss))
+        .route("/ws", get(ws_upgrade))
+        .route("/ws/alerts/{user_id}", get(ws_upgrade_for))
+        .route("/ws/notifications/{user_id}", get(ws_upgrade_for))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(AppState { kit, auth, limiter })
 }
@@ -185,6 +188,28 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// The authenticated caller.
 struct Authed(Principal);
+
+/// The caller, if the request carries a token (WebSocket upgrades may
+/// authenticate with their first message instead).
+struct MaybeAuthed(Option<Principal>);
+
+impl FromRequestParts<AppState> for MaybeAuthed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let has_token = parts.headers.contains_key(header::AUTHORIZATION)
+            || parts
+                .uri
+                .query()
+                .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("token=")));
+        if !has_token {
+            return Ok(MaybeAuthed(None));
+        }
+        Authed::from_request_parts(parts, state)
+            .await
+            .map(|Authed(p)| MaybeAuthed(Some(p)))
+    }
+}
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
@@ -486,6 +511,31 @@ async fn mark_all_read(
     Ok(Json(
         json!({ "marked": s.kit.mark_all_read(&p, &f).await? }),
     ))
+}
+
+async fn ws_upgrade(
+    State(s): State<AppState>,
+    MaybeAuthed(p): MaybeAuthed,
+    ws: axum::extract::WebSocketUpgrade,
+) -> Response {
+    ws.max_message_size(BODY_LIMIT)
+        .on_upgrade(move |socket| crate::ws::serve(socket, s.kit, s.auth, p, None))
+}
+
+async fn ws_upgrade_for(
+    State(s): State<AppState>,
+    MaybeAuthed(p): MaybeAuthed,
+    Path(user_id): Path<String>,
+    ws: axum::extract::WebSocketUpgrade,
+) -> ApiResult<Response> {
+    if let Some(p) = &p
+        && p.user_id != user_id
+    {
+        return Err(Error::forbidden("the path's user is not the token's").into());
+    }
+    Ok(ws
+        .max_message_size(BODY_LIMIT)
+        .on_upgrade(move |socket| crate::ws::serve(socket, s.kit, s.auth, p, Some(user_id))))
 }
 
 async fn delete_one(

@@ -6,7 +6,7 @@
 //! | Redis broadcaster | `RedisBroadcaster` | `redis` | ready |
 //! | JWT authenticator (HS256, RS256) | `JwtAuthenticator` | `jwt` | ready |
 //! | REST router (alerts, rules, subscriptions, health) | [`http::router`] | `axum` | in progress |
-//! | WebSocket hub | — | `axum` | planned |
+//! | WebSocket endpoint (live events, receipts, ping) | `/ws` in [`http::router`] | `axum` | in progress: no resume yet |
 //!
 //! ```
 //! # tokio_test_block_on(async {
@@ -37,6 +37,8 @@ pub mod jwt;
 pub mod local;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "axum")]
+pub mod ws;
 
 #[cfg(feature = "jwt")]
 pub use jwt::{Claims, JwtAuthenticator};

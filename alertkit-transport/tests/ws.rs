@@ -1,0 +1,245 @@
+//! The WebSocket endpoint over real sockets.
+#![cfg(all(feature = "axum", feature = "jwt"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alertkit_core::{AlertKit, Audience, NewAlert, Principal, Severity};
+use alertkit_storage::MemoryAlertStore;
+use alertkit_transport::{JwtAuthenticator, LocalBroadcaster, http};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const SECRET: &[u8] = b"ws-test-secret-ws-test-secret-ws-test!";
+
+struct Env {
+    addr: String,
+    kit: AlertKit,
+    auth: Arc<JwtAuthenticator>,
+}
+
+impl Env {
+    fn token(&self, p: Principal) -> String {
+        self.auth.issue(&p, Duration::from_secs(600)).unwrap()
+    }
+    async fn connect(&self, path: &str) -> Ws {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}{path}", self.addr))
+            .await
+            .unwrap();
+        ws
+    }
+    async fn connect_as(&self, user: &str) -> Ws {
+        let t = self.token(Principal::user(user).with_groups(["ops"]));
+        self.connect(&format!("/ws?token={t}")).await
+    }
+}
+
+async fn start() -> Env {
+    let kit = AlertKit::builder()
+        .store(Arc::new(MemoryAlertStore::new()))
+        .broadcaster(Arc::new(LocalBroadcaster::new()))
+        .build()
+        .unwrap();
+    let auth = Arc::new(JwtAuthenticator::hs256(SECRET).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let app = http::router(kit.clone(), auth.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Env { addr, kit, auth }
+}
+
+async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(t.as_str()).unwrap(),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+async fn quiet(ws: &mut Ws) {
+    match tokio::time::timeout(Duration::from_millis(300), ws.next()).await {
+        Err(_) => {}
+        Ok(other) => panic!("expected nothing, got {other:?}"),
+    }
+}
+
+async fn raise(env: &Env, title: &str, audience: Audience) -> String {
+    let new = NewAlert::new("capacity_warning", Severity::High, title).audience(audience);
+    env.kit
+        .raise(&Principal::system(), new)
+        .await
+        .unwrap()
+        .alert
+        .id
+        .to_string()
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+#[tokio::test]
+async fn hello_then_only_visible_events() {
+    let env = start().await;
+    raise(&env, "before", Audience::user("alice")).await;
+    let mut alice = env.connect_as("alice").await;
+    let hello = recv(&mut alice).await;
+    assert_eq!(
+        (
+            hello["type"].as_str(),
+            hello["user_id"].as_str(),
+            hello["unread"].as_u64()
+        ),
+        (Some("hello"), Some("alice"), Some(1))
+    );
+    let mut bob = env.connect_as("bob").await;
+    assert_eq!(recv(&mut bob).await["unread"], json!(0));
+
+    raise(&env, "for alice", Audience::user("alice")).await;
+    let m = recv(&mut alice).await;
+    assert_eq!(
+        (
+            m["type"].as_str(),
+            m["event"].as_str(),
+            m["alert"]["title"].as_str()
+        ),
+        (Some("alert"), Some("created"), Some("for alice"))
+    );
+    assert_eq!(m["alert"]["read"], json!(false));
+    quiet(&mut bob).await;
+
+    raise(&env, "for ops", Audience::group("ops")).await;
+    assert_eq!(recv(&mut alice).await["alert"]["title"], json!("for ops"));
+    assert_eq!(
+        recv(&mut bob).await["alert"]["title"],
+        json!("for ops"),
+        "bob is in ops too"
+    );
+}
+
+#[tokio::test]
+async fn receipts_reach_the_users_other_tabs_only() {
+    let env = start().await;
+    let id = raise(&env, "shared", Audience::everyone()).await;
+    let mut tab1 = env.connect_as("alice").await;
+    let mut tab2 = env.connect_as("alice").await;
+    let mut bob = env.connect_as("bob").await;
+    for ws in [&mut tab1, &mut tab2, &mut bob] {
+        assert_eq!(recv(ws).await["unread"], json!(1));
+    }
+    send(&mut tab1, json!({"type": "mark_read", "id": id})).await;
+    for ws in [&mut tab1, &mut tab2] {
+        let r = recv(ws).await;
+        assert_eq!(
+            (r["type"].as_str(), r["alert_ids"][0].as_str()),
+            (Some("receipt"), Some(id.as_str()))
+        );
+        assert!(r["read_at"].is_string());
+        assert_eq!(recv(ws).await, json!({"type": "unread", "count": 0}));
+    }
+    quiet(&mut bob).await;
+    send(&mut tab2, json!({"type": "dismiss", "id": id})).await;
+    assert!(recv(&mut tab1).await["dismissed_at"].is_string());
+    send(&mut tab1, json!({"type": "ping"})).await;
+    // tab1 also gets the dismiss's unread update; skip to the pong.
+    let mut got_pong = false;
+    for _ in 0..3 {
+        if recv(&mut tab1).await["type"] == "pong" {
+            got_pong = true;
+            break;
+        }
+    }
+    assert!(got_pong);
+    send(&mut tab1, json!({"type": "mark_read", "id": "nope"})).await;
+    assert_eq!(recv(&mut tab1).await["code"], json!("invalid"));
+}
+
+#[tokio::test]
+async fn authentication_by_first_message_and_refusals() {
+    let env = start().await;
+    let mut ws = env.connect("/ws").await;
+    send(
+        &mut ws,
+        json!({"type": "auth", "token": env.token(Principal::user("carol"))}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["user_id"], json!("carol"));
+
+    let mut bad = env.connect("/ws").await;
+    send(&mut bad, json!({"type": "auth", "token": "forged"})).await;
+    match tokio::time::timeout(Duration::from_secs(5), bad.next()).await {
+        Ok(Some(Ok(Message::Close(Some(f))))) => assert_eq!(f.code, CloseCode::Library(4001)),
+        other => panic!("expected close 4001, got {other:?}"),
+    }
+
+    let alice = env.token(Principal::user("alice"));
+    let mut ok = env
+        .connect(&format!("/ws/alerts/alice?token={alice}"))
+        .await;
+    assert_eq!(recv(&mut ok).await["user_id"], json!("alice"));
+    let refused = tokio_tungstenite::connect_async(format!(
+        "ws://{}/ws/notifications/bob?token={alice}",
+        env.addr
+    ))
+    .await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 403),
+        other => panic!("expected 403, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_with_4008_others_keep_receiving() {
+    let env = start().await;
+    let mut slow = env.connect_as("alice").await;
+    let mut fast = env.connect_as("bob").await;
+    recv(&mut slow).await;
+    recv(&mut fast).await;
+    // `slow` reads nothing while thousands of large alerts arrive.
+    let big = "x".repeat(8_000);
+    let kit = env.kit.clone();
+    let flood = tokio::spawn(async move {
+        for i in 0..3_000 {
+            let new = NewAlert::new("capacity_warning", Severity::High, format!("f{i}"))
+                .message(big.clone())
+                .audience(Audience::everyone());
+            kit.raise(&Principal::system(), new).await.unwrap();
+            if i % 100 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let mut fast_got = 0;
+    while fast_got < 3_000 {
+        if recv(&mut fast).await["type"] == "alert" {
+            fast_got += 1;
+        }
+    }
+    flood.await.unwrap();
+    // Now drain `slow`: it ends with close 4008 before all 3000 arrived.
+    let mut slow_got = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), slow.next()).await {
+            Ok(Some(Ok(Message::Text(_)))) => slow_got += 1,
+            Ok(Some(Ok(Message::Close(Some(f))))) => {
+                assert_eq!(f.code, CloseCode::Library(4008));
+                break;
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("expected close 4008, got {other:?} after {slow_got}"),
+        }
+    }
+    assert!(
+        slow_got < 3_000,
+        "the slow client got everything ({slow_got}): nothing was cut"
+    );
+    assert_eq!(fast_got, 3_000);
+}
