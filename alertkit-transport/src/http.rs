@@ -61,6 +61,7 @@ struct AppState {
     kit: AlertKit,
     auth: Arc<dyn Authenticator>,
     limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    ws_stats: Arc<crate::ws::WsStats>,
 }
 
 /// The alert API as an axum router with default settings.
@@ -92,10 +93,16 @@ pub fn router_with(kit: AlertKit, auth: Arc<dyn Authenticator>, config: HttpConf
         .route("/api/alerts/{id}/mark-read", post(mark_read))
         .route("/api/alerts/{id}/dismiss", post(dismiss))
         .route("/ws", get(ws_upgrade))
+        .route("/api/ws/stats", get(ws_stats))
         .route("/ws/alerts/{user_id}", get(ws_upgrade_for))
         .route("/ws/notifications/{user_id}", get(ws_upgrade_for))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(AppState { kit, auth, limiter })
+        .with_state(AppState {
+            kit,
+            auth,
+            limiter,
+            ws_stats: Arc::default(),
+        })
 }
 
 // ---- errors ------------------------------------------------------------------
@@ -519,7 +526,7 @@ async fn ws_upgrade(
     ws: axum::extract::WebSocketUpgrade,
 ) -> Response {
     ws.max_message_size(BODY_LIMIT)
-        .on_upgrade(move |socket| crate::ws::serve(socket, s.kit, s.auth, p, None))
+        .on_upgrade(move |socket| crate::ws::serve(socket, s.kit, s.auth, s.ws_stats, p, None))
 }
 
 async fn ws_upgrade_for(
@@ -533,9 +540,13 @@ async fn ws_upgrade_for(
     {
         return Err(Error::forbidden("the path's user is not the token's").into());
     }
-    Ok(ws
-        .max_message_size(BODY_LIMIT)
-        .on_upgrade(move |socket| crate::ws::serve(socket, s.kit, s.auth, p, Some(user_id))))
+    Ok(ws.max_message_size(BODY_LIMIT).on_upgrade(move |socket| {
+        crate::ws::serve(socket, s.kit, s.auth, s.ws_stats, p, Some(user_id))
+    }))
+}
+
+async fn ws_stats(State(s): State<AppState>, Authed(_): Authed) -> Json<Value> {
+    Json(s.ws_stats.snapshot())
 }
 
 async fn delete_one(

@@ -15,7 +15,10 @@
 //! Not yet: `resume {cursor}` replay from the store; one shared fan-out task
 //! per instance (each connection currently filters the bus itself).
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use alertkit_core::{AlertEvent, AlertId, AlertKit, AlertView, BusMessage, Principal, Receipt};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -35,6 +38,61 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4001;
 /// Close code: too slow.
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 
+/// Live counters of the WebSocket endpoint, for `/api/ws/stats`.
+#[derive(Debug)]
+pub struct WsStats {
+    started: Instant,
+    sent: AtomicU64,
+    per_user: Mutex<HashMap<String, usize>>,
+}
+
+impl Default for WsStats {
+    fn default() -> Self {
+        WsStats {
+            started: Instant::now(),
+            sent: AtomicU64::new(0),
+            per_user: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl WsStats {
+    fn opened(&self, user: &str) {
+        *self
+            .per_user
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(user.to_owned())
+            .or_default() += 1;
+    }
+
+    fn closed(&self, user: &str) {
+        let mut map = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(user);
+            }
+        }
+    }
+
+    /// `{connections, users, messages_sent, messages_per_sec}` since start.
+    pub fn snapshot(&self) -> Value {
+        let (connections, users) = {
+            let map = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+            (map.values().sum::<usize>(), map.len())
+        };
+        let sent = self.sent.load(Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        json!({
+            "connections": connections,
+            "users": users,
+            "messages_sent": sent,
+            "messages_per_sec": sent as f64 / secs,
+        })
+    }
+}
+
 fn close(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
         code,
@@ -52,6 +110,7 @@ pub(crate) async fn serve(
     mut socket: WebSocket,
     kit: AlertKit,
     auth: std::sync::Arc<dyn alertkit_core::Authenticator>,
+    stats: std::sync::Arc<WsStats>,
     principal: Option<Principal>,
     expected_user: Option<String>,
 ) {
@@ -77,15 +136,19 @@ pub(crate) async fn serve(
         return;
     };
     let unread = kit.unread_count(&principal).await.unwrap_or(0);
+    stats.opened(&principal.user_id);
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
     let hello =
         json!({"type": "hello", "user_id": principal.user_id, "unread": unread, "cursor": null});
     if sink.send(text(hello)).await.is_err() {
+        stats.closed(&principal.user_id);
         return;
     }
+    stats.sent.fetch_add(1, Ordering::Relaxed);
 
     // The writer: the only task touching the sink; pings on a timer.
+    let counter = stats.clone();
     let writer = tokio::spawn(async move {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
@@ -97,6 +160,7 @@ pub(crate) async fn serve(
                         if sink.send(m).await.is_err() || closing {
                             break;
                         }
+                        counter.sent.fetch_add(1, Ordering::Relaxed);
                     }
                     None => break,
                 },
@@ -134,6 +198,7 @@ pub(crate) async fn serve(
                     for out in render(&kit, &principal, &event).await {
                         if tx.try_send(text(out)).is_err() {
                             let _ = tx.send(close(CLOSE_TOO_SLOW, "too slow")).await;
+                            stats.closed(&principal.user_id);
                             return finish(writer).await;
                         }
                     }
@@ -153,6 +218,7 @@ pub(crate) async fn serve(
         }
     }
     drop(tx);
+    stats.closed(&principal.user_id);
     finish(writer).await;
 }
 

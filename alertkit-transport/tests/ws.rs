@@ -243,3 +243,46 @@ async fn a_client_that_stops_reading_is_cut_with_4008_others_keep_receiving() {
     );
     assert_eq!(fast_got, 3_000);
 }
+
+#[tokio::test]
+async fn stats_count_connections_users_and_messages() {
+    let env = start().await;
+    let admin = env.token(Principal::admin("root"));
+    let stats = || async {
+        reqwest::Client::new()
+            .get(format!("http://{}/api/ws/stats", env.addr))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let mut a1 = env.connect_as("alice").await;
+    let mut a2 = env.connect_as("alice").await;
+    let mut b = env.connect_as("bob").await;
+    for ws in [&mut a1, &mut a2, &mut b] {
+        recv(ws).await;
+    }
+    let s = stats().await;
+    assert_eq!(
+        (s["connections"].as_u64(), s["users"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert!(
+        s["messages_sent"].as_u64().unwrap() >= 3,
+        "three hellos at least: {s}"
+    );
+    drop(b);
+    // The server notices the close shortly.
+    let mut users = 2;
+    for _ in 0..50 {
+        users = stats().await["users"].as_u64().unwrap();
+        if users == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(users, 1);
+}
