@@ -481,18 +481,38 @@ fn check_self(p: &Principal, body: &[u8]) -> ApiResult<()> {
     }
 }
 
+/// Which receipt a route writes.
+#[derive(Clone, Copy)]
+enum ReceiptKind {
+    Read,
+    Dismissed,
+}
+
+async fn write_receipt(
+    s: &AppState,
+    p: &Principal,
+    raw_id: &str,
+    body: &[u8],
+    kind: ReceiptKind,
+) -> ApiResult<Json<Value>> {
+    check_self(p, body)?;
+    let id = alert_id(raw_id)?;
+    let r = match kind {
+        ReceiptKind::Read => s.kit.mark_read(p, id).await?,
+        ReceiptKind::Dismissed => s.kit.dismiss(p, id).await?,
+    };
+    Ok(Json(
+        json!({ "alert_id": id, "read_at": r.read_at, "dismissed_at": r.dismissed_at }),
+    ))
+}
+
 async fn mark_read(
     State(s): State<AppState>,
     Authed(p): Authed,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
-    check_self(&p, &body)?;
-    let id = alert_id(&id)?;
-    let r = s.kit.mark_read(&p, id).await?;
-    Ok(Json(
-        json!({ "alert_id": id, "read_at": r.read_at, "dismissed_at": r.dismissed_at }),
-    ))
+    write_receipt(&s, &p, &id, &body, ReceiptKind::Read).await
 }
 
 async fn dismiss(
@@ -501,12 +521,7 @@ async fn dismiss(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
-    check_self(&p, &body)?;
-    let id = alert_id(&id)?;
-    let r = s.kit.dismiss(&p, id).await?;
-    Ok(Json(
-        json!({ "alert_id": id, "read_at": r.read_at, "dismissed_at": r.dismissed_at }),
-    ))
+    write_receipt(&s, &p, &id, &body, ReceiptKind::Dismissed).await
 }
 
 async fn mark_all_read(
