@@ -300,12 +300,17 @@ pub struct Stats {
 impl Stats {
     /// Counts one alert.
     pub fn add(&mut self, alert: &Alert, receipt: &Receipt) {
-        self.total += 1;
-        if !receipt.is_read() {
-            self.total_unread += 1;
-        }
-        *self.by_severity.entry(alert.severity).or_default() += 1;
-        *self.by_type.entry(alert.alert_type.clone()).or_default() += 1;
+        let unread = u64::from(!receipt.is_read());
+        self.add_group(alert.severity, &alert.alert_type, 1, unread);
+    }
+
+    /// Counts `n` alerts of one severity and type, `unread` of them unread
+    /// (a backend's `GROUP BY` row).
+    pub fn add_group(&mut self, severity: Severity, alert_type: &str, n: u64, unread: u64) {
+        self.total += n;
+        self.total_unread += unread;
+        *self.by_severity.entry(severity).or_default() += n;
+        *self.by_type.entry(alert_type.to_owned()).or_default() += n;
     }
 }
 

@@ -4,8 +4,11 @@
 
 use std::str::FromStr;
 
+use std::collections::HashMap;
+
 use alertkit_core::{
-    Alert, Audience, DeliveryTarget, Error, Raised, Result, Severity, Target, Viewer,
+    Alert, AlertId, Audience, ClaimedDelivery, Delivery, DeliveryTarget, Error, Raised, Result,
+    Severity, Target, Viewer,
 };
 
 /// A row that does not decode into the model.
@@ -85,6 +88,21 @@ pub(crate) fn in_input_order(
                     escalated: false,
                 })
             })
+        })
+        .collect()
+}
+
+/// Pairs claimed deliveries with their alerts, in the deliveries' order;
+/// one whose alert vanished meanwhile (deleted) is dropped.
+pub(crate) fn pair_with_alerts(
+    deliveries: Vec<Delivery>,
+    alerts: &HashMap<AlertId, Alert>,
+) -> Vec<ClaimedDelivery> {
+    deliveries
+        .into_iter()
+        .filter_map(|delivery| {
+            let alert = alerts.get(&delivery.alert_id)?.clone();
+            Some(ClaimedDelivery { delivery, alert })
         })
         .collect()
 }

@@ -40,7 +40,8 @@ pub use config::MongoBuilder;
 use error::{DUPLICATE_KEY, MongoResultExt, code, is_transient};
 
 use crate::common::{
-    audience_from, audience_strings, corrupt, in_input_order, parse, severity_from, viewer_targets,
+    audience_from, audience_strings, corrupt, in_input_order, pair_with_alerts, parse,
+    severity_from, viewer_targets,
 };
 
 const BACKEND: &str = "mongodb";
@@ -909,12 +910,8 @@ impl AlertStore for MongoAlertStore {
         for d in collect(self.alerts().aggregate(group(filter)).await.mongo()?).await? {
             let key = d.get_document("_id").map_err(|e| corrupt(BACKEND, e))?;
             let n = u64::try_from(get_int(&d, "n")?).unwrap_or(0);
-            stats.total += n;
-            *stats
-                .by_severity
-                .entry(get_severity(key, "s")?)
-                .or_default() += n;
-            *stats.by_type.entry(get_str(key, "t")?).or_default() += n;
+            // Unread figures come from the second aggregate below.
+            stats.add_group(get_severity(key, "s")?, &get_str(key, "t")?, n, 0);
         }
         let unread = AlertFilter {
             unread_only: true,
@@ -1212,13 +1209,7 @@ impl AlertStore for MongoAlertStore {
         .iter()
         .map(|d| alert_from(d).map(|a| (a.id, a)))
         .collect::<Result<_>>()?;
-        Ok(deliveries
-            .into_iter()
-            .filter_map(|delivery| {
-                let alert = alerts.get(&delivery.alert_id)?.clone();
-                Some(ClaimedDelivery { delivery, alert })
-            })
-            .collect())
+        Ok(pair_with_alerts(deliveries, &alerts))
     }
 
     async fn complete_delivery(

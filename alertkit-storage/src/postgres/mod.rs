@@ -45,8 +45,8 @@ pub use config::PostgresBuilder;
 use error::PgResultExt;
 
 use crate::common::{
-    audience_from, audience_strings, corrupt, count_from, in_input_order, parse, severity_from,
-    to_i32, to_u64, viewer_targets,
+    audience_from, audience_strings, corrupt, count_from, in_input_order, pair_with_alerts, parse,
+    severity_from, to_i32, to_u64, viewer_targets,
 };
 
 const BACKEND: &str = "postgres";
@@ -659,10 +659,8 @@ impl AlertStore for PostgresAlertStore {
             let sev = severity_from(BACKEND, row.try_get("severity").pg()?)?;
             let ty: String = row.try_get("alert_type").pg()?;
             let n = to_u64(row.try_get("n").pg()?);
-            stats.total += n;
-            stats.total_unread += to_u64(row.try_get("unread").pg()?);
-            *stats.by_severity.entry(sev).or_default() += n;
-            *stats.by_type.entry(ty).or_default() += n;
+            let unread = to_u64(row.try_get("unread").pg()?);
+            stats.add_group(sev, &ty, n, unread);
         }
         Ok(stats)
     }
@@ -905,13 +903,7 @@ impl AlertStore for PostgresAlertStore {
             .map(|r| alert_from_row(r).map(|a| (a.id, a)))
             .collect::<Result<_>>()?;
         tx.commit().await.pg()?;
-        Ok(deliveries
-            .into_iter()
-            .filter_map(|delivery| {
-                let alert = alerts.get(&delivery.alert_id)?.clone();
-                Some(ClaimedDelivery { delivery, alert })
-            })
-            .collect())
+        Ok(pair_with_alerts(deliveries, &alerts))
     }
 
     async fn complete_delivery(

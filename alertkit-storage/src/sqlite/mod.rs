@@ -28,8 +28,8 @@ pub use config::SqliteBuilder;
 use error::LiteResultExt;
 
 use crate::common::{
-    audience_from, audience_strings, corrupt, count_from, parse, severity_from, to_i32, to_u64,
-    viewer_targets,
+    audience_from, audience_strings, corrupt, count_from, pair_with_alerts, parse, severity_from,
+    to_i32, to_u64, viewer_targets,
 };
 
 const BACKEND: &str = "sqlite";
@@ -527,10 +527,8 @@ impl AlertStore for SqliteAlertStore {
             let sev = severity_from(BACKEND, row.try_get("severity").lite()?)?;
             let ty: String = row.try_get("alert_type").lite()?;
             let n = to_u64(row.try_get("n").lite()?);
-            stats.total += n;
-            stats.total_unread += to_u64(row.try_get("unread").lite()?);
-            *stats.by_severity.entry(sev).or_default() += n;
-            *stats.by_type.entry(ty).or_default() += n;
+            let unread = to_u64(row.try_get("unread").lite()?);
+            stats.add_group(sev, &ty, n, unread);
         }
         Ok(stats)
     }
@@ -776,13 +774,7 @@ impl AlertStore for SqliteAlertStore {
             }
         }
         tx.commit().await.lite()?;
-        Ok(deliveries
-            .into_iter()
-            .filter_map(|delivery| {
-                let alert = alerts.get(&delivery.alert_id)?.clone();
-                Some(ClaimedDelivery { delivery, alert })
-            })
-            .collect())
+        Ok(pair_with_alerts(deliveries, &alerts))
     }
 
     async fn complete_delivery(
