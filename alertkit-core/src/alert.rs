@@ -91,6 +91,11 @@ pub struct Alert {
     pub last_seen_at: DateTime<Utc>,
     /// When it stops being shown and may be purged.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The store's change sequence number of its last change (raise, merge,
+    /// resolve): see [`AlertStore::changes_since`](crate::AlertStore::changes_since).
+    /// 0 until stored.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 impl Alert {
@@ -342,6 +347,7 @@ impl NewAlert {
             updated_at: now,
             last_seen_at: now,
             expires_at: self.expires_at.map(truncate_to_millis),
+            seq: 0,
         })
     }
 }

@@ -1,5 +1,7 @@
 //! The storage trait every backend implements.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -115,6 +117,25 @@ pub trait AlertStore: Send + Sync + 'static {
     /// Resolves an alert. Returns it and whether it changed (resolving a
     /// resolved alert changes nothing).
     async fn resolve(&self, id: AlertId, now: DateTime<Utc>) -> Result<(Alert, bool)>;
+
+    /// Every user's receipt on one alert (users without one are absent).
+    async fn receipts(&self, id: AlertId) -> Result<HashMap<String, Receipt>>;
+
+    /// Unexpired alerts whose last change (raise, merge, resolve) has a
+    /// sequence number above `after`, lowest first, at most `limit`, each
+    /// carrying its number in [`Alert::seq`].
+    ///
+    /// Numbers are handed out in **commit order**: once a reader sees number
+    /// `n`, every change numbered below `n` is already visible. A reader that
+    /// remembers the highest number it has seen and asks again from there
+    /// therefore misses nothing and sees nothing twice, whatever other
+    /// writers (in this or other processes) do meanwhile. Deletions are not
+    /// changes here (a deleted alert simply stops appearing).
+    async fn changes_since(&self, after: u64, limit: u32, now: DateTime<Utc>)
+    -> Result<Vec<Alert>>;
+
+    /// The highest change sequence number committed so far (0 when none).
+    async fn latest_seq(&self) -> Result<u64>;
 
     /// Deletes an alert and its receipts; returns what was deleted.
     async fn delete(&self, id: AlertId) -> Result<Alert>;

@@ -75,7 +75,7 @@ async fn operator_strings_are_data() {
             .audience(Audience::user("$in")),
         at(1),
     );
-    m.insert_or_dedup(a.clone(), &[], at(1)).await.unwrap();
+    let a = m.insert_or_dedup(a, &[], at(1)).await.unwrap().alert;
     let viewer = Viewer::new("$in", Vec::<String>::new());
     assert_eq!(m.get(&viewer, a.id, at(2)).await.unwrap().alert, a);
     let f = AlertFilter {

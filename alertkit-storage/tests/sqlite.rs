@@ -62,7 +62,7 @@ async fn migrations_run_twice_and_data_survives_reopening() {
         NewAlert::new("t", Severity::High, "persisted").audience(Audience::everyone()),
         at(1),
     );
-    t.insert_or_dedup(a.clone(), &[], at(1)).await.unwrap();
+    let a = t.insert_or_dedup(a, &[], at(1)).await.unwrap().alert;
     t.close().await;
     let again = open(&t.path).await;
     again.migrate().await.unwrap();

@@ -100,6 +100,9 @@ macro_rules! alert_store_conformance {
             job_runs_update_and_list,
             insert_many_matches_single_raises,
             page_counts_saturate_at_the_cap,
+            changes_follow_raise_merge_resolve,
+            receipts_of_one_alert,
+            changes_reader_misses_nothing_under_concurrent_writers,
         );
     };
 }

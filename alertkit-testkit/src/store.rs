@@ -147,6 +147,11 @@ pub async fn insert_get_round_trip(store: &dyn AlertStore) {
         .await
         .unwrap();
     assert!(!raised.deduplicated && !raised.escalated);
+    assert!(raised.alert.seq > 0, "a stored alert has a change number");
+    let a = Alert {
+        seq: raised.alert.seq,
+        ..a
+    };
     assert_eq!(raised.alert, a, "insert returns the alert as stored");
 
     let v = store.get(&alice(), a.id, at(2)).await.unwrap();
@@ -164,8 +169,7 @@ pub async fn insert_get_round_trip(store: &dyn AlertStore) {
     );
 
     // A minimal alert: every optional field empty.
-    let bare = alert(simple("bare", Audience::user("alice")), at(3));
-    put(store, bare.clone()).await;
+    let bare = put(store, alert(simple("bare", Audience::user("alice")), at(3))).await;
     assert_eq!(
         store.get(&alice(), bare.id, at(4)).await.unwrap().alert,
         bare
@@ -1366,7 +1370,10 @@ pub async fn hostile_strings_round_trip(store: &dyn AlertStore) {
     nul.alert_type = "type\0with NUL".into();
     for a in [long_tag, nul] {
         match store.insert_or_dedup(a.clone(), &[], a.created_at).await {
-            Ok(_) => assert_eq!(store.get(&alice(), a.id, now()).await.unwrap().alert, a),
+            Ok(r) => {
+                let back = store.get(&alice(), a.id, now()).await.unwrap().alert;
+                assert!(back == Alert { seq: r.alert.seq, ..a.clone() }, "{} changed", a.title);
+            }
             Err(e) => assert!(matches!(e, Error::Invalid(_)), "{} gave {e:?}", a.title),
         }
     }
@@ -2025,4 +2032,191 @@ pub async fn page_counts_saturate_at_the_cap(store: &dyn AlertStore) {
         .await
         .unwrap();
     assert_eq!((page.total, page.unread_count), (10, 5));
+}
+
+fn seqs(alerts: &[Alert]) -> Vec<(String, u64)> {
+    alerts.iter().map(|a| (a.title.clone(), a.seq)).collect()
+}
+
+/// Raises, merges and resolves each take the next change number; reads
+/// and receipts do not; `changes_since` lists each alert once under its
+/// latest number, lowest first, without expired or deleted alerts.
+pub async fn changes_follow_raise_merge_resolve(store: &dyn AlertStore) {
+    assert_eq!(store.latest_seq().await.unwrap(), 0);
+    assert!(store.changes_since(0, 10, now()).await.unwrap().is_empty());
+    let a = put(
+        store,
+        alert(simple("a", Audience::everyone()).dedup_key("k-a"), at(1)),
+    )
+    .await;
+    let b = put(store, alert(simple("b", Audience::user("bob")), at(2))).await;
+    assert!(a.seq > 0 && b.seq > a.seq, "{} {}", a.seq, b.seq);
+    assert_eq!(store.latest_seq().await.unwrap(), b.seq);
+    let all = store.changes_since(0, 10, now()).await.unwrap();
+    assert_eq!(seqs(&all), vec![("a".into(), a.seq), ("b".into(), b.seq)]);
+    assert_eq!(all[0], a, "changes carry the stored alert");
+    let after_a = store.changes_since(a.seq, 10, now()).await.unwrap();
+    assert_eq!(seqs(&after_a), vec![("b".into(), b.seq)]);
+    let first = store.changes_since(0, 1, now()).await.unwrap();
+    assert_eq!(seqs(&first), vec![("a".into(), a.seq)], "limit holds");
+
+    // Receipts change nothing here.
+    store.mark_read(&alice(), a.id, at(3)).await.unwrap();
+    store.dismiss(&bob(), b.id, at(3)).await.unwrap();
+    assert_eq!(store.latest_seq().await.unwrap(), b.seq);
+
+    // A merge moves the alert after b, and it appears once.
+    let merged = store
+        .insert_or_dedup(
+            alert(simple("a2", Audience::everyone()).dedup_key("k-a"), at(4)),
+            &[],
+            at(4),
+        )
+        .await
+        .unwrap();
+    assert!(merged.deduplicated);
+    assert!(merged.alert.seq > b.seq);
+    let all = store.changes_since(0, 10, now()).await.unwrap();
+    assert_eq!(
+        seqs(&all),
+        vec![("b".into(), b.seq), ("a2".into(), merged.alert.seq)]
+    );
+
+    // Resolving takes a number; resolving again does not.
+    let (resolved, changed) = store.resolve(b.id, at(5)).await.unwrap();
+    assert!(changed && resolved.seq > merged.alert.seq);
+    let (again, changed) = store.resolve(b.id, at(6)).await.unwrap();
+    assert!(!changed);
+    assert_eq!(again.seq, resolved.seq);
+    assert_eq!(store.latest_seq().await.unwrap(), resolved.seq);
+    let tail = store
+        .changes_since(merged.alert.seq, 10, now())
+        .await
+        .unwrap();
+    assert_eq!(seqs(&tail), vec![("b".into(), resolved.seq)]);
+    assert_eq!(tail[0].status, AlertStatus::Resolved);
+
+    // Expired alerts are left out, deleted ones are gone.
+    let short = put(
+        store,
+        alert(
+            simple("short", Audience::everyone()).expires_at(at(20)),
+            at(7),
+        ),
+    )
+    .await;
+    let listed = |t: DateTime<Utc>| async move {
+        seqs(&store.changes_since(resolved.seq, 10, t).await.unwrap())
+    };
+    assert_eq!(listed(at(8)).await, vec![("short".into(), short.seq)]);
+    assert!(listed(at(21)).await.is_empty());
+    store.delete(merged.alert.id).await.unwrap();
+    let all = store.changes_since(0, 10, at(8)).await.unwrap();
+    assert_eq!(
+        seqs(&all),
+        vec![("b".into(), resolved.seq), ("short".into(), short.seq)]
+    );
+
+    // A batch takes numbers in input order.
+    let batch = store
+        .insert_many(
+            vec![
+                (alert(simple("m1", Audience::everyone()), at(9)), vec![]),
+                (alert(simple("m2", Audience::everyone()), at(9)), vec![]),
+            ],
+            at(9),
+        )
+        .await
+        .unwrap();
+    assert!(batch[0].alert.seq > short.seq && batch[1].alert.seq > batch[0].alert.seq);
+    let tail = store.changes_since(short.seq, 10, at(9)).await.unwrap();
+    assert_eq!(
+        seqs(&tail),
+        vec![
+            ("m1".into(), batch[0].alert.seq),
+            ("m2".into(), batch[1].alert.seq)
+        ]
+    );
+}
+
+/// `receipts` returns every user's receipt on one alert, and nothing for
+/// an alert nobody touched or that does not exist.
+pub async fn receipts_of_one_alert(store: &dyn AlertStore) {
+    let a = put(store, alert(simple("a", Audience::everyone()), at(1))).await;
+    let other = put(store, alert(simple("o", Audience::everyone()), at(1))).await;
+    assert!(store.receipts(a.id).await.unwrap().is_empty());
+    store.mark_read(&alice(), a.id, at(2)).await.unwrap();
+    store.dismiss(&bob(), a.id, at(3)).await.unwrap();
+    store.mark_read(&carol(), other.id, at(3)).await.unwrap();
+    let r = store.receipts(a.id).await.unwrap();
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r["alice"].read_at, Some(at(2)));
+    assert_eq!(r["alice"].dismissed_at, None);
+    assert_eq!(r["bob"].dismissed_at, Some(at(3)));
+    assert_eq!(r["bob"].read_at, None);
+    assert!(store.receipts(AlertId::new()).await.unwrap().is_empty());
+}
+
+/// The trap of sequences committed out of order: a reader that follows
+/// `changes_since` from the highest number it has seen, while several
+/// writers raise, merge and resolve at once, sees every change and never
+/// goes backwards. (A plain serial/sequence column fails this: a number
+/// taken early can commit after a later one was read.)
+pub async fn changes_reader_misses_nothing_under_concurrent_writers(store: &dyn AlertStore) {
+    const WRITERS: usize = 6;
+    const EACH: usize = 20;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let writer = |w: usize| {
+        let done = &done;
+        async move {
+            for i in 0..EACH {
+                let mut new = simple(&format!("w{w}-{i}"), Audience::everyone());
+                if i % 5 == 4 {
+                    // Merges into an alert another writer may hold too.
+                    new = new.dedup_key(format!("shared-{}", i % 3));
+                }
+                let raised = store
+                    .insert_or_dedup(alert(new, at(1)), &[], at(1))
+                    .await
+                    .expect("raise");
+                if i % 7 == 6 {
+                    store.resolve(raised.alert.id, at(2)).await.expect("resolve");
+                }
+            }
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    let reader = async {
+        let mut watermark = 0;
+        let mut seen: BTreeMap<AlertId, u64> = BTreeMap::new();
+        loop {
+            let finished = done.load(std::sync::atomic::Ordering::SeqCst) == WRITERS;
+            let batch = store.changes_since(watermark, 7, now()).await.expect("changes");
+            for a in &batch {
+                assert!(a.seq > watermark, "went backwards: {} after {watermark}", a.seq);
+                watermark = a.seq;
+                seen.insert(a.id, a.seq);
+            }
+            if finished && batch.is_empty() {
+                return seen;
+            }
+            if batch.is_empty() {
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    let (seen, ()) = futures::join!(
+        reader,
+        futures::FutureExt::map(futures::future::join_all((0..WRITERS).map(writer)), |_| ())
+    );
+    // What the reader ended with is exactly every alert's latest state.
+    let truth: BTreeMap<AlertId, u64> = store
+        .changes_since(0, 10_000, now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.id, a.seq))
+        .collect();
+    assert_eq!(seen, truth);
+    assert!(truth.len() > WRITERS * EACH / 2, "{}", truth.len());
 }

@@ -39,6 +39,10 @@ struct State {
     delivery_keys: BTreeSet<(AlertId, String, Channel, Severity)>,
     /// (job, tick) → run.
     job_runs: BTreeMap<(String, DateTime<Utc>), JobRun>,
+    /// The last change sequence number handed out.
+    seq: u64,
+    /// Change sequence number → alert (each alert under its latest number).
+    by_seq: BTreeMap<u64, AlertId>,
 }
 
 impl State {
@@ -90,8 +94,21 @@ impl State {
         }
     }
 
+    /// Gives the alert the next change sequence number. Changes happen under
+    /// the write lock, so numbers follow commit order.
+    fn stamp(&mut self, id: AlertId) -> Option<Alert> {
+        self.seq += 1;
+        let seq = self.seq;
+        let alert = self.alerts.get_mut(&id)?;
+        self.by_seq.remove(&alert.seq);
+        alert.seq = seq;
+        self.by_seq.insert(seq, id);
+        Some(alert.clone())
+    }
+
     fn remove(&mut self, id: AlertId) -> Option<Alert> {
         let alert = self.alerts.remove(&id)?;
+        self.by_seq.remove(&alert.seq);
         self.order.remove(&(alert.created_at, id));
         self.receipts.remove(&id);
         self.deliveries.retain(|_, d| d.alert_id != id);
@@ -163,7 +180,7 @@ impl AlertStore for MemoryAlertStore {
             && let Some(existing) = s.alerts.get_mut(&existing_id)
         {
             let escalated = existing.merge_repeat(&alert, now);
-            let merged = existing.clone();
+            let merged = s.stamp(existing_id).unwrap_or_else(|| alert.clone());
             if escalated {
                 s.enqueue(&merged, deliveries, now);
             }
@@ -185,7 +202,9 @@ impl AlertStore for MemoryAlertStore {
             s.active_keys.insert(key.clone(), alert.id);
         }
         s.order.insert((alert.created_at, alert.id));
-        s.alerts.insert(alert.id, alert.clone());
+        let id = alert.id;
+        s.alerts.insert(id, alert.clone());
+        let alert = s.stamp(id).unwrap_or(alert);
         s.enqueue(&alert, deliveries, now);
         Ok(Raised {
             alert,
@@ -298,13 +317,37 @@ impl AlertStore for MemoryAlertStore {
         }
         alert.status = AlertStatus::Resolved;
         alert.updated_at = now;
-        let alert = alert.clone();
+        let alert = s.stamp(id).ok_or_else(|| Error::not_found(format!("alert {id}")))?;
         if let Some(key) = &alert.dedup_key
             && s.active_keys.get(key) == Some(&id)
         {
             s.active_keys.remove(key);
         }
         Ok((alert, true))
+    }
+
+    async fn receipts(&self, id: AlertId) -> Result<HashMap<String, Receipt>> {
+        Ok(self.read().receipts.get(&id).cloned().unwrap_or_default())
+    }
+
+    async fn changes_since(
+        &self,
+        after: u64,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Alert>> {
+        let s = self.read();
+        Ok(s.by_seq
+            .range(after.saturating_add(1)..)
+            .filter_map(|(_, id)| s.alerts.get(id))
+            .filter(|a| !a.is_expired(now))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn latest_seq(&self) -> Result<u64> {
+        Ok(self.read().seq)
     }
 
     async fn delete(&self, id: AlertId) -> Result<Alert> {

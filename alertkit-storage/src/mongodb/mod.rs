@@ -96,6 +96,7 @@ impl MongoAlertStore {
                 index(doc! { "tags": 1 }),
                 index(doc! { "expires_at": 1 }),
                 index(doc! { "updated_at": 1 }),
+                index(doc! { "seq": 1 }),
                 unique(
                     doc! { "dedup_key": 1 },
                     Some(doc! { "status": "active", "dedup_key": { "$type": "string" } }),
@@ -103,7 +104,7 @@ impl MongoAlertStore {
             ])
             .await
             .mongo()?;
-        self.receipts()
+        self.receipts_coll()
             .create_indexes([
                 unique(doc! { "user_id": 1, "alert_id": 1 }, None),
                 index(doc! { "alert_id": 1 }),
@@ -146,7 +147,7 @@ impl MongoAlertStore {
     fn alerts(&self) -> Collection<Document> {
         self.db.collection("alerts")
     }
-    fn receipts(&self) -> Collection<Document> {
+    fn receipts_coll(&self) -> Collection<Document> {
         self.db.collection("alert_receipts")
     }
     fn rules(&self) -> Collection<Document> {
@@ -154,6 +155,9 @@ impl MongoAlertStore {
     }
     fn subs(&self) -> Collection<Document> {
         self.db.collection("alert_subscriptions")
+    }
+    fn seq_coll(&self) -> Collection<Document> {
+        self.db.collection("alert_seq")
     }
     fn deliveries_coll(&self) -> Collection<Document> {
         self.db.collection("deliveries")
@@ -269,6 +273,7 @@ fn alert_doc(a: &Alert) -> Document {
         "created_at": time_bson(a.created_at),
         "updated_at": time_bson(a.updated_at),
         "last_seen_at": time_bson(a.last_seen_at),
+        "seq": i64::try_from(a.seq).unwrap_or(i64::MAX),
     };
     if let Some(r) = &a.resource {
         d.insert("resource_type", &r.kind);
@@ -304,6 +309,10 @@ fn alert_from(d: &Document) -> Result<Alert> {
         updated_at: get_time(d, "updated_at")?,
         last_seen_at: get_time(d, "last_seen_at")?,
         expires_at: get_opt_time(d, "expires_at")?,
+        seq: match d.get("seq") {
+            None => 0,
+            Some(_) => u64::try_from(get_int(d, "seq")?).unwrap_or(0),
+        },
     })
 }
 
@@ -532,7 +541,7 @@ async fn collect_in(
 impl MongoAlertStore {
     async fn receipts_of(&self, user: &str) -> Result<Receipts> {
         let docs = collect(
-            self.receipts()
+            self.receipts_coll()
                 .find(doc! { "user_id": user })
                 .await
                 .mongo()?,
@@ -565,12 +574,12 @@ impl MongoAlertStore {
         }
         let key = doc! { "user_id": &viewer.user_id, "alert_id": id_bson(id.as_uuid()) };
         // $min keeps the first time; an absent field takes the new one.
-        self.receipts()
+        self.receipts_coll()
             .update_one(key.clone(), doc! { "$min": { field: time_bson(now) } })
             .upsert(true)
             .await
             .mongo()?;
-        match self.receipts().find_one(key).await.mongo()? {
+        match self.receipts_coll().find_one(key).await.mongo()? {
             Some(d) => receipt_from(&d),
             None => Err(Error::not_found(format!("alert {id}"))),
         }
@@ -578,9 +587,27 @@ impl MongoAlertStore {
 
     async fn drop_children(&self, ids: &[Uuid]) -> Result<()> {
         let filter = doc! { "alert_id": { "$in": ids_bson(ids.iter().copied()) } };
-        self.receipts().delete_many(filter.clone()).await.mongo()?;
+        self.receipts_coll().delete_many(filter.clone()).await.mongo()?;
         self.deliveries_coll().delete_many(filter).await.mongo()?;
         Ok(())
+    }
+
+    /// Takes `n` change sequence numbers inside `s`'s transaction; returns
+    /// the last. Two transactions taking numbers write the same counter
+    /// document, so the second conflicts and retries once the first has
+    /// committed: numbers follow commit order.
+    async fn next_seq(&self, s: &mut ClientSession, n: u64) -> Result<u64> {
+        let inc = i64::try_from(n).unwrap_or(i64::MAX);
+        let d = self
+            .seq_coll()
+            .find_one_and_update(doc! { "_id": "alerts" }, doc! { "$inc": { "value": inc } })
+            .upsert(true)
+            .return_document(ReturnDocument::After)
+            .session(&mut *s)
+            .await
+            .mongo()?
+            .ok_or_else(|| corrupt(BACKEND, "alert_seq counter missing after upsert"))?;
+        Ok(u64::try_from(get_int(&d, "value")?).unwrap_or(0))
     }
 
     /// One attempt at a raise inside `s`'s transaction. `None`: a concurrent
@@ -592,8 +619,10 @@ impl MongoAlertStore {
         targets: &[DeliveryTarget],
         now: DateTime<Utc>,
     ) -> Result<Option<Raised>> {
+        let seq = self.next_seq(s, 1).await?;
         if let Some(key) = &alert.dedup_key {
             let mut set = doc! {
+                "seq": i64::try_from(seq).unwrap_or(i64::MAX),
                 "title": &alert.title,
                 "message": &alert.message,
                 "metadata": alert.metadata.to_string(),
@@ -623,6 +652,7 @@ impl MongoAlertStore {
             if let Some(before) = before {
                 let mut existing = alert_from(&before)?;
                 let escalated = existing.merge_repeat(alert, now);
+                existing.seq = seq;
                 if escalated {
                     self.enqueue(s, &existing, targets, now).await?;
                 }
@@ -633,6 +663,10 @@ impl MongoAlertStore {
                 }));
             }
         }
+        let alert = &Alert {
+            seq,
+            ..alert.clone()
+        };
         match self
             .alerts()
             .insert_one(alert_doc(alert))
@@ -770,6 +804,11 @@ impl AlertStore for MongoAlertStore {
         if !plain.is_empty() {
             let mut s = self.client.start_session().await.mongo()?;
             s.start_transaction().await.mongo()?;
+            let last = self.next_seq(&mut s, plain.len() as u64).await?;
+            let first = last + 1 - plain.len() as u64;
+            for (i, (a, _)) in plain.iter_mut().enumerate() {
+                a.seq = first + i as u64;
+            }
             self.alerts()
                 .insert_many(plain.iter().map(|(a, _)| alert_doc(a)))
                 .session(&mut s)
@@ -817,7 +856,7 @@ impl AlertStore for MongoAlertStore {
             return Err(Error::not_found(format!("alert {id}")));
         };
         let receipt = match self
-            .receipts()
+            .receipts_coll()
             .find_one(doc! { "user_id": &viewer.user_id, "alert_id": id_bson(id.as_uuid()) })
             .await
             .mongo()?
@@ -954,7 +993,7 @@ impl AlertStore for MongoAlertStore {
         let (with_receipt, without): (Vec<Uuid>, Vec<Uuid>) =
             ids.iter().partition(|id| receipts.contains_key(id));
         if !with_receipt.is_empty() {
-            self.receipts()
+            self.receipts_coll()
                 .update_many(
                     doc! { "user_id": &viewer.user_id, "alert_id": { "$in": ids_bson(with_receipt) } },
                     doc! { "$min": { "read_at": time_bson(now) } },
@@ -967,11 +1006,11 @@ impl AlertStore for MongoAlertStore {
                 .iter()
                 .map(|id| doc! { "user_id": &viewer.user_id, "alert_id": id_bson(*id), "read_at": time_bson(now) })
                 .collect();
-            match self.receipts().insert_many(new).ordered(false).await {
+            match self.receipts_coll().insert_many(new).ordered(false).await {
                 Ok(_) => {}
                 // A receipt created meanwhile (a dismiss, say): mark it too.
                 Err(e) if code(&e) == Some(DUPLICATE_KEY) => {
-                    self.receipts()
+                    self.receipts_coll()
                         .update_many(
                             doc! { "user_id": &viewer.user_id, "alert_id": { "$in": ids_bson(without) } },
                             doc! { "$min": { "read_at": time_bson(now) } },
@@ -990,18 +1029,28 @@ impl AlertStore for MongoAlertStore {
     }
 
     async fn resolve(&self, id: AlertId, now: DateTime<Utc>) -> Result<(Alert, bool)> {
+        let mut s = self.client.start_session().await.mongo()?;
+        s.start_transaction().await.mongo()?;
+        let seq = self.next_seq(&mut s, 1).await?;
         let changed = self
             .alerts()
             .find_one_and_update(
                 doc! { "_id": id_bson(id.as_uuid()), "status": "active" },
-                doc! { "$set": { "status": "resolved", "updated_at": time_bson(now) } },
+                doc! { "$set": {
+                    "status": "resolved",
+                    "updated_at": time_bson(now),
+                    "seq": i64::try_from(seq).unwrap_or(i64::MAX),
+                } },
             )
             .return_document(ReturnDocument::After)
+            .session(&mut s)
             .await
             .mongo()?;
         if let Some(d) = changed {
+            s.commit_transaction().await.mongo()?;
             return Ok((alert_from(&d)?, true));
         }
+        let _ = s.abort_transaction().await;
         match self
             .alerts()
             .find_one(doc! { "_id": id_bson(id.as_uuid()) })
@@ -1010,6 +1059,52 @@ impl AlertStore for MongoAlertStore {
         {
             Some(d) => Ok((alert_from(&d)?, false)),
             None => Err(Error::not_found(format!("alert {id}"))),
+        }
+    }
+
+    async fn receipts(&self, id: AlertId) -> Result<HashMap<String, Receipt>> {
+        let docs: Vec<Document> = self
+            .receipts_coll()
+            .find(doc! { "alert_id": id_bson(id.as_uuid()) })
+            .await
+            .mongo()?
+            .try_collect()
+            .await
+            .mongo()?;
+        docs.iter()
+            .map(|d| Ok((get_str(d, "user_id")?, receipt_from(d)?)))
+            .collect()
+    }
+
+    async fn changes_since(
+        &self,
+        after: u64,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Alert>> {
+        let docs: Vec<Document> = self
+            .alerts()
+            .find(doc! {
+                "seq": { "$gt": i64::try_from(after).unwrap_or(i64::MAX) },
+                "$or": [
+                    { "expires_at": { "$exists": false } },
+                    { "expires_at": { "$gt": time_bson(now) } },
+                ],
+            })
+            .sort(doc! { "seq": 1 })
+            .limit(i64::from(limit))
+            .await
+            .mongo()?
+            .try_collect()
+            .await
+            .mongo()?;
+        docs.iter().map(alert_from).collect()
+    }
+
+    async fn latest_seq(&self) -> Result<u64> {
+        match self.seq_coll().find_one(doc! { "_id": "alerts" }).await.mongo()? {
+            Some(d) => Ok(u64::try_from(get_int(&d, "value")?).unwrap_or(0)),
+            None => Ok(0),
         }
     }
 

@@ -53,7 +53,7 @@ const BACKEND: &str = "postgres";
 
 const ALERT_COLS: &str = "a.id, a.alert_type, a.severity, a.title, a.message, a.tags, \
     a.resource_type, a.resource_id, a.audience, a.metadata, a.dedup_key, a.status, \
-    a.occurrences, a.created_at, a.updated_at, a.last_seen_at, a.expires_at";
+    a.occurrences, a.created_at, a.updated_at, a.last_seen_at, a.expires_at, a.seq";
 
 const DELIVERY_COLS: &str = "id, alert_id, user_id, channel, severity, status, attempts, \
     next_attempt_at, lease_until, last_error, created_at, updated_at";
@@ -153,6 +153,7 @@ fn alert_from_row(row: &PgRow) -> Result<Alert> {
         updated_at: row.try_get("updated_at").pg()?,
         last_seen_at: row.try_get("last_seen_at").pg()?,
         expires_at: row.try_get("expires_at").pg()?,
+        seq: to_u64(row.try_get::<i64, _>("seq").pg()?),
     })
 }
 
@@ -440,6 +441,43 @@ async fn enqueue(
     Ok(())
 }
 
+/// Gives the alerts (distinct ids) the next change sequence numbers, in
+/// order; returns id → number. Must be the transaction's last statement
+/// before commit: it locks the counter row until then, which is what makes
+/// numbers follow commit order (and, taken after any alert row lock, keeps
+/// the lock order one-way).
+async fn stamp(tx: &mut Transaction<'_, Postgres>, ids: &[Uuid]) -> Result<HashMap<Uuid, u64>> {
+    let rows = sqlx::query(
+        "WITH s AS (UPDATE alert_seq SET value = value + cardinality($1::uuid[]) RETURNING value) \
+         UPDATE alerts a SET seq = s.value - cardinality($1::uuid[]) + t.ord \
+         FROM s, UNNEST($1::uuid[]) WITH ORDINALITY AS t(id, ord) \
+         WHERE a.id = t.id RETURNING a.id, a.seq",
+    )
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await
+    .pg()?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id").pg()?, to_u64(r.try_get::<i64, _>("seq").pg()?))))
+        .collect()
+}
+
+/// Stamps what a batch of raises touched and copies the numbers into them.
+async fn stamp_raised(tx: &mut Transaction<'_, Postgres>, raised: &mut [Raised]) -> Result<()> {
+    let mut ids: Vec<Uuid> = Vec::with_capacity(raised.len());
+    for r in raised.iter() {
+        let id = r.alert.id.as_uuid();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let seqs = stamp(tx, &ids).await?;
+    for r in raised.iter_mut() {
+        r.alert.seq = seqs.get(&r.alert.id.as_uuid()).copied().unwrap_or_default();
+    }
+    Ok(())
+}
+
 /// Insert-or-dedup inside a transaction.
 async fn raise_in(
     tx: &mut Transaction<'_, Postgres>,
@@ -526,8 +564,10 @@ impl AlertStore for PostgresAlertStore {
         now: DateTime<Utc>,
     ) -> Result<Raised> {
         let mut tx = self.pool.begin().await.pg()?;
-        let raised = raise_in(&mut tx, alert, deliveries, now).await?;
+        let mut raised = [raise_in(&mut tx, alert, deliveries, now).await?];
+        stamp_raised(&mut tx, &mut raised).await?;
         tx.commit().await.pg()?;
+        let [raised] = raised;
         Ok(raised)
     }
 
@@ -551,8 +591,10 @@ impl AlertStore for PostgresAlertStore {
             }
         }
         insert_plain_batch(&mut tx, &plain, now).await?;
+        let mut raised = in_input_order(out, plain);
+        stamp_raised(&mut tx, &mut raised).await?;
         tx.commit().await.pg()?;
-        Ok(in_input_order(out, plain))
+        Ok(raised)
     }
 
     async fn find_active(&self, dedup_key: &str, _now: DateTime<Utc>) -> Result<Option<Alert>> {
@@ -703,15 +745,21 @@ impl AlertStore for PostgresAlertStore {
             "UPDATE alerts a SET status = 'resolved', updated_at = $2 \
              WHERE a.id = $1 AND a.status = 'active' RETURNING {ALERT_COLS}"
         );
+        let mut tx = self.pool.begin().await.pg()?;
         let changed = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_uuid())
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .pg()?;
         if let Some(row) = changed {
-            return Ok((alert_from_row(&row)?, true));
+            let mut alert = alert_from_row(&row)?;
+            let seqs = stamp(&mut tx, &[id.as_uuid()]).await?;
+            alert.seq = seqs.get(&id.as_uuid()).copied().unwrap_or_default();
+            tx.commit().await.pg()?;
+            return Ok((alert, true));
         }
+        drop(tx);
         let sql = format!("SELECT {ALERT_COLS} FROM alerts a WHERE a.id = $1");
         match sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_uuid())
@@ -722,6 +770,55 @@ impl AlertStore for PostgresAlertStore {
             Some(row) => Ok((alert_from_row(&row)?, false)),
             None => Err(Error::not_found(format!("alert {id}"))),
         }
+    }
+
+    async fn receipts(&self, id: AlertId) -> Result<HashMap<String, Receipt>> {
+        let rows = sqlx::query(
+            "SELECT user_id, read_at, dismissed_at FROM alert_receipts WHERE alert_id = $1",
+        )
+        .bind(id.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .pg()?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("user_id").pg()?,
+                    Receipt {
+                        read_at: r.try_get("read_at").pg()?,
+                        dismissed_at: r.try_get("dismissed_at").pg()?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn changes_since(
+        &self,
+        after: u64,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Alert>> {
+        let sql = format!(
+            "SELECT {ALERT_COLS} FROM alerts a WHERE a.seq > $1 \
+             AND (a.expires_at IS NULL OR a.expires_at > $2) ORDER BY a.seq LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .pg()?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
+    async fn latest_seq(&self) -> Result<u64> {
+        let v: i64 = sqlx::query_scalar("SELECT value FROM alert_seq")
+            .fetch_one(&self.pool)
+            .await
+            .pg()?;
+        Ok(to_u64(v))
     }
 
     async fn delete(&self, id: AlertId) -> Result<Alert> {

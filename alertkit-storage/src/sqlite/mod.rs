@@ -36,7 +36,7 @@ const BACKEND: &str = "sqlite";
 
 const ALERT_COLS: &str = "a.id, a.alert_type, a.severity, a.title, a.message, a.tags, \
     a.resource_type, a.resource_id, a.audience, a.metadata, a.dedup_key, a.status, \
-    a.occurrences, a.created_at, a.updated_at, a.last_seen_at, a.expires_at";
+    a.occurrences, a.created_at, a.updated_at, a.last_seen_at, a.expires_at, a.seq";
 
 const DELIVERY_COLS: &str = "id, alert_id, user_id, channel, severity, status, attempts, \
     next_attempt_at, lease_until, last_error, created_at, updated_at";
@@ -116,6 +116,7 @@ fn alert_from_row(row: &SqliteRow) -> Result<Alert> {
         updated_at: time(row.try_get("updated_at").lite()?)?,
         last_seen_at: time(row.try_get("last_seen_at").lite()?)?,
         expires_at: opt_time(row.try_get("expires_at").lite()?)?,
+        seq: to_u64(row.try_get::<i64, _>("seq").lite()?),
     })
 }
 
@@ -318,6 +319,24 @@ async fn enqueue(
     Ok(())
 }
 
+/// Gives the alert the next change sequence number. Only inside a
+/// `BEGIN IMMEDIATE` transaction: those are serialized, so numbers follow
+/// commit order.
+async fn stamp(conn: &mut SqliteConnection, alert: &mut Alert) -> Result<()> {
+    let seq: i64 = sqlx::query_scalar("UPDATE alert_seq SET value = value + 1 RETURNING value")
+        .fetch_one(&mut *conn)
+        .await
+        .lite()?;
+    sqlx::query("UPDATE alerts SET seq = ? WHERE id = ?")
+        .bind(seq)
+        .bind(alert.id.as_uuid())
+        .execute(&mut *conn)
+        .await
+        .lite()?;
+    alert.seq = to_u64(seq);
+    Ok(())
+}
+
 async fn raise_in(
     conn: &mut SqliteConnection,
     alert: Alert,
@@ -394,7 +413,8 @@ impl AlertStore for SqliteAlertStore {
         now: DateTime<Utc>,
     ) -> Result<Raised> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.lite()?;
-        let raised = raise_in(&mut tx, alert, deliveries, now).await?;
+        let mut raised = raise_in(&mut tx, alert, deliveries, now).await?;
+        stamp(&mut tx, &mut raised.alert).await?;
         tx.commit().await.lite()?;
         Ok(raised)
     }
@@ -408,7 +428,9 @@ impl AlertStore for SqliteAlertStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.lite()?;
         let mut out = Vec::with_capacity(items.len());
         for (alert, targets) in items {
-            out.push(raise_in(&mut tx, alert, &targets, now).await?);
+            let mut raised = raise_in(&mut tx, alert, &targets, now).await?;
+            stamp(&mut tx, &mut raised.alert).await?;
+            out.push(raised);
         }
         tx.commit().await.lite()?;
         Ok(out)
@@ -572,15 +594,20 @@ impl AlertStore for SqliteAlertStore {
              WHERE a.id = ? AND a.status = 'active' RETURNING {}",
             ALERT_COLS.replace("a.", "")
         );
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.lite()?;
         let changed = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(ms(now))
             .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .lite()?;
         if let Some(row) = changed {
-            return Ok((alert_from_row(&row)?, true));
+            let mut alert = alert_from_row(&row)?;
+            stamp(&mut tx, &mut alert).await?;
+            tx.commit().await.lite()?;
+            return Ok((alert, true));
         }
+        drop(tx);
         let sql = format!("SELECT {ALERT_COLS} FROM alerts a WHERE a.id = ?");
         match sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_uuid())
@@ -591,6 +618,47 @@ impl AlertStore for SqliteAlertStore {
             Some(row) => Ok((alert_from_row(&row)?, false)),
             None => Err(Error::not_found(format!("alert {id}"))),
         }
+    }
+
+    async fn receipts(&self, id: AlertId) -> Result<HashMap<String, Receipt>> {
+        let rows = sqlx::query(
+            "SELECT user_id, read_at, dismissed_at FROM alert_receipts WHERE alert_id = ?",
+        )
+        .bind(id.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .lite()?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("user_id").lite()?, receipt_from_row(r)?)))
+            .collect()
+    }
+
+    async fn changes_since(
+        &self,
+        after: u64,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Alert>> {
+        let sql = format!(
+            "SELECT {ALERT_COLS} FROM alerts a WHERE a.seq > ? \
+             AND (a.expires_at IS NULL OR a.expires_at > ?) ORDER BY a.seq LIMIT ?"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .lite()?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
+    async fn latest_seq(&self) -> Result<u64> {
+        let v: i64 = sqlx::query_scalar("SELECT value FROM alert_seq")
+            .fetch_one(&self.pool)
+            .await
+            .lite()?;
+        Ok(to_u64(v))
     }
 
     async fn delete(&self, id: AlertId) -> Result<Alert> {
