@@ -434,6 +434,41 @@ impl AlertKit {
         }
     }
 
+    /// Sends an ephemeral message to every connected client, on every
+    /// instance (needs `alerts.broadcast`). Nothing is stored. `level` is
+    /// `info` (the default), `warning` or `error`; `data` must be a JSON
+    /// object of at most 16 KiB (or null).
+    pub async fn broadcast(
+        &self,
+        by: &Principal,
+        message: &str,
+        level: Option<&str>,
+        data: serde_json::Value,
+    ) -> Result<()> {
+        by.require(Permission::AlertsBroadcast)?;
+        if message.trim().is_empty() || message.len() > 4096 {
+            return Err(Error::invalid("message must be 1 to 4096 bytes"));
+        }
+        let level = level.unwrap_or("info");
+        if !matches!(level, "info" | "warning" | "error") {
+            return Err(Error::invalid("level must be one of info, warning, error"));
+        }
+        if !(data.is_null() || data.is_object()) || data.to_string().len() > 16 * 1024 {
+            return Err(Error::invalid(
+                "data must be a JSON object of at most 16 KiB",
+            ));
+        }
+        self.inner
+            .bus
+            .publish(AlertEvent::Broadcast {
+                message: message.to_owned(),
+                level: level.to_owned(),
+                data,
+                at: self.now(),
+            })
+            .await
+    }
+
     /// Subscribes to the event stream (what a WebSocket hub listens to).
     pub async fn subscribe(&self) -> Result<EventStream> {
         self.inner.bus.subscribe().await

@@ -55,6 +55,17 @@ pub enum AlertEvent {
         /// Who could see it (so they can be told).
         audience: Audience,
     },
+    /// An ephemeral message for every connected client (never stored).
+    Broadcast {
+        /// The text.
+        message: String,
+        /// `info`, `warning` or `error`.
+        level: String,
+        /// Free JSON for the client.
+        data: serde_json::Value,
+        /// When it was sent.
+        at: DateTime<Utc>,
+    },
 }
 
 impl AlertEvent {
@@ -67,6 +78,7 @@ impl AlertEvent {
             AlertEvent::Read { .. } => "read",
             AlertEvent::Dismissed { .. } => "dismissed",
             AlertEvent::Deleted { .. } => "deleted",
+            AlertEvent::Broadcast { .. } => "broadcast",
         }
     }
 
@@ -91,6 +103,7 @@ impl AlertEvent {
             AlertEvent::Read { user_id, .. } | AlertEvent::Dismissed { user_id, .. } => {
                 *user_id == viewer.user_id
             }
+            AlertEvent::Broadcast { .. } => true,
         }
     }
 }

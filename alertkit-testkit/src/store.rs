@@ -1372,7 +1372,14 @@ pub async fn hostile_strings_round_trip(store: &dyn AlertStore) {
         match store.insert_or_dedup(a.clone(), &[], a.created_at).await {
             Ok(r) => {
                 let back = store.get(&alice(), a.id, now()).await.unwrap().alert;
-                assert!(back == Alert { seq: r.alert.seq, ..a.clone() }, "{} changed", a.title);
+                assert!(
+                    back == Alert {
+                        seq: r.alert.seq,
+                        ..a.clone()
+                    },
+                    "{} changed",
+                    a.title
+                );
             }
             Err(e) => assert!(matches!(e, Error::Invalid(_)), "{} gave {e:?}", a.title),
         }
@@ -2180,7 +2187,10 @@ pub async fn changes_reader_misses_nothing_under_concurrent_writers(store: &dyn 
                     .await
                     .expect("raise");
                 if i % 7 == 6 {
-                    store.resolve(raised.alert.id, at(2)).await.expect("resolve");
+                    store
+                        .resolve(raised.alert.id, at(2))
+                        .await
+                        .expect("resolve");
                 }
             }
             done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -2191,9 +2201,16 @@ pub async fn changes_reader_misses_nothing_under_concurrent_writers(store: &dyn 
         let mut seen: BTreeMap<AlertId, u64> = BTreeMap::new();
         loop {
             let finished = done.load(std::sync::atomic::Ordering::SeqCst) == WRITERS;
-            let batch = store.changes_since(watermark, 7, now()).await.expect("changes");
+            let batch = store
+                .changes_since(watermark, 7, now())
+                .await
+                .expect("changes");
             for a in &batch {
-                assert!(a.seq > watermark, "went backwards: {} after {watermark}", a.seq);
+                assert!(
+                    a.seq > watermark,
+                    "went backwards: {} after {watermark}",
+                    a.seq
+                );
                 watermark = a.seq;
                 seen.insert(a.id, a.seq);
             }
@@ -2201,7 +2218,7 @@ pub async fn changes_reader_misses_nothing_under_concurrent_writers(store: &dyn 
                 return seen;
             }
             if batch.is_empty() {
-                tokio::task::yield_now().await;
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
         }
     };

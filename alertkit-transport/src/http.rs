@@ -34,6 +34,8 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::{Value, json};
 
+use crate::hub::{WsConfig, WsHub};
+
 /// Largest request body accepted, in bytes (413 beyond).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
@@ -46,12 +48,15 @@ pub struct HttpConfig {
     /// Requests per minute per authenticated user (429 beyond, with
     /// `Retry-After`); bursts up to the same number are allowed.
     pub rate_limit_per_minute: u32,
+    /// The WebSocket hub's settings (used when the router makes its hub).
+    pub ws: WsConfig,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             rate_limit_per_minute: DEFAULT_RATE_LIMIT,
+            ws: WsConfig::default(),
         }
     }
 }
@@ -61,7 +66,7 @@ struct AppState {
     kit: AlertKit,
     auth: Arc<dyn Authenticator>,
     limiter: Arc<DefaultKeyedRateLimiter<String>>,
-    ws_stats: Arc<crate::ws::WsStats>,
+    hub: WsHub,
 }
 
 /// The alert API as an axum router with default settings.
@@ -71,6 +76,30 @@ pub fn router(kit: AlertKit, auth: Arc<dyn Authenticator>) -> Router {
 
 /// The alert API as an axum router (state included; merge or nest it).
 pub fn router_with(kit: AlertKit, auth: Arc<dyn Authenticator>, config: HttpConfig) -> Router {
+    let hub = WsHub::new(kit, config.ws.clone());
+    router_with_hub(hub, auth, config)
+}
+
+/// The alert API around a hub you keep, so you can call
+/// [`WsHub::shutdown`] (every WebSocket closes with 1001) before stopping
+/// the server. `config.ws` is ignored: the hub has its own.
+///
+/// ```no_run
+/// # async fn demo(kit: alertkit_core::AlertKit, auth: std::sync::Arc<dyn alertkit_core::Authenticator>) -> std::io::Result<()> {
+/// use alertkit_transport::hub::{WsConfig, WsHub};
+/// let hub = WsHub::new(kit, WsConfig::default());
+/// let app = alertkit_transport::http::router_with_hub(hub.clone(), auth, Default::default());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+/// axum::serve(listener, app)
+///     .with_graceful_shutdown(async move {
+///         let _ = tokio::signal::ctrl_c().await;
+///         hub.shutdown();
+///     })
+///     .await
+/// # }
+/// ```
+pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpConfig) -> Router {
+    let kit = hub.kit().clone();
     let per_minute = NonZeroU32::new(config.rate_limit_per_minute).unwrap_or(NonZeroU32::MIN);
     let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
     Router::new()
@@ -94,6 +123,7 @@ pub fn router_with(kit: AlertKit, auth: Arc<dyn Authenticator>, config: HttpConf
         .route("/api/alerts/{id}/dismiss", post(dismiss))
         .route("/ws", get(ws_upgrade))
         .route("/api/ws/stats", get(ws_stats))
+        .route("/api/ws/push/broadcast", post(push_broadcast))
         .route("/ws/alerts/{user_id}", get(ws_upgrade_for))
         .route("/ws/notifications/{user_id}", get(ws_upgrade_for))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -101,7 +131,33 @@ pub fn router_with(kit: AlertKit, auth: Arc<dyn Authenticator>, config: HttpConf
             kit,
             auth,
             limiter,
-            ws_stats: Arc::default(),
+            hub,
+        })
+}
+
+/// Only the WebSocket routes (`/ws`, `/ws/alerts/{user}`,
+/// `/ws/notifications/{user}`), for serving the hub on a bare listener of
+/// its own:
+///
+/// ```no_run
+/// # async fn demo(kit: alertkit_core::AlertKit, auth: std::sync::Arc<dyn alertkit_core::Authenticator>) -> std::io::Result<()> {
+/// use alertkit_transport::hub::{WsConfig, WsHub};
+/// let hub = WsHub::new(kit, WsConfig::default());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8001").await?;
+/// axum::serve(listener, alertkit_transport::http::ws_router(hub, auth)).await
+/// # }
+/// ```
+pub fn ws_router(hub: WsHub, auth: Arc<dyn Authenticator>) -> Router {
+    let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(NonZeroU32::MIN)));
+    Router::new()
+        .route("/ws", get(ws_upgrade))
+        .route("/ws/alerts/{user_id}", get(ws_upgrade_for))
+        .route("/ws/notifications/{user_id}", get(ws_upgrade_for))
+        .with_state(AppState {
+            kit: hub.kit().clone(),
+            auth,
+            limiter,
+            hub,
         })
 }
 
@@ -535,19 +591,47 @@ async fn mark_all_read(
     ))
 }
 
+/// `?cursor=` on the WebSocket upgrade: resume from there.
+#[derive(Debug, serde::Deserialize)]
+struct WsParams {
+    cursor: Option<String>,
+}
+
+impl WsParams {
+    fn cursor(&self) -> ApiResult<Option<u64>> {
+        match &self.cursor {
+            None => Ok(None),
+            Some(c) => c
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::invalid("`cursor` must be a cursor the server sent").into()),
+        }
+    }
+}
+
+/// The codec's own frame limit: well above [`WsConfig::max_message`], so
+/// that oversized client messages are read and refused with 1009.
+fn ws_limits(ws: axum::extract::WebSocketUpgrade, hub: &WsHub) -> axum::extract::WebSocketUpgrade {
+    let limit = hub.config().max_message.saturating_mul(4).max(BODY_LIMIT);
+    ws.max_message_size(limit).max_frame_size(limit)
+}
+
 async fn ws_upgrade(
     State(s): State<AppState>,
     MaybeAuthed(p): MaybeAuthed,
+    Query(params): Query<WsParams>,
     ws: axum::extract::WebSocketUpgrade,
-) -> Response {
-    ws.max_message_size(BODY_LIMIT)
-        .on_upgrade(move |socket| crate::ws::serve(socket, s.kit, s.auth, s.ws_stats, p, None))
+) -> ApiResult<Response> {
+    let cursor = params.cursor()?;
+    Ok(ws_limits(ws, &s.hub)
+        .on_upgrade(move |socket| crate::ws::serve(socket, s.hub, s.auth, p, None, cursor)))
 }
 
 async fn ws_upgrade_for(
     State(s): State<AppState>,
     MaybeAuthed(p): MaybeAuthed,
     Path(user_id): Path<String>,
+    Query(params): Query<WsParams>,
     ws: axum::extract::WebSocketUpgrade,
 ) -> ApiResult<Response> {
     if let Some(p) = &p
@@ -555,13 +639,35 @@ async fn ws_upgrade_for(
     {
         return Err(Error::forbidden("the path's user is not the token's").into());
     }
-    Ok(ws.max_message_size(BODY_LIMIT).on_upgrade(move |socket| {
-        crate::ws::serve(socket, s.kit, s.auth, s.ws_stats, p, Some(user_id))
+    let cursor = params.cursor()?;
+    Ok(ws_limits(ws, &s.hub).on_upgrade(move |socket| {
+        crate::ws::serve(socket, s.hub, s.auth, p, Some(user_id), cursor)
     }))
 }
 
 async fn ws_stats(State(s): State<AppState>, Authed(_): Authed) -> Json<Value> {
-    Json(s.ws_stats.snapshot())
+    Json(s.hub.stats())
+}
+
+/// Body of `POST /api/ws/push/broadcast`.
+#[derive(Debug, serde::Deserialize)]
+struct BroadcastBody {
+    message: String,
+    level: Option<String>,
+    #[serde(default)]
+    data: Value,
+}
+
+async fn push_broadcast(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    body: Result<Json<BroadcastBody>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(b) = body?;
+    s.kit
+        .broadcast(&p, &b.message, b.level.as_deref(), b.data)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"sent": true}))))
 }
 
 async fn delete_one(

@@ -32,6 +32,8 @@
 
 #[cfg(feature = "axum")]
 pub mod http;
+#[cfg(feature = "axum")]
+pub mod hub;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod local;

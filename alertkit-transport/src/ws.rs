@@ -1,97 +1,52 @@
 //! The WebSocket endpoint (feature `axum`): live alert events for one
-//! authenticated user.
+//! authenticated user, fed by the instance's [`WsHub`](crate::hub::WsHub).
 //!
-//! Protocol (JSON text frames with a `type`): the server sends
-//! `hello {user_id, unread, cursor}` once authenticated, then
-//! `alert {event, alert, cursor}` for alerts the user may see,
+//! Protocol (JSON text frames with a `type`): once authenticated the server
+//! sends `hello {user_id, unread, cursor}`, then `alert {event, alert,
+//! cursor}` for alerts the user may see (`event`: `created`, `updated`,
+//! `resolved`; `deleted` frames carry `alert_id` and no cursor),
 //! `receipt {alert_ids, read_at?, dismissed_at?}` and `unread {count}` when
-//! the user's own state changes on any device, `error {code, message}` and
-//! `pong`. The client may send `mark_read {id}`, `dismiss {id}`, `ping`, and
-//! — when it connected without a token — `auth {token}` first, within 5 s.
+//! the user's own state changes on any device, `broadcast {message, level,
+//! data, at}`, `error {code, message}` and `pong`. The client may send
+//! `resume {cursor}`, `mark_read {id}`, `dismiss {id}`, `ping`, and — when
+//! it connected without a token — `auth {token, cursor?}` first, within 5 s.
 //!
-//! Close codes: 4001 unauthorized, 4008 too slow (its queue overflowed, or
-//! it fell behind the bus: reconnect and reload), 1001 server shutdown.
+//! **Cursors.** A cursor is the store's change number (a decimal string).
+//! Alert frames arrive in cursor order, and `hello`'s cursor says every
+//! change up to it happened before this connection. A client that saw
+//! cursor `c` and reconnects sends `resume {cursor: c}` (or connects with
+//! `?cursor=c`, or puts `cursor` in its `auth` message): the server replays
+//! the alerts it may see that changed after `c` — each once, in order, in
+//! their current state and with the user's receipt — then sends
+//! `resumed {cursor, replayed}` and carries on live, without a gap or a
+//! repeat, whichever instance the changes were written on. Given at connect
+//! time the replay strictly precedes live frames; a `resume` sent after live
+//! frames have arrived still loses and repeats nothing, but those live
+//! frames came first. Deletions and receipts made while away are not
+//! replayed: `hello` carries the fresh unread count.
 //!
-//! Not yet: `resume {cursor}` replay from the store; one shared fan-out task
-//! per instance (each connection currently filters the bus itself).
+//! Close codes: 4001 unauthorized, 4008 too slow (its queue overflowed:
+//! reconnect and resume), 1009 a client message too big, 1001 server
+//! shutdown or no pong for twice the ping interval.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use alertkit_core::{AlertEvent, AlertId, AlertKit, AlertView, BusMessage, Principal, Receipt};
+use alertkit_core::{AlertId, AlertKit, Authenticator, Principal};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-/// Messages queued per connection before it is cut with 4008.
-pub const QUEUE: usize = 256;
+use crate::hub::{
+    Attached, CLOSE_GOING_AWAY, CLOSE_TOO_BIG, CLOSE_TOO_SLOW, CLOSE_UNAUTHORIZED, WsHub,
+    alert_frame, event_name,
+};
+
 /// How long a client without a token has to send `auth`.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Ping interval; a connection silent for twice this long is closed.
-pub const PING_EVERY: Duration = Duration::from_secs(30);
-
-/// Close code: unauthorized.
-pub const CLOSE_UNAUTHORIZED: u16 = 4001;
-/// Close code: too slow.
-pub const CLOSE_TOO_SLOW: u16 = 4008;
-
-/// Live counters of the WebSocket endpoint, for `/api/ws/stats`.
-#[derive(Debug)]
-pub struct WsStats {
-    started: Instant,
-    sent: AtomicU64,
-    per_user: Mutex<HashMap<String, usize>>,
-}
-
-impl Default for WsStats {
-    fn default() -> Self {
-        WsStats {
-            started: Instant::now(),
-            sent: AtomicU64::new(0),
-            per_user: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl WsStats {
-    fn opened(&self, user: &str) {
-        *self
-            .per_user
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(user.to_owned())
-            .or_default() += 1;
-    }
-
-    fn closed(&self, user: &str) {
-        let mut map = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = map.get_mut(user) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                map.remove(user);
-            }
-        }
-    }
-
-    /// `{connections, users, messages_sent, messages_per_sec}` since start.
-    pub fn snapshot(&self) -> Value {
-        let (connections, users) = {
-            let map = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
-            (map.values().sum::<usize>(), map.len())
-        };
-        let sent = self.sent.load(Ordering::Relaxed);
-        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-        json!({
-            "connections": connections,
-            "users": users,
-            "messages_sent": sent,
-            "messages_per_sec": sent as f64 / secs,
-        })
-    }
-}
 
 fn close(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
@@ -104,20 +59,48 @@ fn text(v: Value) -> Message {
     Message::Text(v.to_string().into())
 }
 
+fn error(code: &str, message: impl std::fmt::Display) -> Value {
+    json!({"type": "error", "code": code, "message": message.to_string()})
+}
+
+/// Parses a cursor: the decimal string the server sent, or a number.
+pub fn parse_cursor(v: &Value) -> Option<u64> {
+    match v {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}
+
+/// What the reading side asks the writer to do.
+enum Ctrl {
+    Send(Value),
+    Replay(u64),
+    Close(u16, &'static str),
+}
+
 /// Serves one connection. `principal` is `None` when the upgrade request
 /// carried no token: the first message must then be `auth {token}`.
+/// `cursor` is the `?cursor=` the client connected with.
 pub(crate) async fn serve(
     mut socket: WebSocket,
-    kit: AlertKit,
-    auth: std::sync::Arc<dyn alertkit_core::Authenticator>,
-    stats: std::sync::Arc<WsStats>,
+    hub: WsHub,
+    auth: Arc<dyn Authenticator>,
     principal: Option<Principal>,
     expected_user: Option<String>,
+    mut cursor: Option<u64>,
 ) {
+    if hub.is_shut_down() {
+        let _ = socket.send(close(CLOSE_GOING_AWAY, "shutting down")).await;
+        return;
+    }
     let principal = match principal {
         Some(p) => p,
         None => match first_message_auth(&mut socket, auth.as_ref()).await {
-            Some(p) => p,
+            Some((p, c)) => {
+                cursor = cursor.or(c);
+                p
+            }
             None => {
                 let _ = socket.send(close(CLOSE_UNAUTHORIZED, "unauthorized")).await;
                 return;
@@ -130,106 +113,227 @@ pub(crate) async fn serve(
             .await;
         return;
     }
-    // Subscribe before reading the unread count, so nothing falls between.
-    let Ok(mut bus) = kit.subscribe().await else {
-        let _ = socket.send(close(1011, "bus unavailable")).await;
-        return;
-    };
+    let kit = hub.kit().clone();
+    // Attach before counting unread, so nothing falls between.
+    let attached = hub.attach(principal.clone()).await;
+    let conn_id = attached.id;
     let unread = kit.unread_count(&principal).await.unwrap_or(0);
-    stats.opened(&principal.user_id);
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
-    let hello =
-        json!({"type": "hello", "user_id": principal.user_id, "unread": unread, "cursor": null});
-    if sink.send(text(hello)).await.is_err() {
-        stats.closed(&principal.user_id);
-        return;
-    }
-    stats.sent.fetch_add(1, Ordering::Relaxed);
-
-    // The writer: the only task touching the sink; pings on a timer.
-    let counter = stats.clone();
-    let writer = tokio::spawn(async move {
-        let mut ping = tokio::time::interval(PING_EVERY);
-        ping.tick().await;
-        loop {
-            tokio::select! {
-                msg = rx.recv() => match msg {
-                    Some(m) => {
-                        let closing = matches!(m, Message::Close(_));
-                        if sink.send(m).await.is_err() || closing {
-                            break;
-                        }
-                        counter.sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                    None => break,
-                },
-                _ = ping.tick() => {
-                    if sink.send(Message::Ping(Default::default())).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        }
+    let hello = json!({
+        "type": "hello",
+        "user_id": principal.user_id,
+        "unread": unread,
+        "cursor": attached.watermark.to_string(),
     });
+    let (sink, mut stream) = socket.split();
+    let (ctrl, ctrl_rx) = mpsc::channel::<Ctrl>(32);
+    if let Some(c) = cursor {
+        // Queued before the writer starts: the replay precedes live frames.
+        let _ = ctrl.try_send(Ctrl::Replay(c));
+    }
+    let writer = tokio::spawn(write_loop(
+        sink,
+        hub.clone(),
+        principal.clone(),
+        attached,
+        ctrl_rx,
+        hello,
+    ));
 
-    let viewer = principal.viewer();
+    let config = hub.config().clone();
     let mut last_heard = tokio::time::Instant::now();
-    let mut watchdog = tokio::time::interval(PING_EVERY);
+    let mut watchdog = tokio::time::interval(config.ping_every);
     loop {
-        tokio::select! {
+        let out = tokio::select! {
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(t))) => {
                     last_heard = tokio::time::Instant::now();
-                    let reply = handle_client(&kit, &principal, t.as_str()).await;
-                    if let Some(r) = reply && tx.try_send(text(r)).is_err() {
-                        let _ = tx.send(close(CLOSE_TOO_SLOW, "too slow")).await;
+                    if t.len() > config.max_message {
+                        Some(Ctrl::Close(CLOSE_TOO_BIG, "message too big"))
+                    } else {
+                        handle_client(&kit, &principal, t.as_str()).await
+                    }
+                }
+                Some(Ok(Message::Binary(b))) if b.len() > config.max_message => {
+                    Some(Ctrl::Close(CLOSE_TOO_BIG, "message too big"))
+                }
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Err(e)) => {
+                    // The codec refuses frames past its own limit.
+                    if e.to_string().contains("too long") || e.to_string().contains("Space limit") {
+                        Some(Ctrl::Close(CLOSE_TOO_BIG, "message too big"))
+                    } else {
                         break;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
-            },
-            msg = bus.next() => match msg {
-                Some(BusMessage::Event(event)) => {
-                    if !event.is_visible_to(&viewer) {
-                        continue;
-                    }
-                    for out in render(&kit, &principal, &event).await {
-                        if tx.try_send(text(out)).is_err() {
-                            let _ = tx.send(close(CLOSE_TOO_SLOW, "too slow")).await;
-                            stats.closed(&principal.user_id);
-                            return finish(writer).await;
-                        }
-                    }
-                }
-                // Events were lost for this connection: it must reload.
-                Some(BusMessage::Lagged(_) | BusMessage::Gap) | None => {
-                    let _ = tx.send(close(CLOSE_TOO_SLOW, "fell behind; reconnect")).await;
-                    break;
+                Some(Ok(_)) => {
+                    last_heard = tokio::time::Instant::now();
+                    None
                 }
             },
             _ = watchdog.tick() => {
-                if last_heard.elapsed() > 2 * PING_EVERY {
-                    let _ = tx.send(close(1001, "no pong")).await;
-                    break;
-                }
+                (last_heard.elapsed() > 2 * config.ping_every).then_some(Ctrl::Close(CLOSE_GOING_AWAY, "no pong"))
+            }
+            _ = ctrl.closed() => break,
+        };
+        if let Some(out) = out {
+            let closing = matches!(out, Ctrl::Close(..));
+            if ctrl.try_send(out).is_err() {
+                let _ = ctrl.try_send(Ctrl::Close(CLOSE_TOO_SLOW, "too slow"));
+                break;
+            }
+            if closing {
+                break;
             }
         }
     }
-    drop(tx);
-    stats.closed(&principal.user_id);
-    finish(writer).await;
+    hub.detach(conn_id);
+    drop(ctrl);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
 }
 
-async fn finish(writer: tokio::task::JoinHandle<()>) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+/// The only task touching the sink: hello, replays, live frames, replies,
+/// pings, and the close frame.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    hub: WsHub,
+    principal: Principal,
+    mut attached: Attached,
+    mut ctrl: mpsc::Receiver<Ctrl>,
+    hello: Value,
+) {
+    let counters = hub.counters();
+    let mut ping = tokio::time::interval(hub.config().ping_every);
+    ping.tick().await;
+    let mut shutdown = hub.shutdown_signal();
+    if sink.send(text(hello)).await.is_err() {
+        return;
+    }
+    counters.sent.fetch_add(1, Ordering::Relaxed);
+    // Highest alert frame sent, and frames at or below `skip` are repeats
+    // of what the client already has (it resumed past our hello).
+    let hello_cursor = attached.watermark;
+    let mut last = hello_cursor;
+    let mut skip = 0;
+    let kicked = attached.kicked.clone();
+    loop {
+        let msg = tokio::select! {
+            biased;
+            code = kicked.kicked() => {
+                let reason = if code == CLOSE_TOO_SLOW { "too slow" } else { "going away" };
+                let _ = sink.send(close(code, reason)).await;
+                return;
+            }
+            _ = shutdown.changed() => {
+                let _ = sink.send(close(CLOSE_GOING_AWAY, "shutting down")).await;
+                return;
+            }
+            c = ctrl.recv() => match c {
+                Some(Ctrl::Send(v)) => text(v),
+                Some(Ctrl::Close(code, reason)) => {
+                    let _ = sink.send(close(code, reason)).await;
+                    return;
+                }
+                Some(Ctrl::Replay(cursor)) => {
+                    skip = skip.max(cursor);
+                    match replay(&hub, &principal, &mut sink, cursor, hello_cursor).await {
+                        Ok(n) => {
+                            last = last.max(cursor);
+                            let done = json!({"type": "resumed", "cursor": last.to_string(), "replayed": n});
+                            text(done)
+                        }
+                        Err(ReplayError::TooOld) => text(error(
+                            "cursor_expired",
+                            "too far behind to replay; reload the list and use the hello cursor",
+                        )),
+                        Err(ReplayError::Closed) => return,
+                    }
+                }
+                None => return,
+            },
+            f = attached.rx.recv() => match f {
+                Some(f) => {
+                    if f.seq != 0 {
+                        if f.seq <= skip {
+                            continue;
+                        }
+                        last = last.max(f.seq);
+                    }
+                    Message::Text(f.text)
+                }
+                None => return,
+            },
+            _ = ping.tick() => Message::Ping(Default::default()),
+        };
+        if sink.send(msg).await.is_err() {
+            return;
+        }
+        counters.sent.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+enum ReplayError {
+    TooOld,
+    Closed,
+}
+
+/// Sends the alerts the principal may see that changed in `(after, upto]`,
+/// in change order; returns how many.
+async fn replay(
+    hub: &WsHub,
+    principal: &Principal,
+    sink: &mut SplitSink<WebSocket, Message>,
+    after: u64,
+    upto: u64,
+) -> Result<usize, ReplayError> {
+    const PAGE: u32 = 500;
+    let kit = hub.kit();
+    let viewer = principal.viewer();
+    let max = hub.config().max_replay;
+    let mut due = Vec::new();
+    let mut from = after;
+    while from < upto {
+        let page = kit
+            .store()
+            .changes_since(from, PAGE, kit.now())
+            .await
+            .map_err(|_| ReplayError::TooOld)?;
+        let full = page.len() == PAGE as usize;
+        for a in page {
+            from = a.seq;
+            if a.seq > upto {
+                break;
+            }
+            if a.audience.is_visible_to(&viewer) {
+                due.push(a);
+                if due.len() > max {
+                    return Err(ReplayError::TooOld);
+                }
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    let mut sent = 0;
+    for a in due {
+        // With the user's receipt; gone since (deleted, expired) → skipped.
+        let Ok(view) = kit.get(principal, a.id).await else {
+            continue;
+        };
+        let frame = alert_frame(event_name(&view.alert), &view, a.seq);
+        sink.send(Message::Text(frame.text))
+            .await
+            .map_err(|_| ReplayError::Closed)?;
+        hub.counters().sent.fetch_add(1, Ordering::Relaxed);
+        sent += 1;
+    }
+    Ok(sent)
 }
 
 async fn first_message_auth(
     socket: &mut WebSocket,
-    auth: &dyn alertkit_core::Authenticator,
-) -> Option<Principal> {
+    auth: &dyn Authenticator,
+) -> Option<(Principal, Option<u64>)> {
     let first = tokio::time::timeout(AUTH_TIMEOUT, socket.recv())
         .await
         .ok()??
@@ -239,17 +343,27 @@ async fn first_message_auth(
     if v["type"] != "auth" {
         return None;
     }
-    auth.authenticate(v["token"].as_str()?).await.ok()
+    let p = auth.authenticate(v["token"].as_str()?).await.ok()?;
+    Some((p, parse_cursor(&v["cursor"])))
 }
 
-/// What a client message asks; the reply, if any.
-async fn handle_client(kit: &AlertKit, p: &Principal, raw: &str) -> Option<Value> {
+/// What a client message asks of the writer, if anything.
+async fn handle_client(kit: &AlertKit, p: &Principal, raw: &str) -> Option<Ctrl> {
     let Ok(v) = serde_json::from_str::<Value>(raw) else {
-        return Some(json!({"type": "error", "code": "bad_request", "message": "not JSON"}));
+        return Some(Ctrl::Send(error("bad_request", "not JSON")));
     };
     let id = || v["id"].as_str().and_then(|s| s.parse::<AlertId>().ok());
     let result = match v["type"].as_str() {
-        Some("ping") => return Some(json!({"type": "pong"})),
+        Some("ping") => return Some(Ctrl::Send(json!({"type": "pong"}))),
+        Some("resume") => {
+            return Some(match parse_cursor(&v["cursor"]) {
+                Some(c) => Ctrl::Replay(c),
+                None => Ctrl::Send(error(
+                    "invalid",
+                    "`cursor` must be a cursor the server sent",
+                )),
+            });
+        }
         Some("mark_read") => match id() {
             Some(id) => kit.mark_read(p, id).await.map(|_| ()),
             None => Err(alertkit_core::Error::invalid("`id` must be an alert id")),
@@ -261,43 +375,5 @@ async fn handle_client(kit: &AlertKit, p: &Principal, raw: &str) -> Option<Value
         _ => Err(alertkit_core::Error::invalid("unknown message type")),
     };
     // Successes are confirmed by the receipt event that follows on the bus.
-    result
-        .err()
-        .map(|e| json!({"type": "error", "code": e.kind().code(), "message": e.to_string()}))
-}
-
-/// The frames an event becomes for this user.
-async fn render(kit: &AlertKit, p: &Principal, event: &AlertEvent) -> Vec<Value> {
-    match event {
-        AlertEvent::Created { alert } => {
-            vec![
-                json!({"type": "alert", "event": "created", "alert": AlertView::new(alert.clone(), Receipt::default()), "cursor": null}),
-            ]
-        }
-        AlertEvent::Updated { alert, .. } | AlertEvent::Resolved { alert } => {
-            // The user's own receipt travels with updates (they may have read it).
-            let view = kit
-                .get(p, alert.id)
-                .await
-                .unwrap_or_else(|_| AlertView::new(alert.clone(), Receipt::default()));
-            vec![json!({"type": "alert", "event": event.name(), "alert": view, "cursor": null})]
-        }
-        AlertEvent::Deleted { alert_id, .. } => {
-            vec![json!({"type": "alert", "event": "deleted", "alert_id": alert_id, "cursor": null})]
-        }
-        AlertEvent::Read { alert_ids, at, .. } => {
-            let count = kit.unread_count(p).await.unwrap_or(0);
-            vec![
-                json!({"type": "receipt", "alert_ids": alert_ids, "read_at": at}),
-                json!({"type": "unread", "count": count}),
-            ]
-        }
-        AlertEvent::Dismissed { alert_id, at, .. } => {
-            let count = kit.unread_count(p).await.unwrap_or(0);
-            vec![
-                json!({"type": "receipt", "alert_ids": [alert_id], "dismissed_at": at}),
-                json!({"type": "unread", "count": count}),
-            ]
-        }
-    }
+    result.err().map(|e| Ctrl::Send(error(e.kind().code(), e)))
 }

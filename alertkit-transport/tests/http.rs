@@ -525,6 +525,7 @@ async fn etag_gives_304_until_something_changes() {
 async fn rate_limit_is_per_user_with_retry_after() {
     let api = start_with(http::HttpConfig {
         rate_limit_per_minute: 3,
+        ..Default::default()
     })
     .await;
     for _ in 0..3 {

@@ -317,7 +317,9 @@ impl AlertStore for MemoryAlertStore {
         }
         alert.status = AlertStatus::Resolved;
         alert.updated_at = now;
-        let alert = s.stamp(id).ok_or_else(|| Error::not_found(format!("alert {id}")))?;
+        let alert = s
+            .stamp(id)
+            .ok_or_else(|| Error::not_found(format!("alert {id}")))?;
         if let Some(key) = &alert.dedup_key
             && s.active_keys.get(key) == Some(&id)
         {

@@ -587,7 +587,10 @@ impl MongoAlertStore {
 
     async fn drop_children(&self, ids: &[Uuid]) -> Result<()> {
         let filter = doc! { "alert_id": { "$in": ids_bson(ids.iter().copied()) } };
-        self.receipts_coll().delete_many(filter.clone()).await.mongo()?;
+        self.receipts_coll()
+            .delete_many(filter.clone())
+            .await
+            .mongo()?;
         self.deliveries_coll().delete_many(filter).await.mongo()?;
         Ok(())
     }
@@ -727,6 +730,41 @@ impl MongoAlertStore {
                 .mongo()?;
         }
         Ok(())
+    }
+
+    /// One attempt at resolving, in a transaction that takes a change number.
+    async fn resolve_once(&self, id: AlertId, now: DateTime<Utc>) -> Result<(Alert, bool)> {
+        let mut s = self.client.start_session().await.mongo()?;
+        s.start_transaction().await.mongo()?;
+        let seq = self.next_seq(&mut s, 1).await?;
+        let changed = self
+            .alerts()
+            .find_one_and_update(
+                doc! { "_id": id_bson(id.as_uuid()), "status": "active" },
+                doc! { "$set": {
+                    "status": "resolved",
+                    "updated_at": time_bson(now),
+                    "seq": i64::try_from(seq).unwrap_or(i64::MAX),
+                } },
+            )
+            .return_document(ReturnDocument::After)
+            .session(&mut s)
+            .await
+            .mongo()?;
+        if let Some(d) = changed {
+            s.commit_transaction().await.mongo()?;
+            return Ok((alert_from(&d)?, true));
+        }
+        let _ = s.abort_transaction().await;
+        match self
+            .alerts()
+            .find_one(doc! { "_id": id_bson(id.as_uuid()) })
+            .await
+            .mongo()?
+        {
+            Some(d) => Ok((alert_from(&d)?, false)),
+            None => Err(Error::not_found(format!("alert {id}"))),
+        }
     }
 
     /// Runs `raise_in` in a transaction, retrying lost races and transient
@@ -1029,37 +1067,18 @@ impl AlertStore for MongoAlertStore {
     }
 
     async fn resolve(&self, id: AlertId, now: DateTime<Utc>) -> Result<(Alert, bool)> {
-        let mut s = self.client.start_session().await.mongo()?;
-        s.start_transaction().await.mongo()?;
-        let seq = self.next_seq(&mut s, 1).await?;
-        let changed = self
-            .alerts()
-            .find_one_and_update(
-                doc! { "_id": id_bson(id.as_uuid()), "status": "active" },
-                doc! { "$set": {
-                    "status": "resolved",
-                    "updated_at": time_bson(now),
-                    "seq": i64::try_from(seq).unwrap_or(i64::MAX),
-                } },
-            )
-            .return_document(ReturnDocument::After)
-            .session(&mut s)
-            .await
-            .mongo()?;
-        if let Some(d) = changed {
-            s.commit_transaction().await.mongo()?;
-            return Ok((alert_from(&d)?, true));
+        // Taking a change number conflicts with concurrent writers: retry.
+        for attempt in 0..RAISE_ATTEMPTS {
+            match self.resolve_once(id, now).await {
+                Err(Error::Unavailable(_)) if attempt + 1 < RAISE_ATTEMPTS => {
+                    tokio::time::sleep(StdDuration::from_millis(2 * u64::from(attempt + 1))).await;
+                }
+                other => return other,
+            }
         }
-        let _ = s.abort_transaction().await;
-        match self
-            .alerts()
-            .find_one(doc! { "_id": id_bson(id.as_uuid()) })
-            .await
-            .mongo()?
-        {
-            Some(d) => Ok((alert_from(&d)?, false)),
-            None => Err(Error::not_found(format!("alert {id}"))),
-        }
+        Err(Error::Unavailable(
+            "mongodb: resolve kept conflicting; try again".into(),
+        ))
     }
 
     async fn receipts(&self, id: AlertId) -> Result<HashMap<String, Receipt>> {
@@ -1102,7 +1121,12 @@ impl AlertStore for MongoAlertStore {
     }
 
     async fn latest_seq(&self) -> Result<u64> {
-        match self.seq_coll().find_one(doc! { "_id": "alerts" }).await.mongo()? {
+        match self
+            .seq_coll()
+            .find_one(doc! { "_id": "alerts" })
+            .await
+            .mongo()?
+        {
             Some(d) => Ok(u64::try_from(get_int(&d, "value")?).unwrap_or(0)),
             None => Ok(0),
         }

@@ -458,7 +458,12 @@ async fn stamp(tx: &mut Transaction<'_, Postgres>, ids: &[Uuid]) -> Result<HashM
     .await
     .pg()?;
     rows.iter()
-        .map(|r| Ok((r.try_get("id").pg()?, to_u64(r.try_get::<i64, _>("seq").pg()?))))
+        .map(|r| {
+            Ok((
+                r.try_get("id").pg()?,
+                to_u64(r.try_get::<i64, _>("seq").pg()?),
+            ))
+        })
         .collect()
 }
 

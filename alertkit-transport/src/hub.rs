@@ -1,0 +1,608 @@
+//! The per-instance fan-out hub behind the WebSocket endpoint.
+//!
+//! One hub per process (per [`router`](crate::http::router)) holds every
+//! open connection, indexed by user, group and "sees all". One pump task
+//! follows the store's change sequence ([`AlertStore::changes_since`]) and
+//! fans each change out: the frame is encoded **once** and the same bytes
+//! (a reference-counted [`Utf8Bytes`]) go to every recipient's queue; only
+//! users holding a receipt on an updated alert get a frame of their own.
+//!
+//! The bus ([`Broadcaster`](alertkit_core::Broadcaster)) is the doorbell:
+//! an alert event makes the pump read the store from its watermark, and the
+//! pump also reads it every [`WsConfig::poll_every`], so a lost publish
+//! (Redis down, a crash between commit and publish) delays an alert by at
+//! most that long and never loses it. Because the store hands out change
+//! numbers in commit order, the pump's watermark never skips a change, which
+//! is what makes `resume` exact. Receipt, delete and broadcast events, which
+//! the store does not sequence, are fanned out straight from the bus.
+//!
+//! A connection's queue is bounded ([`WsConfig::queue`]); when a send finds
+//! it full the connection is detached and closed with 4008.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use alertkit_core::{
+    Alert, AlertEvent, AlertKit, AlertStatus, AlertView, BusMessage, Principal, Receipt, Target,
+    Viewer,
+};
+use axum::extract::ws::Utf8Bytes;
+use futures::{FutureExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc, watch};
+
+/// Close code: unauthorized.
+pub const CLOSE_UNAUTHORIZED: u16 = 4001;
+/// Close code: too slow (the connection's queue overflowed).
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+/// Close code: the server is shutting down.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code: a client message was too big.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// How the WebSocket hub behaves. `WsConfig::default()` is what the router uses.
+#[derive(Debug, Clone)]
+pub struct WsConfig {
+    /// Frames queued per connection before it is cut with 4008 (default 256).
+    pub queue: usize,
+    /// How often the pump reads the store even without a bus event
+    /// (default 1 s): the bound on how late a lost publish makes an alert.
+    pub poll_every: Duration,
+    /// Ping interval; a client silent for twice this long is closed (default 30 s).
+    pub ping_every: Duration,
+    /// Largest client message, in bytes (default 64 KiB); larger closes with 1009.
+    pub max_message: usize,
+    /// Most alerts one `resume` replays (default 1000); further behind, the
+    /// client gets `error {code: "cursor_expired"}` and should reload by REST.
+    pub max_replay: usize,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            queue: 256,
+            poll_every: Duration::from_secs(1),
+            ping_every: Duration::from_secs(30),
+            max_message: 64 * 1024,
+            max_replay: 1000,
+        }
+    }
+}
+
+/// One frame queued for a connection: JSON text, shared between recipients.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The encoded message.
+    pub text: Utf8Bytes,
+    /// The alert's change number for `alert` frames (the cursor), else 0.
+    pub seq: u64,
+}
+
+/// A connection attached to the hub: its queue and how it is told to close.
+#[derive(Debug)]
+pub struct Attached {
+    /// The hub's id for it (pass to [`WsHub::detach`]).
+    pub id: u64,
+    /// Its queue of live frames.
+    pub rx: mpsc::Receiver<Frame>,
+    /// Every change up to this number was delivered before it attached;
+    /// every later one it may see will be queued (the `hello` cursor).
+    pub watermark: u64,
+    /// Set when the hub closes it (4008 on overflow, 1001 on shutdown).
+    pub kicked: Arc<Kick>,
+}
+
+/// Tells a connection's writer to close, with which code.
+#[derive(Debug, Default)]
+pub struct Kick {
+    code: AtomicU16,
+    notify: Notify,
+}
+
+impl Kick {
+    fn kick(&self, code: u16) {
+        // The first reason wins.
+        let _ = self
+            .code
+            .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// Waits until kicked; returns the close code.
+    pub async fn kicked(&self) -> u16 {
+        self.notify.notified().await;
+        self.code.load(Ordering::SeqCst)
+    }
+}
+
+struct Conn {
+    principal: Principal,
+    viewer: Viewer,
+    tx: mpsc::Sender<Frame>,
+    kick: Arc<Kick>,
+}
+
+#[derive(Default)]
+struct HubState {
+    watermark: u64,
+    /// Whether `watermark` was read from the store (else the pump reads it
+    /// first, so a store outage at start does not replay history).
+    started: bool,
+    next_id: u64,
+    conns: HashMap<u64, Conn>,
+    by_user: HashMap<String, HashSet<u64>>,
+    by_group: HashMap<String, HashSet<u64>>,
+    sees_all: HashSet<u64>,
+}
+
+impl HubState {
+    /// Connections that may see an alert with these targets.
+    fn recipients(&self, targets: &[Target]) -> Vec<u64> {
+        if targets.iter().any(|t| matches!(t, Target::Everyone)) {
+            return self.conns.keys().copied().collect();
+        }
+        let mut out: HashSet<u64> = self.sees_all.clone();
+        for t in targets {
+            let ids = match t {
+                Target::User(u) => self.by_user.get(u),
+                Target::Group(g) => self.by_group.get(g),
+                Target::Everyone => None,
+            };
+            out.extend(ids.into_iter().flatten().copied());
+        }
+        out.into_iter().collect()
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Conn> {
+        let conn = self.conns.remove(&id)?;
+        let prune = |map: &mut HashMap<String, HashSet<u64>>, key: &str| {
+            if let Some(set) = map.get_mut(key) {
+                set.remove(&id);
+                if set.is_empty() {
+                    map.remove(key);
+                }
+            }
+        };
+        prune(&mut self.by_user, &conn.viewer.user_id);
+        for g in &conn.viewer.groups {
+            prune(&mut self.by_group, g);
+        }
+        self.sees_all.remove(&id);
+        Some(conn)
+    }
+
+    /// Queues a frame; a full queue detaches the connection and kicks it
+    /// with 4008. Returns whether it was queued.
+    fn send(&mut self, id: u64, frame: Frame) -> bool {
+        let Some(conn) = self.conns.get(&id) else {
+            return false;
+        };
+        match conn.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if let Some(c) = self.remove(id) {
+                    c.kick.kick(CLOSE_TOO_SLOW);
+                }
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.remove(id);
+                false
+            }
+        }
+    }
+}
+
+/// Live counters, for `/api/ws/stats`.
+#[derive(Debug)]
+pub(crate) struct Counters {
+    started: Instant,
+    pub(crate) sent: AtomicU64,
+}
+
+/// The fan-out hub: see the [module docs](self). Cheap to clone.
+#[derive(Clone)]
+pub struct WsHub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kit: AlertKit,
+    config: WsConfig,
+    state: Mutex<HubState>,
+    counters: Counters,
+    pump_started: tokio::sync::OnceCell<()>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for WsHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsHub")
+            .field("connections", &self.lock().conns.len())
+            .finish()
+    }
+}
+
+/// The wire name of an alert's state, for replayed and pumped frames.
+pub fn event_name(alert: &Alert) -> &'static str {
+    match alert.status {
+        AlertStatus::Resolved => "resolved",
+        AlertStatus::Active if alert.occurrences > 1 || alert.updated_at > alert.created_at => {
+            "updated"
+        }
+        AlertStatus::Active => "created",
+    }
+}
+
+/// Encodes an `alert` frame.
+pub fn alert_frame(event: &str, view: &AlertView, seq: u64) -> Frame {
+    let v = json!({"type": "alert", "event": event, "alert": view, "cursor": seq.to_string()});
+    Frame {
+        text: Utf8Bytes::from(v.to_string()),
+        seq,
+    }
+}
+
+fn text_frame(v: Value) -> Frame {
+    Frame {
+        text: Utf8Bytes::from(v.to_string()),
+        seq: 0,
+    }
+}
+
+impl WsHub {
+    /// A hub for `kit`. The pump starts with the first attached connection
+    /// (it needs a Tokio runtime).
+    pub fn new(kit: AlertKit, config: WsConfig) -> Self {
+        WsHub {
+            inner: Arc::new(Inner {
+                kit,
+                config,
+                state: Mutex::new(HubState::default()),
+                counters: Counters {
+                    started: Instant::now(),
+                    sent: AtomicU64::new(0),
+                },
+                pump_started: tokio::sync::OnceCell::new(),
+                shutdown: watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WsConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn kit(&self) -> &AlertKit {
+        &self.inner.kit
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        // Fan-out never leaves the state half-updated; recover from poison.
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Attaches a connection for `principal`. From now on every change it
+    /// may see past [`Attached::watermark`] is queued for it.
+    pub async fn attach(&self, principal: Principal) -> Attached {
+        self.start_pump().await;
+        let (tx, rx) = mpsc::channel(self.inner.config.queue.max(1));
+        let kick = Arc::new(Kick::default());
+        let viewer = principal.viewer();
+        let mut s = self.lock();
+        s.next_id += 1;
+        let id = s.next_id;
+        s.by_user
+            .entry(viewer.user_id.clone())
+            .or_default()
+            .insert(id);
+        for g in &viewer.groups {
+            s.by_group.entry(g.clone()).or_default().insert(id);
+        }
+        if viewer.sees_all {
+            s.sees_all.insert(id);
+        }
+        s.conns.insert(
+            id,
+            Conn {
+                principal,
+                viewer,
+                tx,
+                kick: kick.clone(),
+            },
+        );
+        Attached {
+            id,
+            rx,
+            watermark: s.watermark,
+            kicked: kick,
+        }
+    }
+
+    /// Detaches a connection (idempotent).
+    pub fn detach(&self, id: u64) {
+        self.lock().remove(id);
+    }
+
+    /// A receiver that turns `true` when [`shutdown`](Self::shutdown) is called.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    /// Closes every connection with 1001 (going away) and stops the pump.
+    /// For graceful shutdown: call it before stopping the HTTP server.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        let mut s = self.lock();
+        for (_, c) in s.conns.drain() {
+            c.kick.kick(CLOSE_GOING_AWAY);
+        }
+        s.by_user.clear();
+        s.by_group.clear();
+        s.sees_all.clear();
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_shut_down(&self) -> bool {
+        *self.inner.shutdown.borrow()
+    }
+
+    /// `{connections, users, messages_sent, messages_per_sec}` since start.
+    pub fn stats(&self) -> Value {
+        let (connections, users) = {
+            let s = self.lock();
+            (s.conns.len(), s.by_user.len())
+        };
+        let sent = self.inner.counters.sent.load(Ordering::Relaxed);
+        let secs = self
+            .inner
+            .counters
+            .started
+            .elapsed()
+            .as_secs_f64()
+            .max(1e-3);
+        json!({
+            "connections": connections,
+            "users": users,
+            "messages_sent": sent,
+            "messages_per_sec": sent as f64 / secs,
+        })
+    }
+
+    /// Fans one alert change out to the attached connections that may see
+    /// it, and advances the watermark to its number. What the pump does for
+    /// each change it reads; public for benchmarks and custom pumps.
+    /// `receipts` holds the receipts of users who have one on this alert
+    /// (their frame carries it; everyone else shares one encoding).
+    /// Returns how many connections it was queued for.
+    pub fn fan_out(&self, alert: &Alert, receipts: &HashMap<String, Receipt>) -> usize {
+        let event = event_name(alert);
+        let shared = alert_frame(
+            event,
+            &AlertView::new(alert.clone(), Receipt::default()),
+            alert.seq,
+        );
+        let mut own: HashMap<&str, Frame> = HashMap::new();
+        let mut s = self.lock();
+        s.watermark = s.watermark.max(alert.seq);
+        let mut queued = 0;
+        for id in s.recipients(alert.audience.targets()) {
+            let frame = match s.conns.get(&id) {
+                Some(c) => match receipts.get_key_value(c.viewer.user_id.as_str()) {
+                    Some((user, r)) => own
+                        .entry(user.as_str())
+                        .or_insert_with(|| {
+                            alert_frame(event, &AlertView::new(alert.clone(), *r), alert.seq)
+                        })
+                        .clone(),
+                    None => shared.clone(),
+                },
+                None => continue,
+            };
+            queued += usize::from(s.send(id, frame));
+        }
+        queued
+    }
+
+    /// Queues a frame for every connection of one user.
+    fn send_user(&self, user: &str, frame: Frame) {
+        let mut s = self.lock();
+        let ids: Vec<u64> = s.by_user.get(user).into_iter().flatten().copied().collect();
+        for id in ids {
+            s.send(id, frame.clone());
+        }
+    }
+
+    /// Queues a frame for the connections that may see `targets`.
+    fn send_targets(&self, targets: &[Target], frame: Frame) {
+        let mut s = self.lock();
+        for id in s.recipients(targets) {
+            s.send(id, frame.clone());
+        }
+    }
+
+    async fn start_pump(&self) {
+        self.inner
+            .pump_started
+            .get_or_init(|| async {
+                // Start from what is committed now; earlier changes are the
+                // clients' to fetch (REST) or replay (resume).
+                self.read_start().await;
+                tokio::spawn(self.clone().pump());
+            })
+            .await;
+    }
+
+    async fn read_start(&self) -> bool {
+        if self.lock().started {
+            return true;
+        }
+        match self.inner.kit.store().latest_seq().await {
+            Ok(start) => {
+                let mut s = self.lock();
+                s.watermark = s.watermark.max(start);
+                s.started = true;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ws hub: store unavailable; will retry");
+                false
+            }
+        }
+    }
+
+    /// Reads every change past the watermark from the store and fans it out.
+    async fn catch_up(&self) {
+        const BATCH: u32 = 500;
+        if !self.read_start().await {
+            return;
+        }
+        loop {
+            let after = self.lock().watermark;
+            let kit = &self.inner.kit;
+            let batch = match kit.store().changes_since(after, BATCH, kit.now()).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ws hub: reading changes failed; retrying on the next tick");
+                    return;
+                }
+            };
+            for alert in &batch {
+                let receipts = if event_name(alert) == "created" {
+                    HashMap::new()
+                } else {
+                    kit.store().receipts(alert.id).await.unwrap_or_default()
+                };
+                self.fan_out(alert, &receipts);
+            }
+            if batch.len() < BATCH as usize {
+                return;
+            }
+        }
+    }
+
+    async fn pump(self) {
+        let mut shutdown = self.shutdown_signal();
+        let mut poll = tokio::time::interval(self.inner.config.poll_every);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut bus = None;
+        loop {
+            if bus.is_none() {
+                match self.inner.kit.subscribe().await {
+                    Ok(b) => {
+                        bus = Some(b);
+                        // Whatever was published while unsubscribed is in the store.
+                        self.catch_up().await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ws hub: bus unavailable; polling the store")
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = poll.tick() => self.catch_up().await,
+                msg = async { match bus.as_mut() { Some(b) => b.next().await, None => std::future::pending().await } } => {
+                    let Some(first) = msg else {
+                        bus = None;
+                        continue;
+                    };
+                    // Take everything already waiting, then read the store once.
+                    let mut alerts_changed = false;
+                    let mut next = Some(first);
+                    while let Some(m) = next {
+                        alerts_changed |= self.on_bus(m);
+                        next = bus.as_mut().and_then(|b| b.next().now_or_never().flatten());
+                    }
+                    if alerts_changed {
+                        self.catch_up().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one bus message; returns whether the store has alert changes to read.
+    fn on_bus(&self, msg: BusMessage) -> bool {
+        let event = match msg {
+            BusMessage::Event(e) => e,
+            // Events were lost: the store has the alert changes; receipts
+            // reach clients with their next `unread` or reload.
+            BusMessage::Lagged(_) | BusMessage::Gap => return true,
+        };
+        match &*event {
+            AlertEvent::Created { .. }
+            | AlertEvent::Updated { .. }
+            | AlertEvent::Resolved { .. } => true,
+            AlertEvent::Deleted { alert_id, audience } => {
+                let f =
+                    text_frame(json!({"type": "alert", "event": "deleted", "alert_id": alert_id}));
+                self.send_targets(audience.targets(), f);
+                false
+            }
+            AlertEvent::Broadcast {
+                message,
+                level,
+                data,
+                at,
+            } => {
+                let f = text_frame(
+                    json!({"type": "broadcast", "message": message, "level": level, "data": data, "at": at}),
+                );
+                self.send_targets(&[Target::Everyone], f);
+                false
+            }
+            AlertEvent::Read {
+                user_id,
+                alert_ids,
+                at,
+            } => {
+                self.receipt(
+                    user_id.clone(),
+                    json!({"type": "receipt", "alert_ids": alert_ids, "read_at": at}),
+                );
+                false
+            }
+            AlertEvent::Dismissed {
+                user_id,
+                alert_id,
+                at,
+            } => {
+                self.receipt(
+                    user_id.clone(),
+                    json!({"type": "receipt", "alert_ids": [alert_id], "dismissed_at": at}),
+                );
+                false
+            }
+        }
+    }
+
+    /// A receipt goes to the user's connections, followed by their new
+    /// unread count (counted once per user, off the pump).
+    fn receipt(&self, user: String, frame: Value) {
+        let principal = {
+            let s = self.lock();
+            let Some(id) = s.by_user.get(&user).and_then(|ids| ids.iter().next()) else {
+                return;
+            };
+            match s.conns.get(id) {
+                Some(c) => c.principal.clone(),
+                None => return,
+            }
+        };
+        self.send_user(&user, text_frame(frame));
+        let hub = self.clone();
+        tokio::spawn(async move {
+            if let Ok(count) = hub.inner.kit.unread_count(&principal).await {
+                hub.send_user(&user, text_frame(json!({"type": "unread", "count": count})));
+            }
+        });
+    }
+}
