@@ -24,6 +24,7 @@ pub struct RedisBuilder {
     url: String,
     prefix: String,
     capacity: usize,
+    publish_timeout: Duration,
 }
 
 impl std::fmt::Debug for RedisBuilder {
@@ -32,6 +33,7 @@ impl std::fmt::Debug for RedisBuilder {
             .field("url", &"<redacted>")
             .field("prefix", &self.prefix)
             .field("capacity", &self.capacity)
+            .field("publish_timeout", &self.publish_timeout)
             .finish()
     }
 }
@@ -43,7 +45,17 @@ impl RedisBuilder {
             url: url.into(),
             prefix: "alertkit".into(),
             capacity: DEFAULT_CAPACITY,
+            publish_timeout: Duration::from_secs(1),
         }
+    }
+
+    /// How long a publish may take before it fails with a retryable error
+    /// (default 1 s). While Redis is down, raises then fail to publish
+    /// quickly instead of hanging; the alerts are stored and reach clients
+    /// through the hub's store catch-up and `resume`.
+    pub fn publish_timeout(mut self, timeout: Duration) -> Self {
+        self.publish_timeout = timeout;
+        self
     }
 
     /// A builder for `REDIS_URL`; [`Error::Invalid`] when it is unset.
@@ -71,7 +83,14 @@ impl RedisBuilder {
     pub async fn connect(self) -> Result<RedisBroadcaster> {
         let client = redis::Client::open(self.url.as_str())
             .map_err(|e| Error::invalid(format!("REDIS_URL: {e}")))?;
-        let publisher = client.get_connection_manager().await.map_err(unavailable)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.publish_timeout))
+            .set_response_timeout(Some(self.publish_timeout))
+            .set_max_delay(Duration::from_secs(2));
+        let publisher = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(unavailable)?;
         let channel = format!("{}:events", self.prefix);
         let pubsub = subscribe(&client, &channel).await?;
         let (tx, _) = broadcast::channel(self.capacity);
@@ -87,6 +106,7 @@ impl RedisBuilder {
             inner: Arc::new(Inner {
                 channel,
                 publisher,
+                publish_timeout: self.publish_timeout,
                 tx,
                 connected,
                 relay,
@@ -167,6 +187,7 @@ pub struct RedisBroadcaster {
 struct Inner {
     channel: String,
     publisher: ConnectionManager,
+    publish_timeout: Duration,
     tx: broadcast::Sender<BusMessage>,
     connected: Arc<AtomicBool>,
     relay: JoinHandle<()>,
@@ -209,13 +230,17 @@ impl Broadcaster for RedisBroadcaster {
     async fn publish(&self, event: AlertEvent) -> Result<()> {
         let payload = serde_json::to_vec(&event).map_err(|e| Error::backend("redis", e))?;
         let mut conn = self.inner.publisher.clone();
-        redis::cmd("PUBLISH")
-            .arg(&self.inner.channel)
-            .arg(payload)
-            .query_async::<i64>(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(&self.inner.channel).arg(payload);
+        match tokio::time::timeout(
+            self.inner.publish_timeout,
+            cmd.query_async::<i64>(&mut conn),
+        )
+        .await
+        {
+            Ok(r) => r.map(drop).map_err(unavailable),
+            Err(_) => Err(Error::Unavailable("redis: publish timed out".into())),
+        }
     }
 
     async fn subscribe(&self) -> Result<EventStream> {
