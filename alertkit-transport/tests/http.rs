@@ -556,3 +556,54 @@ async fn rate_limit_is_per_user_with_retry_after() {
         "bob has his own budget"
     );
 }
+
+#[tokio::test]
+async fn health_and_routes_are_503_when_the_store_is_down() {
+    let Some(url) = alertkit_testkit::services::service_url("DATABASE_URL") else {
+        return;
+    };
+    let store = alertkit_storage::PostgresAlertStore::builder(url)
+        .max_connections(1)
+        .connect()
+        .await
+        .unwrap();
+    store.close().await;
+    let kit = AlertKit::builder()
+        .store(Arc::new(store))
+        .broadcaster(Arc::new(LocalBroadcaster::new()))
+        .build()
+        .unwrap();
+    let auth = Arc::new(JwtAuthenticator::hs256(SECRET).unwrap());
+    let token = auth
+        .issue(&Principal::user("alice"), Duration::from_secs(60))
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = http::router(kit, auth);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "degraded");
+    assert!(
+        v["components"]["store"]
+            .as_str()
+            .unwrap()
+            .contains("closed"),
+        "{v}"
+    );
+    let r = client
+        .get(format!("http://{addr}/api/alerts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(code(&v), "unavailable");
+}

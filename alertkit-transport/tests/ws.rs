@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use alertkit_core::{AlertKit, Audience, NewAlert, Principal, Severity};
 use alertkit_storage::MemoryAlertStore;
+use alertkit_transport::hub::{WsConfig, WsHub};
 use alertkit_transport::{JwtAuthenticator, LocalBroadcaster, http};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -22,6 +23,7 @@ struct Env {
     addr: String,
     kit: AlertKit,
     auth: Arc<JwtAuthenticator>,
+    hub: WsHub,
 }
 
 impl Env {
@@ -41,6 +43,10 @@ impl Env {
 }
 
 async fn start() -> Env {
+    start_with(WsConfig::default()).await
+}
+
+async fn start_with(config: WsConfig) -> Env {
     let kit = AlertKit::builder()
         .store(Arc::new(MemoryAlertStore::new()))
         .broadcaster(Arc::new(LocalBroadcaster::new()))
@@ -49,9 +55,15 @@ async fn start() -> Env {
     let auth = Arc::new(JwtAuthenticator::hs256(SECRET).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let app = http::router(kit.clone(), auth.clone());
+    let hub = WsHub::new(kit.clone(), config);
+    let app = http::router_with_hub(hub.clone(), auth.clone(), Default::default());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Env { addr, kit, auth }
+    Env {
+        addr,
+        kit,
+        auth,
+        hub,
+    }
 }
 
 async fn recv(ws: &mut Ws) -> Value {
@@ -296,4 +308,177 @@ async fn stats_count_connections_users_and_messages() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(users, 1);
+}
+
+async fn expect_close(ws: &mut Ws, code: u16) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Close(Some(f))))) => {
+                assert_eq!(u16::from(f.code), code, "{f:?}");
+                return;
+            }
+            Ok(Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_)))) => continue,
+            other => panic!("expected close {code}, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn admin_broadcast_reaches_every_connection() {
+    let env = start().await;
+    let mut alice = env.connect_as("alice").await;
+    let mut bob = env.connect_as("bob").await;
+    recv(&mut alice).await;
+    recv(&mut bob).await;
+    let http = reqwest::Client::new();
+    let post = |token: String, body: Value| {
+        http.post(format!("http://{}/api/ws/push/broadcast", env.addr))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let admin = env.token(Principal::admin("root"));
+    let r = post(
+        admin.clone(),
+        json!({"message": "maintenance at 22:00", "level": "warning", "data": {"eta": 30}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    for ws in [&mut alice, &mut bob] {
+        let f = recv(ws).await;
+        assert_eq!(
+            (
+                f["type"].as_str(),
+                f["message"].as_str(),
+                f["level"].as_str()
+            ),
+            (
+                Some("broadcast"),
+                Some("maintenance at 22:00"),
+                Some("warning")
+            )
+        );
+        assert_eq!(f["data"], json!({"eta": 30}));
+        assert!(f["at"].is_string());
+    }
+    // Level defaults to info.
+    post(admin.clone(), json!({"message": "hi"})).await.unwrap();
+    assert_eq!(recv(&mut alice).await["level"], "info");
+    assert_eq!(recv(&mut bob).await["message"], "hi");
+    // Users may not; bad input is refused.
+    let user = env.token(Principal::user("alice"));
+    assert_eq!(
+        post(user, json!({"message": "x"}))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
+    for bad in [
+        json!({"message": " "}),
+        json!({"message": "x", "level": "loud"}),
+        json!({"message": "x", "data": [1]}),
+    ] {
+        assert_eq!(
+            post(admin.clone(), bad).await.unwrap().status().as_u16(),
+            422
+        );
+    }
+    let missing = post(admin.clone(), json!({"nope": 1})).await.unwrap();
+    assert_eq!(missing.status().as_u16(), 422);
+    let r = http
+        .post(format!("http://{}/api/ws/push/broadcast", env.addr))
+        .bearer_auth(admin)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    quiet(&mut bob).await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_connection_with_1001() {
+    let env = start().await;
+    let mut a = env.connect_as("alice").await;
+    let mut b = env.connect_as("bob").await;
+    recv(&mut a).await;
+    recv(&mut b).await;
+    env.hub.shutdown();
+    expect_close(&mut a, 1001).await;
+    expect_close(&mut b, 1001).await;
+    // Late arrivals are turned away the same way.
+    let mut late = env.connect_as("carol").await;
+    expect_close(&mut late, 1001).await;
+}
+
+#[tokio::test]
+async fn oversized_client_message_closes_with_1009() {
+    let env = start().await;
+    let mut ws = env.connect_as("alice").await;
+    recv(&mut ws).await;
+    let big = json!({"type": "ping", "pad": "x".repeat(70 * 1024)});
+    send(&mut ws, big).await;
+    expect_close(&mut ws, 1009).await;
+}
+
+#[tokio::test]
+async fn resume_replays_only_what_was_missed_and_refuses_bad_cursors() {
+    let env = start_with(WsConfig {
+        max_replay: 3,
+        ..WsConfig::default()
+    })
+    .await;
+    let mut ws = env.connect_as("alice").await;
+    recv(&mut ws).await;
+    raise(&env, "seen", Audience::user("alice")).await;
+    let cursor = recv(&mut ws).await["cursor"].as_str().unwrap().to_owned();
+    drop(ws);
+    for i in 0..3 {
+        raise(&env, &format!("missed {i}"), Audience::user("alice")).await;
+        raise(&env, &format!("bob's {i}"), Audience::user("bob")).await;
+    }
+    let mut ws = env.connect_as("alice").await;
+    let hello = recv(&mut ws).await;
+    assert_eq!(hello["unread"], 4);
+    send(&mut ws, json!({"type": "resume", "cursor": cursor})).await;
+    let titles: Vec<Value> = [
+        recv(&mut ws).await,
+        recv(&mut ws).await,
+        recv(&mut ws).await,
+    ]
+    .iter()
+    .map(|f| f["alert"]["title"].clone())
+    .collect();
+    assert_eq!(
+        titles,
+        vec![json!("missed 0"), json!("missed 1"), json!("missed 2")]
+    );
+    let done = recv(&mut ws).await;
+    assert_eq!(
+        (done["type"].as_str(), done["replayed"].as_u64()),
+        (Some("resumed"), Some(3))
+    );
+    assert_eq!(done["cursor"], hello["cursor"]);
+    // Resuming from the hello cursor replays nothing.
+    send(
+        &mut ws,
+        json!({"type": "resume", "cursor": hello["cursor"]}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["replayed"], 0);
+    // Too far behind: told to reload. Junk: refused.
+    send(&mut ws, json!({"type": "resume", "cursor": "0"})).await;
+    assert_eq!(recv(&mut ws).await["code"], "cursor_expired");
+    send(&mut ws, json!({"type": "resume", "cursor": "soon"})).await;
+    assert_eq!(recv(&mut ws).await["code"], "invalid");
+    quiet(&mut ws).await;
+    // A bad ?cursor= is refused before the upgrade.
+    let t = env.token(Principal::user("alice"));
+    let err =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws?token={t}&cursor=x", env.addr)).await;
+    assert!(err.is_err());
 }
