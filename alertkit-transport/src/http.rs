@@ -90,12 +90,16 @@ pub fn router_with(kit: AlertKit, auth: Arc<dyn Authenticator>, config: HttpConf
 /// let hub = WsHub::new(kit, WsConfig::default());
 /// let app = alertkit_transport::http::router_with_hub(hub.clone(), auth, Default::default());
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+/// let closer = hub.clone();
 /// axum::serve(listener, app)
 ///     .with_graceful_shutdown(async move {
 ///         let _ = tokio::signal::ctrl_c().await;
-///         hub.shutdown();
+///         closer.shutdown();
 ///     })
-///     .await
+///     .await?;
+/// // WebSockets outlive `serve`: let them write their close frames.
+/// hub.drained(std::time::Duration::from_secs(5)).await;
+/// # Ok(())
 /// # }
 /// ```
 pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpConfig) -> Router {

@@ -200,6 +200,8 @@ impl HubState {
 pub(crate) struct Counters {
     started: Instant,
     pub(crate) sent: AtomicU64,
+    /// Connections being served (until their close frame is written).
+    pub(crate) open: std::sync::atomic::AtomicUsize,
 }
 
 /// The fan-out hub: see the [module docs](self). Cheap to clone.
@@ -264,6 +266,7 @@ impl WsHub {
                 counters: Counters {
                     started: Instant::now(),
                     sent: AtomicU64::new(0),
+                    open: std::sync::atomic::AtomicUsize::new(0),
                 },
                 pump_started: tokio::sync::OnceCell::new(),
                 shutdown: watch::channel(false).0,
@@ -347,6 +350,20 @@ impl WsHub {
         s.by_user.clear();
         s.by_group.clear();
         s.sees_all.clear();
+    }
+
+    /// Waits (at most `within`) until every connection has written its close
+    /// frame and ended: call after [`shutdown`](Self::shutdown) and after
+    /// the HTTP server returned, before the runtime stops.
+    pub async fn drained(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.inner.counters.open.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called.

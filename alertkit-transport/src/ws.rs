@@ -83,8 +83,22 @@ enum Ctrl {
 /// carried no token: the first message must then be `auth {token}`.
 /// `cursor` is the `?cursor=` the client connected with.
 pub(crate) async fn serve(
-    mut socket: WebSocket,
+    socket: WebSocket,
     hub: WsHub,
+    auth: Arc<dyn Authenticator>,
+    principal: Option<Principal>,
+    expected_user: Option<String>,
+    cursor: Option<u64>,
+) {
+    let counters = hub.counters();
+    counters.open.fetch_add(1, Ordering::SeqCst);
+    serve_inner(socket, &hub, auth, principal, expected_user, cursor).await;
+    counters.open.fetch_sub(1, Ordering::SeqCst);
+}
+
+async fn serve_inner(
+    mut socket: WebSocket,
+    hub: &WsHub,
     auth: Arc<dyn Authenticator>,
     principal: Option<Principal>,
     expected_user: Option<String>,

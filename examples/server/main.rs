@@ -14,13 +14,16 @@
 //! | `ALERTKIT_JWT_SECRET` | (generated, printed tokens) | HS256 secret, ≥ 32 bytes |
 //! | `ALERTKIT_RATE_LIMIT` | `60` | requests per minute per user |
 //!
-//! Today it serves the REST API; the WebSocket hub, dashboard, scheduler
+//! It serves the REST API and the WebSocket hub (`/ws`, with resume).
+//! Ctrl-C or SIGTERM shuts down gracefully: every WebSocket is closed with
+//! 1001 first, then in-flight requests finish. The dashboard, scheduler
 //! jobs and notifiers arrive with their issues.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use alertkit::storage::{PostgresAlertStore, SqliteBuilder};
+use alertkit::transport::hub::{WsConfig, WsHub};
 use alertkit::transport::{JwtAuthenticator, LocalBroadcaster, RedisBroadcaster, http};
 use alertkit::{AlertKit, AlertStore, Broadcaster, Principal};
 
@@ -97,19 +100,50 @@ async fn main() -> Result<(), Failure> {
             "    -d '{{\"alert_type\":\"capacity_warning\",\"severity\":\"high\",\"title\":\"VCH20 near capacity\",\"tags\":[\"VCH20\"],\"audience\":[\"group:planners\"]}}'"
         );
         println!("  curl -s http://{addr}/api/alerts -H 'Authorization: Bearer {demo}'");
+        println!("  websocat 'ws://{addr}/ws?token={demo}'");
     }
 
-    let app = http::router_with(
-        kit,
+    let hub = WsHub::new(kit, WsConfig::default());
+    let closer = hub.clone();
+    let app = http::router_with_hub(
+        hub.clone(),
         Arc::new(auth),
         http::HttpConfig {
             rate_limit_per_minute: rate,
+            ..Default::default()
         },
     );
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            println!("shutting down: closing WebSockets with 1001");
+            closer.shutdown();
         })
         .await?;
+    // Upgraded connections outlive `serve`: let them write their 1001.
+    hub.drained(Duration::from_secs(5)).await;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
