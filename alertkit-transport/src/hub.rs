@@ -135,6 +135,11 @@ struct HubState {
     by_user: HashMap<String, HashSet<u64>>,
     by_group: HashMap<String, HashSet<u64>>,
     sees_all: HashSet<u64>,
+    /// Every connection's sender, densely packed for alerts to everyone
+    /// (the common broadcast walks this, not the map of larger entries).
+    dense: Vec<(u64, mpsc::Sender<Frame>)>,
+    /// Connection id → its index in `dense`.
+    dense_at: HashMap<u64, usize>,
 }
 
 impl HubState {
@@ -157,6 +162,12 @@ impl HubState {
 
     fn remove(&mut self, id: u64) -> Option<Conn> {
         let conn = self.conns.remove(&id)?;
+        if let Some(i) = self.dense_at.remove(&id) {
+            self.dense.swap_remove(i);
+            if let Some((moved, _)) = self.dense.get(i) {
+                self.dense_at.insert(*moved, i);
+            }
+        }
         let prune = |map: &mut HashMap<String, HashSet<u64>>, key: &str| {
             if let Some(set) = map.get_mut(key) {
                 set.remove(&id);
@@ -312,6 +323,9 @@ impl WsHub {
         if viewer.sees_all {
             s.sees_all.insert(id);
         }
+        let at = s.dense.len();
+        s.dense.push((id, tx.clone()));
+        s.dense_at.insert(id, at);
         s.conns.insert(
             id,
             Conn {
@@ -350,6 +364,8 @@ impl WsHub {
         s.by_user.clear();
         s.by_group.clear();
         s.sees_all.clear();
+        s.dense.clear();
+        s.dense_at.clear();
     }
 
     /// Waits (at most `within`) until every connection has written its close
@@ -407,23 +423,56 @@ impl WsHub {
             alert.seq,
         );
         let mut own: HashMap<&str, Frame> = HashMap::new();
+        let mut frame_for = |c: &Conn| -> Frame {
+            if receipts.is_empty() {
+                return shared.clone();
+            }
+            match receipts.get_key_value(c.viewer.user_id.as_str()) {
+                Some((user, r)) => own
+                    .entry(user.as_str())
+                    .or_insert_with(|| {
+                        alert_frame(event, &AlertView::new(alert.clone(), *r), alert.seq)
+                    })
+                    .clone(),
+                None => shared.clone(),
+            }
+        };
         let mut s = self.lock();
         s.watermark = s.watermark.max(alert.seq);
+        let targets = alert.audience.targets();
         let mut queued = 0;
-        for id in s.recipients(alert.audience.targets()) {
-            let frame = match s.conns.get(&id) {
-                Some(c) => match receipts.get_key_value(c.viewer.user_id.as_str()) {
-                    Some((user, r)) => own
-                        .entry(user.as_str())
-                        .or_insert_with(|| {
-                            alert_frame(event, &AlertView::new(alert.clone(), *r), alert.seq)
-                        })
-                        .clone(),
-                    None => shared.clone(),
-                },
-                None => continue,
-            };
-            queued += usize::from(s.send(id, frame));
+        let mut failed = Vec::new();
+        let mut offer = |id: u64, c: &Conn| match c.tx.try_send(frame_for(c)) {
+            Ok(()) => queued += 1,
+            Err(mpsc::error::TrySendError::Full(_)) => failed.push((id, true)),
+            Err(mpsc::error::TrySendError::Closed(_)) => failed.push((id, false)),
+        };
+        let everyone = targets.iter().any(|t| matches!(t, Target::Everyone));
+        if everyone && receipts.is_empty() {
+            for (id, tx) in &s.dense {
+                match tx.try_send(shared.clone()) {
+                    Ok(()) => queued += 1,
+                    Err(mpsc::error::TrySendError::Full(_)) => failed.push((*id, true)),
+                    Err(mpsc::error::TrySendError::Closed(_)) => failed.push((*id, false)),
+                }
+            }
+        } else if everyone {
+            for (id, c) in &s.conns {
+                offer(*id, c);
+            }
+        } else {
+            for id in s.recipients(targets) {
+                if let Some(c) = s.conns.get(&id) {
+                    offer(id, c);
+                }
+            }
+        }
+        for (id, full) in failed {
+            if let Some(c) = s.remove(id)
+                && full
+            {
+                c.kick.kick(CLOSE_TOO_SLOW);
+            }
         }
         queued
     }

@@ -266,13 +266,26 @@ async fn write_loop(
             },
             f = attached.rx.recv() => match f {
                 Some(f) => {
-                    if f.seq != 0 {
-                        if f.seq <= skip {
-                            continue;
+                    // Write what is already queued in one flush.
+                    let mut n = 0;
+                    let mut next = Some(f);
+                    while let Some(f) = next.take() {
+                        if f.seq == 0 || f.seq > skip {
+                            last = last.max(f.seq);
+                            if sink.feed(Message::Text(f.text)).await.is_err() {
+                                return;
+                            }
+                            n += 1;
                         }
-                        last = last.max(f.seq);
+                        if n < 64 {
+                            next = attached.rx.try_recv().ok();
+                        }
                     }
-                    Message::Text(f.text)
+                    if sink.flush().await.is_err() {
+                        return;
+                    }
+                    counters.sent.fetch_add(n, Ordering::Relaxed);
+                    continue;
                 }
                 None => return,
             },
