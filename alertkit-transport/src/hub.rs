@@ -2,7 +2,7 @@
 //!
 //! One hub per process (per [`router`](crate::http::router)) holds every
 //! open connection, indexed by user, group and "sees all". One pump task
-//! follows the store's change sequence ([`AlertStore::changes_since`]) and
+//! follows the store's change sequence ([`AlertStore::changes_since`](alertkit_core::AlertStore::changes_since)) and
 //! fans each change out: the frame is encoded **once** and the same bytes
 //! (a reference-counted [`Utf8Bytes`]) go to every recipient's queue; only
 //! users holding a receipt on an updated alert get a frame of their own.

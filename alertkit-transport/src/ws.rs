@@ -1,5 +1,5 @@
 //! The WebSocket endpoint (feature `axum`): live alert events for one
-//! authenticated user, fed by the instance's [`WsHub`](crate::hub::WsHub).
+//! authenticated user, fed by the instance's hub ([`crate::hub::WsHub`]).
 //!
 //! Protocol (JSON text frames with a `type`): once authenticated the server
 //! sends `hello {user_id, unread, cursor}`, then `alert {event, alert,
