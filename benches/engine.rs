@@ -25,7 +25,7 @@ fn alert(i: usize) -> NewAlert {
         format!("alert {i}"),
     )
     .tags([format!("P{}", i % 100)])
-    .audience(if i % 10 == 0 {
+    .audience(if i.is_multiple_of(10) {
         Audience::everyone()
     } else {
         Audience::user(format!("u{}", i % 50))

@@ -29,7 +29,7 @@ fn t0() -> DateTime<Utc> {
 /// The i-th alert of the synthetic data set: one in ten for everyone, the
 /// rest for one of 1000 users; five types, 100 product tags.
 fn synthetic(i: u64) -> Alert {
-    let audience = if i % 10 == 0 {
+    let audience = if i.is_multiple_of(10) {
         Audience::everyone()
     } else {
         Audience::user(format!("u{}", i % 1000))

@@ -11,6 +11,7 @@ use crate::id::AlertId;
 use crate::severity::Severity;
 
 /// Whether an alert still holds.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertStatus {
@@ -47,6 +48,7 @@ impl std::str::FromStr for AlertStatus {
 
 /// The thing an alert is about, when it is one identifiable thing
 /// (a shipment, a ticket, a host).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Resource {
     /// The kind of thing (`shipment`, `ticket`, …).
@@ -151,6 +153,7 @@ pub mod limits {
 /// What the application gives to raise an alert.
 ///
 /// This is also the JSON body of `POST /api/alerts`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewAlert {
     /// See [`Alert::alert_type`].
@@ -168,11 +171,14 @@ pub struct NewAlert {
     /// See [`Alert::resource`].
     #[serde(default)]
     pub resource: Option<Resource>,
-    /// Who may see it; empty means the raising principal only.
+    /// Who may see it (`user:<id>`, `group:<name>`, `everyone`); empty
+    /// means the raising principal only.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, example = json!(["group:planners"])))]
     pub audience: Audience,
     /// See [`Alert::metadata`]; must be a JSON object (or absent).
     #[serde(default = "empty_object")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Value,
     /// See [`Alert::dedup_key`].
     #[serde(default)]

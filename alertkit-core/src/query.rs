@@ -285,6 +285,7 @@ impl Page {
 }
 
 /// Counts over the alerts a viewer sees.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// Alerts matching.

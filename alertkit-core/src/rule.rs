@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::severity::Severity;
 
 /// What a rule watches.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleKind {
@@ -22,6 +23,7 @@ pub enum RuleKind {
 }
 
 /// A named rule that raises alerts from a template when its conditions hold.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRule {
     /// Stable id.
@@ -33,6 +35,7 @@ pub struct AlertRule {
     /// Whether it is evaluated.
     pub enabled: bool,
     /// Kind-specific conditions (metric, operator, threshold, …) as JSON.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub conditions: Value,
     /// The alert it raises; title and message may hold `{placeholders}`.
     pub template: NewAlert,
@@ -67,6 +70,7 @@ impl AlertRule {
 }
 
 /// A channel an alert can be delivered on.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
@@ -110,6 +114,7 @@ impl std::str::FromStr for Channel {
 }
 
 /// How often batched deliveries go out, when a subscription asks for a digest.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Digest {
@@ -123,6 +128,7 @@ pub enum Digest {
 pub const ANY_ALERT_TYPE: &str = "*";
 
 /// A user's wish to be told about one alert type on some channels.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {
     /// Whose subscription.
@@ -273,6 +279,7 @@ mod tests {
 
 /// What a caller gives to create or replace a rule; the engine assigns the
 /// id and timestamps.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewRule {
     /// See [`AlertRule::name`].
@@ -283,6 +290,7 @@ pub struct NewRule {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// See [`AlertRule::conditions`].
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub conditions: Value,
     /// See [`AlertRule::template`].
     pub template: NewAlert,

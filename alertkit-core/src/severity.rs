@@ -10,6 +10,7 @@ use crate::error::Error;
 /// How urgent an alert is, ordered `info < low < medium < high < critical`.
 ///
 /// Lowercase on the wire. `warning` is accepted on input as [`Severity::Medium`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {

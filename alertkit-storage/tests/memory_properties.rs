@@ -171,28 +171,28 @@ fn oracle_visible(a: &Alert, user: &str, groups: &[String], admin: bool) -> bool
 }
 
 fn oracle_keeps(f: &AlertFilter, a: &Alert, r: Receipt, now: DateTime<Utc>) -> bool {
-    if let Some(exp) = a.expires_at {
-        if exp <= now {
-            return false;
-        }
+    if let Some(exp) = a.expires_at
+        && exp <= now
+    {
+        return false;
     }
-    if let Some(since) = f.since {
-        if a.created_at <= since {
-            return false;
-        }
+    if let Some(since) = f.since
+        && a.created_at <= since
+    {
+        return false;
     }
-    if let Some(until) = f.until {
-        if a.created_at > until {
-            return false;
-        }
+    if let Some(until) = f.until
+        && a.created_at > until
+    {
+        return false;
     }
     if !f.severities.is_empty() && !f.severities.contains(&a.severity) {
         return false;
     }
-    if let Some(min) = f.min_severity {
-        if a.severity.rank() < min.rank() {
-            return false;
-        }
+    if let Some(min) = f.min_severity
+        && a.severity.rank() < min.rank()
+    {
+        return false;
     }
     if !f.alert_types.is_empty() && !f.alert_types.contains(&a.alert_type) {
         return false;
@@ -200,10 +200,10 @@ fn oracle_keeps(f: &AlertFilter, a: &Alert, r: Receipt, now: DateTime<Utc>) -> b
     if !f.tags.is_empty() && !a.tags.iter().any(|t| f.tags.contains(t)) {
         return false;
     }
-    if let Some(st) = f.status {
-        if st != a.status {
-            return false;
-        }
+    if let Some(st) = f.status
+        && st != a.status
+    {
+        return false;
     }
     if f.unread_only && r.read_at.is_some() {
         return false;

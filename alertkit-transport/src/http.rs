@@ -9,7 +9,10 @@
 //! # }
 //! ```
 //!
-//! Every route but `/health` needs a bearer token (`Authorization: Bearer …`
+//! The OpenAPI document ([`crate::openapi`]) is served at `/openapi.json`
+//! and a Swagger UI at `/docs`.
+//!
+//! Every route but `/health`, `/openapi.json` and `/docs` needs a bearer token (`Authorization: Bearer …`
 //! or `?token=`). Errors are `{"error":{"code":"…","message":"…"}}` with 400
 //! (malformed request), 401, 403, 404, 409, 413, 422 (invalid content),
 //! 429 (with `Retry-After`), 503; internal failures are 500 without details.
@@ -35,6 +38,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::{Value, json};
 
 use crate::hub::{WsConfig, WsHub};
+use crate::openapi::ApiDoc;
+use utoipa::OpenApi;
 
 /// Largest request body accepted, in bytes (413 beyond).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -128,8 +133,9 @@ pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpCon
         .route("/ws", get(ws_upgrade))
         .route("/api/ws/stats", get(ws_stats))
         .route("/api/ws/push/broadcast", post(push_broadcast))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .route("/ws/alerts/{user_id}", get(ws_upgrade_for))
-        .route("/ws/notifications/{user_id}", get(ws_upgrade_for))
+        .route("/ws/notifications/{user_id}", get(ws_notifications_for))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(AppState {
             kit,
@@ -156,7 +162,7 @@ pub fn ws_router(hub: WsHub, auth: Arc<dyn Authenticator>) -> Router {
     Router::new()
         .route("/ws", get(ws_upgrade))
         .route("/ws/alerts/{user_id}", get(ws_upgrade_for))
-        .route("/ws/notifications/{user_id}", get(ws_upgrade_for))
+        .route("/ws/notifications/{user_id}", get(ws_notifications_for))
         .with_state(AppState {
             kit: hub.kit().clone(),
             auth,
@@ -441,6 +447,11 @@ fn with_etag(headers: &HeaderMap, value: &impl serde::Serialize) -> ApiResult<Re
 
 // ---- handlers -------------------------------------------------------------------------
 
+#[utoipa::path(
+    get, path = "/health", tag = "health", security(()),
+    responses((status = 200, description = "Every component is up", body = crate::openapi::HealthDoc),
+              (status = 503, description = "A component is down", body = crate::openapi::HealthDoc))
+)]
 async fn health(State(s): State<AppState>) -> Response {
     match s.kit.store().ping().await {
         Ok(()) => Json(json!({ "status": "ok", "components": { "store": "ok" } })).into_response(),
@@ -452,6 +463,11 @@ async fn health(State(s): State<AppState>) -> Response {
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/alerts", tag = "alerts", params(crate::openapi::ListParams),
+    responses((status = 200, description = "A page, newest first (ETag)", body = crate::openapi::AlertPageDoc),
+              (status = 304, description = "Unchanged since If-None-Match"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn list(
     State(s): State<AppState>,
     Authed(p): Authed,
@@ -462,6 +478,11 @@ async fn list(
     with_etag(&headers, &s.kit.list(&p, &q).await?)
 }
 
+#[utoipa::path(
+    get, path = "/api/alerts/unread", tag = "alerts", params(crate::openapi::ListParams),
+    responses((status = 200, description = "A page of unread alerts (ETag)", body = crate::openapi::AlertPageDoc),
+              (status = 304, description = "Unchanged since If-None-Match"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn list_unread(
     State(s): State<AppState>,
     Authed(p): Authed,
@@ -473,6 +494,11 @@ async fn list_unread(
     with_etag(&headers, &s.kit.list(&p, &q).await?)
 }
 
+#[utoipa::path(
+    get, path = "/api/alerts/unread/count", tag = "alerts",
+    responses((status = 200, description = "The badge (ETag)", body = crate::openapi::UnreadDoc),
+              (status = 304, description = "Unchanged since If-None-Match"), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn unread_count(
     State(s): State<AppState>,
     Authed(p): Authed,
@@ -484,6 +510,10 @@ async fn unread_count(
     )
 }
 
+#[utoipa::path(
+    get, path = "/api/alerts/stats", tag = "alerts", params(crate::openapi::ListParams),
+    responses((status = 200, description = "Counts by severity and type", body = alertkit_core::Stats), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn stats(
     State(s): State<AppState>,
     Authed(p): Authed,
@@ -493,6 +523,10 @@ async fn stats(
     Ok(Json(s.kit.stats(&p, &f).await?).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/alerts/{id}", tag = "alerts", params(("id" = String, Path, description = "Alert id")),
+    responses((status = 200, description = "The alert with the caller's receipt", body = crate::openapi::AlertViewDoc), (status = 404, description = "No such alert (or not visible)", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn get_one(
     State(s): State<AppState>,
     Authed(p): Authed,
@@ -501,6 +535,11 @@ async fn get_one(
     Ok(Json(s.kit.get(&p, alert_id(&id)?).await?).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/alerts", tag = "alerts", request_body = alertkit_core::NewAlert,
+    responses((status = 201, description = "Stored (or merged: `deduplicated`)", body = crate::openapi::CreatedDoc),
+              (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn create(
     State(s): State<AppState>,
     Authed(p): Authed,
@@ -566,6 +605,11 @@ async fn write_receipt(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/alerts/{id}/mark-read", tag = "alerts", params(("id" = String, Path, description = "Alert id")),
+    request_body(content = Option<crate::openapi::ReceiptBodyDoc>, description = "Optional; a `user_id` must be the caller (seed clients send it)"),
+    responses((status = 200, description = "The caller's receipt", body = crate::openapi::ReceiptDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such alert (or not visible)", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn mark_read(
     State(s): State<AppState>,
     Authed(p): Authed,
@@ -575,6 +619,11 @@ async fn mark_read(
     write_receipt(&s, &p, &id, &body, ReceiptKind::Read).await
 }
 
+#[utoipa::path(
+    post, path = "/api/alerts/{id}/dismiss", tag = "alerts", params(("id" = String, Path, description = "Alert id")),
+    request_body(content = Option<crate::openapi::ReceiptBodyDoc>, description = "Optional; a `user_id` must be the caller (seed clients send it)"),
+    responses((status = 200, description = "The caller's receipt", body = crate::openapi::ReceiptDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such alert (or not visible)", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn dismiss(
     State(s): State<AppState>,
     Authed(p): Authed,
@@ -584,6 +633,10 @@ async fn dismiss(
     write_receipt(&s, &p, &id, &body, ReceiptKind::Dismissed).await
 }
 
+#[utoipa::path(
+    post, path = "/api/alerts/mark-all-read", tag = "alerts", params(crate::openapi::ListParams),
+    responses((status = 200, description = "How many were marked", body = crate::openapi::MarkedDoc), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn mark_all_read(
     State(s): State<AppState>,
     Authed(p): Authed,
@@ -620,6 +673,10 @@ fn ws_limits(ws: axum::extract::WebSocketUpgrade, hub: &WsHub) -> axum::extract:
     ws.max_message_size(limit).max_frame_size(limit)
 }
 
+#[utoipa::path(
+    get, path = "/ws", tag = "live", params(crate::openapi::WsParamsDoc),
+    responses((status = 101, description = "Switching to WebSocket (protocol: `alertkit_transport::ws`)"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn ws_upgrade(
     State(s): State<AppState>,
     MaybeAuthed(p): MaybeAuthed,
@@ -631,6 +688,11 @@ async fn ws_upgrade(
         .on_upgrade(move |socket| crate::ws::serve(socket, s.hub, s.auth, p, None, cursor)))
 }
 
+#[utoipa::path(
+    get, path = "/ws/alerts/{user_id}", tag = "live",
+    params(("user_id" = String, Path, description = "Must be the token's subject"), crate::openapi::WsParamsDoc),
+    responses((status = 101, description = "Switching to WebSocket"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn ws_upgrade_for(
     State(s): State<AppState>,
     MaybeAuthed(p): MaybeAuthed,
@@ -649,19 +711,46 @@ async fn ws_upgrade_for(
     }))
 }
 
-async fn ws_stats(State(s): State<AppState>, Authed(_): Authed) -> Json<Value> {
+#[utoipa::path(
+    get, path = "/ws/notifications/{user_id}", tag = "live",
+    params(("user_id" = String, Path, description = "Must be the token's subject"), crate::openapi::WsParamsDoc),
+    responses((status = 101, description = "Switching to WebSocket (alias of /ws/alerts/{user_id})"))
+)]
+async fn ws_notifications_for(
+    state: State<AppState>,
+    authed: MaybeAuthed,
+    path: Path<String>,
+    params: Query<WsParams>,
+    ws: axum::extract::WebSocketUpgrade,
+) -> ApiResult<Response> {
+    ws_upgrade_for(state, authed, path, params, ws).await
+}
+
+#[utoipa::path(
+    get, path = "/api/ws/stats", tag = "live",
+    responses((status = 200, description = "This instance's WebSocket counters", body = crate::openapi::WsStatsDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
+async fn ws_stats(State(s): State<AppState>, Authed(_caller): Authed) -> Json<Value> {
     Json(s.hub.stats())
 }
 
 /// Body of `POST /api/ws/push/broadcast`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 struct BroadcastBody {
+    /// The text (1 to 4096 bytes).
     message: String,
+    /// `info` (default), `warning` or `error`.
     level: Option<String>,
+    /// A JSON object of at most 16 KiB, passed through.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     data: Value,
 }
 
+#[utoipa::path(
+    post, path = "/api/ws/push/broadcast", tag = "live", request_body = BroadcastBody,
+    responses((status = 202, description = "Sent to every open connection on every instance"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn push_broadcast(
     State(s): State<AppState>,
     Authed(p): Authed,
@@ -674,6 +763,10 @@ async fn push_broadcast(
     Ok((StatusCode::ACCEPTED, Json(json!({"sent": true}))))
 }
 
+#[utoipa::path(
+    delete, path = "/api/alerts/{id}", tag = "alerts", params(("id" = String, Path, description = "Alert id")),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such alert (or not visible)", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn delete_one(
     State(s): State<AppState>,
     Authed(p): Authed,
@@ -683,10 +776,18 @@ async fn delete_one(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get, path = "/api/alerts/rules", tag = "rules",
+    responses((status = 200, description = "Every rule, by name", body = Vec<alertkit_core::AlertRule>), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn rules(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Response> {
     Ok(Json(s.kit.rules(&p).await?).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/alerts/rules", tag = "rules", request_body = alertkit_core::NewRule,
+    responses((status = 201, description = "Created", body = alertkit_core::AlertRule), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 409, description = "Conflict", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn create_rule(
     State(s): State<AppState>,
     Authed(p): Authed,
@@ -704,6 +805,11 @@ fn rule_id(raw: &str) -> ApiResult<uuid::Uuid> {
     uuid::Uuid::parse_str(raw).map_err(|_| Error::not_found(format!("rule {raw}")).into())
 }
 
+#[utoipa::path(
+    put, path = "/api/alerts/rules/{id}", tag = "rules", params(("id" = String, Path, description = "Rule id")),
+    request_body = alertkit_core::NewRule,
+    responses((status = 200, description = "Replaced", body = alertkit_core::AlertRule), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such rule", body = crate::openapi::ErrorDoc), (status = 409, description = "Conflict", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn update_rule(
     State(s): State<AppState>,
     Authed(p): Authed,
@@ -715,6 +821,10 @@ async fn update_rule(
     Ok(Json(s.kit.update_rule(&p, id, rule).await?).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/api/alerts/rules/{id}", tag = "rules", params(("id" = String, Path, description = "Rule id")),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such rule", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn delete_rule(
     State(s): State<AppState>,
     Authed(p): Authed,
@@ -724,10 +834,18 @@ async fn delete_rule(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get, path = "/api/alerts/subscriptions", tag = "subscriptions",
+    responses((status = 200, description = "The caller's subscriptions", body = Vec<alertkit_core::Subscription>), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn subscriptions(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Response> {
     Ok(Json(s.kit.subscriptions(&p).await?).into_response())
 }
 
+#[utoipa::path(
+    put, path = "/api/alerts/subscriptions", tag = "subscriptions", request_body = Vec<alertkit_core::Subscription>,
+    responses((status = 200, description = "Replaced", body = Vec<alertkit_core::Subscription>), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+)]
 async fn set_subscriptions(
     State(s): State<AppState>,
     Authed(p): Authed,

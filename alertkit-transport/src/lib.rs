@@ -37,6 +37,8 @@ pub mod hub;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod local;
+#[cfg(feature = "axum")]
+pub mod openapi;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "axum")]

@@ -239,11 +239,11 @@ async fn resume_replays_100_missed_alerts_from_both_instances_once_in_order() {
     x.close(None).await.unwrap();
 
     // 100 for x from both instances at once, with y's alerts in between.
-    let raises = (0..100).map(|i| {
-        let on = if i % 2 == 0 { &c.a } else { &c.b };
+    let raises = (0..100u32).map(|i| {
+        let on = if i.is_multiple_of(2) { &c.a } else { &c.b };
         async move {
             raise(on, &format!("missed {i}"), "x").await;
-            if i % 10 == 0 {
+            if i.is_multiple_of(10) {
                 raise(on, &format!("not for x {i}"), "y").await;
             }
         }
@@ -312,7 +312,7 @@ async fn resume_while_both_instances_keep_writing_has_no_gap_and_no_repeat() {
         async move {
             for i in 0..EACH {
                 raise(inst, &format!("{on}{i}"), "x").await;
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alertkit_core::{AlertKit, Permission, Principal};
+use alertkit_core::{AlertKit, NewAlert, Permission, Principal, Severity};
 use alertkit_storage::MemoryAlertStore;
 use alertkit_transport::{JwtAuthenticator, LocalBroadcaster, http};
 use reqwest::StatusCode;
@@ -606,4 +606,111 @@ async fn health_and_routes_are_503_when_the_store_is_down() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let v: Value = r.json().await.unwrap();
     assert_eq!(code(&v), "unavailable");
+}
+
+/// The properties a component schema declares, following `allOf` and refs.
+fn schema_props(doc: &Value, name: &str) -> std::collections::BTreeSet<String> {
+    let schema = &doc["components"]["schemas"][name];
+    assert!(schema.is_object(), "no schema {name}");
+    let mut out = std::collections::BTreeSet::new();
+    let own = |s: &Value| -> Vec<String> {
+        s["properties"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    out.extend(own(schema));
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        match part["$ref"].as_str() {
+            Some(r) => out.extend(schema_props(doc, r.rsplit('/').next().unwrap())),
+            None => out.extend(own(part)),
+        }
+    }
+    out
+}
+
+fn keys(v: &Value) -> std::collections::BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+#[tokio::test]
+async fn openapi_describes_every_route_and_the_real_json() {
+    let api = start().await;
+    let (s, doc) = api
+        .call(reqwest::Method::GET, "/openapi.json", None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    // Every route of the router, with its methods.
+    let expected = [
+        ("/health", vec!["get"]),
+        ("/api/alerts", vec!["get", "post"]),
+        ("/api/alerts/unread", vec!["get"]),
+        ("/api/alerts/unread/count", vec!["get"]),
+        ("/api/alerts/stats", vec!["get"]),
+        ("/api/alerts/mark-all-read", vec!["post"]),
+        ("/api/alerts/{id}", vec!["delete", "get"]),
+        ("/api/alerts/{id}/mark-read", vec!["post"]),
+        ("/api/alerts/{id}/dismiss", vec!["post"]),
+        ("/api/alerts/rules", vec!["get", "post"]),
+        ("/api/alerts/rules/{id}", vec!["delete", "put"]),
+        ("/api/alerts/subscriptions", vec!["get", "put"]),
+        ("/ws", vec!["get"]),
+        ("/ws/alerts/{user_id}", vec!["get"]),
+        ("/ws/notifications/{user_id}", vec!["get"]),
+        ("/api/ws/stats", vec!["get"]),
+        ("/api/ws/push/broadcast", vec!["post"]),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), expected.len(), "{:?}", paths.keys());
+    for (path, methods) in expected {
+        let item = paths.get(path).unwrap_or_else(|| panic!("{path} missing"));
+        let mut got: Vec<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        got.retain(|k| ["get", "post", "put", "delete"].contains(k));
+        got.sort_unstable();
+        assert_eq!(got, methods, "{path}");
+        for m in methods {
+            assert!(
+                item[m]["responses"]
+                    .as_object()
+                    .is_some_and(|r| !r.is_empty()),
+                "{m} {path}"
+            );
+        }
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert_eq!(doc["paths"]["/health"]["get"]["security"], json!([{}]));
+
+    // The schemas match what the API really sends.
+    let (_, created) = api
+        .post(
+            "/api/alerts",
+            &api.admin,
+            json!({"alert_type": "t", "severity": "high", "title": "x", "audience": ["everyone"],
+                   "resource": {"type": "host", "id": "h1"}, "expires_at": "2099-01-01T00:00:00Z",
+                   "dedup_key": "k"}),
+        )
+        .await;
+    let mut view = created.clone();
+    view.as_object_mut().unwrap().remove("deduplicated");
+    assert_eq!(keys(&view), schema_props(&doc, "AlertView"));
+    assert_eq!(keys(&created), schema_props(&doc, "CreatedAlert"));
+    let (_, page) = api.get("/api/alerts", &api.alice).await;
+    assert_eq!(keys(&page), schema_props(&doc, "AlertPage"));
+    let (_, stats) = api.get("/api/alerts/stats", &api.alice).await;
+    assert_eq!(keys(&stats), schema_props(&doc, "Stats"));
+    let new_alert = serde_json::to_value(NewAlert::new("t", Severity::Low, "x")).unwrap();
+    assert_eq!(keys(&new_alert), schema_props(&doc, "NewAlert"));
+    let (_, count) = api.get("/api/alerts/unread/count", &api.alice).await;
+    assert_eq!(keys(&count), schema_props(&doc, "UnreadCount"));
+
+    // And a browsable page, served offline.
+    let r = reqwest::get(format!("{}/docs/", api.base)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("swagger"));
 }

@@ -101,6 +101,7 @@ async fn main() -> Result<(), Failure> {
         );
         println!("  curl -s http://{addr}/api/alerts -H 'Authorization: Bearer {demo}'");
         println!("  websocat 'ws://{addr}/ws?token={demo}'");
+        println!("API reference: http://{addr}/docs (OpenAPI at /openapi.json)");
     }
 
     let hub = WsHub::new(kit, WsConfig::default());
