@@ -348,6 +348,58 @@ async fn resume_while_both_instances_keep_writing_has_no_gap_and_no_repeat() {
     assert_eq!(distinct.len(), 2 * EACH, "each once");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_on_b_is_cut_with_4008_while_others_keep_receiving() {
+    let Some(c) = cluster().await else { return };
+    let mut slow = c.connect(&c.b, "x", None).await;
+    let mut reader = c.connect(&c.b, "x", None).await;
+    let mut other = c.connect(&c.a, "x", None).await;
+    // Raised on A in batches; the reader keeps up, `slow` never reads.
+    const BATCHES: usize = 60;
+    const BATCH: usize = 100;
+    let mut got = 0;
+    let mut got_other = 0;
+    for b in 0..BATCHES {
+        let batch = (0..BATCH)
+            .map(|i| {
+                NewAlert::new("flood", Severity::Low, format!("flood {b}-{i}"))
+                    .message("x".repeat(3000))
+                    .audience(Audience::user("x"))
+            })
+            .collect();
+        c.a.kit
+            .raise_many(&Principal::system(), batch)
+            .await
+            .unwrap();
+        while got < (b + 1) * BATCH {
+            next_alert(&mut reader, Duration::from_secs(20))
+                .await
+                .unwrap_or_else(|| panic!("the reading client stalled at {got}"));
+            got += 1;
+        }
+        while got_other < (b + 1) * BATCH {
+            next_alert(&mut other, Duration::from_secs(20))
+                .await
+                .unwrap_or_else(|| panic!("the client on A stalled at {got_other}"));
+            got_other += 1;
+        }
+    }
+    // The slow client's stream ends with close 4008 before all arrived.
+    let mut slow_got = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), slow.next()).await {
+            Ok(Some(Ok(Message::Text(_)))) => slow_got += 1,
+            Ok(Some(Ok(Message::Close(Some(f))))) => {
+                assert_eq!(u16::from(f.code), 4008, "{f:?}");
+                break;
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("expected close 4008, got {other:?} after {slow_got}"),
+        }
+    }
+    assert!(slow_got < BATCHES * BATCH, "{slow_got}");
+}
+
 /// A Redis server of this test's own, so it can be stopped and restarted.
 struct OwnRedis {
     port: u16,
