@@ -482,3 +482,28 @@ async fn resume_replays_only_what_was_missed_and_refuses_bad_cursors() {
         tokio_tungstenite::connect_async(format!("ws://{}/ws?token={t}&cursor=x", env.addr)).await;
     assert!(err.is_err());
 }
+
+#[tokio::test]
+async fn the_hub_serves_on_a_bare_listener_of_its_own() {
+    let env = start().await;
+    // A second listener carrying only the WebSocket routes, same hub.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = http::ws_router(env.hub.clone(), env.auth.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let t = env.token(Principal::user("alice"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={t}"))
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut ws).await["type"], "hello");
+    raise(&env, "via the bare listener", Audience::user("alice")).await;
+    assert_eq!(
+        recv(&mut ws).await["alert"]["title"],
+        "via the bare listener"
+    );
+    // Only the WebSocket routes are there.
+    let r = reqwest::get(format!("http://{addr}/api/alerts"))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}
