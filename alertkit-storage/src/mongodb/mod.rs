@@ -46,7 +46,17 @@ use crate::common::{
 
 const BACKEND: &str = "mongodb";
 /// How often a raise transaction is retried after losing a race.
-const RAISE_ATTEMPTS: u32 = 20;
+const RAISE_ATTEMPTS: u32 = 30;
+
+/// Pause before retry `attempt` of a conflicting transaction: exponential
+/// from 2 ms, capped at 250 ms, with jitter (half to all of it) so that
+/// writers contending for the change counter fall out of step.
+fn retry_pause(attempt: u32) -> StdDuration {
+    let cap = 2u64.saturating_mul(1 << attempt.min(7)).min(250);
+    // UUIDv7's low bits are random.
+    let r = (Uuid::now_v7().as_u128() & 0xffff) as u64;
+    StdDuration::from_millis(cap / 2 + r % (cap / 2 + 1))
+}
 
 /// An [`AlertStore`] on MongoDB. Cheap to clone (a client handle).
 #[derive(Clone)]
@@ -793,7 +803,7 @@ impl MongoAlertStore {
                     return Err(e);
                 }
             }
-            tokio::time::sleep(StdDuration::from_millis(2 * u64::from(attempt + 1))).await;
+            tokio::time::sleep(retry_pause(attempt)).await;
         }
         Err(Error::Unavailable(
             "mongodb: raise kept conflicting; try again".into(),
@@ -1071,7 +1081,7 @@ impl AlertStore for MongoAlertStore {
         for attempt in 0..RAISE_ATTEMPTS {
             match self.resolve_once(id, now).await {
                 Err(Error::Unavailable(_)) if attempt + 1 < RAISE_ATTEMPTS => {
-                    tokio::time::sleep(StdDuration::from_millis(2 * u64::from(attempt + 1))).await;
+                    tokio::time::sleep(retry_pause(attempt)).await;
                 }
                 other => return other,
             }
