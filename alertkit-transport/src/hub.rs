@@ -120,8 +120,15 @@ impl Kick {
 struct Conn {
     principal: Principal,
     viewer: Viewer,
-    tx: mpsc::Sender<Frame>,
     kick: Arc<Kick>,
+}
+
+/// What fan-out needs of a connection, packed densely: alerts for everyone
+/// walk these, not the map of larger entries.
+struct Slot {
+    id: u64,
+    user: Arc<str>,
+    tx: mpsc::Sender<Frame>,
 }
 
 #[derive(Default)]
@@ -135,18 +142,17 @@ struct HubState {
     by_user: HashMap<String, HashSet<u64>>,
     by_group: HashMap<String, HashSet<u64>>,
     sees_all: HashSet<u64>,
-    /// Every connection's sender, densely packed for alerts to everyone
-    /// (the common broadcast walks this, not the map of larger entries).
-    dense: Vec<(u64, mpsc::Sender<Frame>)>,
+    /// Every connection's slot.
+    dense: Vec<Slot>,
     /// Connection id → its index in `dense`.
     dense_at: HashMap<u64, usize>,
 }
 
 impl HubState {
-    /// Connections that may see an alert with these targets.
-    fn recipients(&self, targets: &[Target]) -> Vec<u64> {
+    /// Connections that may see an alert with these targets; `None`: all.
+    fn recipients(&self, targets: &[Target]) -> Option<Vec<u64>> {
         if targets.iter().any(|t| matches!(t, Target::Everyone)) {
-            return self.conns.keys().copied().collect();
+            return None;
         }
         let mut out: HashSet<u64> = self.sees_all.clone();
         for t in targets {
@@ -157,15 +163,15 @@ impl HubState {
             };
             out.extend(ids.into_iter().flatten().copied());
         }
-        out.into_iter().collect()
+        Some(out.into_iter().collect())
     }
 
     fn remove(&mut self, id: u64) -> Option<Conn> {
         let conn = self.conns.remove(&id)?;
         if let Some(i) = self.dense_at.remove(&id) {
             self.dense.swap_remove(i);
-            if let Some((moved, _)) = self.dense.get(i) {
-                self.dense_at.insert(*moved, i);
+            if let Some(moved) = self.dense.get(i) {
+                self.dense_at.insert(moved.id, i);
             }
         }
         let prune = |map: &mut HashMap<String, HashSet<u64>>, key: &str| {
@@ -184,25 +190,39 @@ impl HubState {
         Some(conn)
     }
 
-    /// Queues a frame; a full queue detaches the connection and kicks it
-    /// with 4008. Returns whether it was queued.
-    fn send(&mut self, id: u64, frame: Frame) -> bool {
-        let Some(conn) = self.conns.get(&id) else {
-            return false;
+    /// Queues a frame, chosen per user, for the connections `ids` (all
+    /// when `None`). A full queue detaches its connection and kicks it with
+    /// 4008; a closed one is detached. Returns how many were queued.
+    fn deliver(
+        &mut self,
+        ids: Option<Vec<u64>>,
+        mut frame_for: impl FnMut(&str) -> Frame,
+    ) -> usize {
+        let mut queued = 0;
+        let mut failed = Vec::new();
+        let mut offer = |slot: &Slot| match slot.tx.try_send(frame_for(&slot.user)) {
+            Ok(()) => queued += 1,
+            Err(mpsc::error::TrySendError::Full(_)) => failed.push((slot.id, true)),
+            Err(mpsc::error::TrySendError::Closed(_)) => failed.push((slot.id, false)),
         };
-        match conn.tx.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if let Some(c) = self.remove(id) {
-                    c.kick.kick(CLOSE_TOO_SLOW);
+        match ids {
+            None => self.dense.iter().for_each(&mut offer),
+            Some(ids) => {
+                for id in ids {
+                    if let Some(slot) = self.dense_at.get(&id).and_then(|&i| self.dense.get(i)) {
+                        offer(slot);
+                    }
                 }
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.remove(id);
-                false
             }
         }
+        for (id, full) in failed {
+            if let Some(c) = self.remove(id)
+                && full
+            {
+                c.kick.kick(CLOSE_TOO_SLOW);
+            }
+        }
+        queued
     }
 }
 
@@ -324,14 +344,17 @@ impl WsHub {
             s.sees_all.insert(id);
         }
         let at = s.dense.len();
-        s.dense.push((id, tx.clone()));
+        s.dense.push(Slot {
+            id,
+            user: Arc::from(viewer.user_id.as_str()),
+            tx,
+        });
         s.dense_at.insert(id, at);
         s.conns.insert(
             id,
             Conn {
                 principal,
                 viewer,
-                tx,
                 kick: kick.clone(),
             },
         );
@@ -423,11 +446,11 @@ impl WsHub {
             alert.seq,
         );
         let mut own: HashMap<&str, Frame> = HashMap::new();
-        let mut frame_for = |c: &Conn| -> Frame {
+        let frame_for = |user: &str| -> Frame {
             if receipts.is_empty() {
                 return shared.clone();
             }
-            match receipts.get_key_value(c.viewer.user_id.as_str()) {
+            match receipts.get_key_value(user) {
                 Some((user, r)) => own
                     .entry(user.as_str())
                     .or_insert_with(|| {
@@ -439,59 +462,22 @@ impl WsHub {
         };
         let mut s = self.lock();
         s.watermark = s.watermark.max(alert.seq);
-        let targets = alert.audience.targets();
-        let mut queued = 0;
-        let mut failed = Vec::new();
-        let mut offer = |id: u64, c: &Conn| match c.tx.try_send(frame_for(c)) {
-            Ok(()) => queued += 1,
-            Err(mpsc::error::TrySendError::Full(_)) => failed.push((id, true)),
-            Err(mpsc::error::TrySendError::Closed(_)) => failed.push((id, false)),
-        };
-        let everyone = targets.iter().any(|t| matches!(t, Target::Everyone));
-        if everyone && receipts.is_empty() {
-            for (id, tx) in &s.dense {
-                match tx.try_send(shared.clone()) {
-                    Ok(()) => queued += 1,
-                    Err(mpsc::error::TrySendError::Full(_)) => failed.push((*id, true)),
-                    Err(mpsc::error::TrySendError::Closed(_)) => failed.push((*id, false)),
-                }
-            }
-        } else if everyone {
-            for (id, c) in &s.conns {
-                offer(*id, c);
-            }
-        } else {
-            for id in s.recipients(targets) {
-                if let Some(c) = s.conns.get(&id) {
-                    offer(id, c);
-                }
-            }
-        }
-        for (id, full) in failed {
-            if let Some(c) = s.remove(id)
-                && full
-            {
-                c.kick.kick(CLOSE_TOO_SLOW);
-            }
-        }
-        queued
+        let ids = s.recipients(alert.audience.targets());
+        s.deliver(ids, frame_for)
     }
 
     /// Queues a frame for every connection of one user.
     fn send_user(&self, user: &str, frame: Frame) {
         let mut s = self.lock();
-        let ids: Vec<u64> = s.by_user.get(user).into_iter().flatten().copied().collect();
-        for id in ids {
-            s.send(id, frame.clone());
-        }
+        let ids = s.by_user.get(user).into_iter().flatten().copied().collect();
+        s.deliver(Some(ids), |_| frame.clone());
     }
 
     /// Queues a frame for the connections that may see `targets`.
     fn send_targets(&self, targets: &[Target], frame: Frame) {
         let mut s = self.lock();
-        for id in s.recipients(targets) {
-            s.send(id, frame.clone());
-        }
+        let ids = s.recipients(targets);
+        s.deliver(ids, |_| frame.clone());
     }
 
     async fn start_pump(&self) {
