@@ -7,8 +7,8 @@ use std::str::FromStr;
 use std::collections::HashMap;
 
 use alertkit_core::{
-    Alert, AlertId, Audience, ClaimedDelivery, Delivery, DeliveryTarget, Error, Raised, Result,
-    Severity, Target, Viewer,
+    Alert, AlertId, Audience, ClaimedDelivery, Delivery, Error, Raised, Result, Severity, Target,
+    Viewer,
 };
 
 /// A row that does not decode into the model.
@@ -76,7 +76,7 @@ pub(crate) fn to_u64(n: i64) -> u64 {
 #[cfg(any(feature = "postgres", feature = "mongodb"))]
 pub(crate) fn in_input_order(
     out: Vec<Option<Raised>>,
-    plain: Vec<(Alert, Vec<DeliveryTarget>)>,
+    plain: Vec<(Alert, Vec<alertkit_core::DeliveryTarget>)>,
 ) -> Vec<Raised> {
     let mut plain = plain.into_iter();
     out.into_iter()
@@ -105,4 +105,25 @@ pub(crate) fn pair_with_alerts(
             Some(ClaimedDelivery { delivery, alert })
         })
         .collect()
+}
+
+/// The distinct alerts a batch of raises touched, in first-seen order (a
+/// batch may merge into one alert twice): the order in which they take
+/// change numbers.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub(crate) fn touched(raised: &[Raised]) -> Vec<uuid::Uuid> {
+    let mut seen = std::collections::HashSet::with_capacity(raised.len());
+    raised
+        .iter()
+        .map(|r| r.alert.id.as_uuid())
+        .filter(|id| seen.insert(*id))
+        .collect()
+}
+
+/// Copies the change numbers a batch was given into its raises.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub(crate) fn set_seqs(raised: &mut [Raised], seqs: &HashMap<uuid::Uuid, u64>) {
+    for r in raised {
+        r.alert.seq = seqs.get(&r.alert.id.as_uuid()).copied().unwrap_or_default();
+    }
 }

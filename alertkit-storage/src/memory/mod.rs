@@ -96,14 +96,17 @@ impl State {
 
     /// Gives the alert the next change sequence number. Changes happen under
     /// the write lock, so numbers follow commit order.
-    fn stamp(&mut self, id: AlertId) -> Option<Alert> {
+    fn stamp(&mut self, id: AlertId) -> Result<Alert> {
+        let alert = self
+            .alerts
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found(format!("alert {id}")))?;
         self.seq += 1;
         let seq = self.seq;
-        let alert = self.alerts.get_mut(&id)?;
         self.by_seq.remove(&alert.seq);
         alert.seq = seq;
         self.by_seq.insert(seq, id);
-        Some(alert.clone())
+        Ok(alert.clone())
     }
 
     fn remove(&mut self, id: AlertId) -> Option<Alert> {
@@ -180,7 +183,7 @@ impl AlertStore for MemoryAlertStore {
             && let Some(existing) = s.alerts.get_mut(&existing_id)
         {
             let escalated = existing.merge_repeat(&alert, now);
-            let merged = s.stamp(existing_id).unwrap_or_else(|| alert.clone());
+            let merged = s.stamp(existing_id)?;
             if escalated {
                 s.enqueue(&merged, deliveries, now);
             }
@@ -204,7 +207,7 @@ impl AlertStore for MemoryAlertStore {
         s.order.insert((alert.created_at, alert.id));
         let id = alert.id;
         s.alerts.insert(id, alert.clone());
-        let alert = s.stamp(id).unwrap_or(alert);
+        let alert = s.stamp(id)?;
         s.enqueue(&alert, deliveries, now);
         Ok(Raised {
             alert,
@@ -317,9 +320,7 @@ impl AlertStore for MemoryAlertStore {
         }
         alert.status = AlertStatus::Resolved;
         alert.updated_at = now;
-        let alert = s
-            .stamp(id)
-            .ok_or_else(|| Error::not_found(format!("alert {id}")))?;
+        let alert = s.stamp(id)?;
         if let Some(key) = &alert.dedup_key
             && s.active_keys.get(key) == Some(&id)
         {

@@ -46,7 +46,7 @@ use error::PgResultExt;
 
 use crate::common::{
     audience_from, audience_strings, corrupt, count_from, in_input_order, pair_with_alerts, parse,
-    severity_from, to_i32, to_u64, viewer_targets,
+    set_seqs, severity_from, to_i32, to_u64, touched, viewer_targets,
 };
 
 const BACKEND: &str = "postgres";
@@ -469,17 +469,8 @@ async fn stamp(tx: &mut Transaction<'_, Postgres>, ids: &[Uuid]) -> Result<HashM
 
 /// Stamps what a batch of raises touched and copies the numbers into them.
 async fn stamp_raised(tx: &mut Transaction<'_, Postgres>, raised: &mut [Raised]) -> Result<()> {
-    let mut ids: Vec<Uuid> = Vec::with_capacity(raised.len());
-    for r in raised.iter() {
-        let id = r.alert.id.as_uuid();
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    let seqs = stamp(tx, &ids).await?;
-    for r in raised.iter_mut() {
-        r.alert.seq = seqs.get(&r.alert.id.as_uuid()).copied().unwrap_or_default();
-    }
+    let seqs = stamp(tx, &touched(raised)).await?;
+    set_seqs(raised, &seqs);
     Ok(())
 }
 

@@ -28,8 +28,8 @@ pub use config::SqliteBuilder;
 use error::LiteResultExt;
 
 use crate::common::{
-    audience_from, audience_strings, corrupt, count_from, pair_with_alerts, parse, severity_from,
-    to_i32, to_u64, viewer_targets,
+    audience_from, audience_strings, corrupt, count_from, pair_with_alerts, parse, set_seqs,
+    severity_from, to_i32, to_u64, touched, viewer_targets,
 };
 
 const BACKEND: &str = "sqlite";
@@ -322,18 +322,30 @@ async fn enqueue(
 /// Gives the alert the next change sequence number. Only inside a
 /// `BEGIN IMMEDIATE` transaction: those are serialized, so numbers follow
 /// commit order.
-async fn stamp(conn: &mut SqliteConnection, alert: &mut Alert) -> Result<()> {
-    let seq: i64 = sqlx::query_scalar("UPDATE alert_seq SET value = value + 1 RETURNING value")
+async fn stamp(conn: &mut SqliteConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, u64>> {
+    let n = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+    let last: i64 = sqlx::query_scalar("UPDATE alert_seq SET value = value + ? RETURNING value")
+        .bind(n)
         .fetch_one(&mut *conn)
         .await
         .lite()?;
-    sqlx::query("UPDATE alerts SET seq = ? WHERE id = ?")
-        .bind(seq)
-        .bind(alert.id.as_uuid())
-        .execute(&mut *conn)
-        .await
-        .lite()?;
-    alert.seq = to_u64(seq);
+    let mut seqs = HashMap::with_capacity(ids.len());
+    for (seq, id) in (last - n + 1..).zip(ids) {
+        sqlx::query("UPDATE alerts SET seq = ? WHERE id = ?")
+            .bind(seq)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .lite()?;
+        seqs.insert(*id, to_u64(seq));
+    }
+    Ok(seqs)
+}
+
+/// Stamps what a batch of raises touched and copies the numbers into them.
+async fn stamp_raised(conn: &mut SqliteConnection, raised: &mut [Raised]) -> Result<()> {
+    let seqs = stamp(conn, &touched(raised)).await?;
+    set_seqs(raised, &seqs);
     Ok(())
 }
 
@@ -413,9 +425,10 @@ impl AlertStore for SqliteAlertStore {
         now: DateTime<Utc>,
     ) -> Result<Raised> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.lite()?;
-        let mut raised = raise_in(&mut tx, alert, deliveries, now).await?;
-        stamp(&mut tx, &mut raised.alert).await?;
+        let mut raised = [raise_in(&mut tx, alert, deliveries, now).await?];
+        stamp_raised(&mut tx, &mut raised).await?;
         tx.commit().await.lite()?;
+        let [raised] = raised;
         Ok(raised)
     }
 
@@ -428,10 +441,9 @@ impl AlertStore for SqliteAlertStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.lite()?;
         let mut out = Vec::with_capacity(items.len());
         for (alert, targets) in items {
-            let mut raised = raise_in(&mut tx, alert, &targets, now).await?;
-            stamp(&mut tx, &mut raised.alert).await?;
-            out.push(raised);
+            out.push(raise_in(&mut tx, alert, &targets, now).await?);
         }
+        stamp_raised(&mut tx, &mut out).await?;
         tx.commit().await.lite()?;
         Ok(out)
     }
@@ -603,7 +615,8 @@ impl AlertStore for SqliteAlertStore {
             .lite()?;
         if let Some(row) = changed {
             let mut alert = alert_from_row(&row)?;
-            stamp(&mut tx, &mut alert).await?;
+            let seqs = stamp(&mut tx, &[id.as_uuid()]).await?;
+            alert.seq = seqs.get(&id.as_uuid()).copied().unwrap_or_default();
             tx.commit().await.lite()?;
             return Ok((alert, true));
         }
