@@ -466,7 +466,7 @@ async fn health(State(s): State<AppState>) -> Response {
 #[utoipa::path(
     get, path = "/api/alerts", tag = "alerts", params(crate::openapi::ListParams),
     responses((status = 200, description = "A page, newest first (ETag)", body = crate::openapi::AlertPageDoc),
-              (status = 304, description = "Unchanged since If-None-Match"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+              (status = 304, description = "Unchanged since If-None-Match"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc))
 )]
 async fn list(
     State(s): State<AppState>,
@@ -481,7 +481,7 @@ async fn list(
 #[utoipa::path(
     get, path = "/api/alerts/unread", tag = "alerts", params(crate::openapi::ListParams),
     responses((status = 200, description = "A page of unread alerts (ETag)", body = crate::openapi::AlertPageDoc),
-              (status = 304, description = "Unchanged since If-None-Match"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+              (status = 304, description = "Unchanged since If-None-Match"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc))
 )]
 async fn list_unread(
     State(s): State<AppState>,
@@ -497,7 +497,7 @@ async fn list_unread(
 #[utoipa::path(
     get, path = "/api/alerts/unread/count", tag = "alerts",
     responses((status = 200, description = "The badge (ETag)", body = crate::openapi::UnreadDoc),
-              (status = 304, description = "Unchanged since If-None-Match"), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+              (status = 304, description = "Unchanged since If-None-Match"))
 )]
 async fn unread_count(
     State(s): State<AppState>,
@@ -512,7 +512,7 @@ async fn unread_count(
 
 #[utoipa::path(
     get, path = "/api/alerts/stats", tag = "alerts", params(crate::openapi::ListParams),
-    responses((status = 200, description = "Counts by severity and type", body = alertkit_core::Stats), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 200, description = "Counts by severity and type", body = alertkit_core::Stats), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc))
 )]
 async fn stats(
     State(s): State<AppState>,
@@ -525,7 +525,7 @@ async fn stats(
 
 #[utoipa::path(
     get, path = "/api/alerts/{id}", tag = "alerts", params(("id" = String, Path, description = "Alert id")),
-    responses((status = 200, description = "The alert with the caller's receipt", body = crate::openapi::AlertViewDoc), (status = 404, description = "No such alert (or not visible)", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 200, description = "The alert with the caller's receipt", body = crate::openapi::AlertViewDoc), (status = 404, description = "No such alert (or not visible)", body = crate::openapi::ErrorDoc))
 )]
 async fn get_one(
     State(s): State<AppState>,
@@ -538,7 +538,7 @@ async fn get_one(
 #[utoipa::path(
     post, path = "/api/alerts", tag = "alerts", request_body = alertkit_core::NewAlert,
     responses((status = 201, description = "Stored (or merged: `deduplicated`)", body = crate::openapi::CreatedDoc),
-              (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+              (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc))
 )]
 async fn create(
     State(s): State<AppState>,
@@ -608,7 +608,7 @@ async fn write_receipt(
 #[utoipa::path(
     post, path = "/api/alerts/{id}/mark-read", tag = "alerts", params(("id" = String, Path, description = "Alert id")),
     request_body(content = Option<crate::openapi::ReceiptBodyDoc>, description = "Optional; a `user_id` must be the caller (seed clients send it)"),
-    responses((status = 200, description = "The caller's receipt", body = crate::openapi::ReceiptDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such alert (or not visible)", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 200, description = "The caller's receipt", body = crate::openapi::ReceiptDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such alert (or not visible)", body = crate::openapi::ErrorDoc))
 )]
 async fn mark_read(
     State(s): State<AppState>,
@@ -622,7 +622,7 @@ async fn mark_read(
 #[utoipa::path(
     post, path = "/api/alerts/{id}/dismiss", tag = "alerts", params(("id" = String, Path, description = "Alert id")),
     request_body(content = Option<crate::openapi::ReceiptBodyDoc>, description = "Optional; a `user_id` must be the caller (seed clients send it)"),
-    responses((status = 200, description = "The caller's receipt", body = crate::openapi::ReceiptDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such alert (or not visible)", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 200, description = "The caller's receipt", body = crate::openapi::ReceiptDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such alert (or not visible)", body = crate::openapi::ErrorDoc))
 )]
 async fn dismiss(
     State(s): State<AppState>,
@@ -635,7 +635,7 @@ async fn dismiss(
 
 #[utoipa::path(
     post, path = "/api/alerts/mark-all-read", tag = "alerts", params(crate::openapi::ListParams),
-    responses((status = 200, description = "How many were marked", body = crate::openapi::MarkedDoc), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 200, description = "How many were marked", body = crate::openapi::MarkedDoc), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc))
 )]
 async fn mark_all_read(
     State(s): State<AppState>,
@@ -666,6 +666,25 @@ impl WsParams {
     }
 }
 
+/// Upgrades to the WebSocket endpoint. A path's user must be the token's
+/// (checked again after first-message auth).
+fn upgrade(
+    s: AppState,
+    p: Option<Principal>,
+    path_user: Option<String>,
+    params: &WsParams,
+    ws: axum::extract::WebSocketUpgrade,
+) -> ApiResult<Response> {
+    if let (Some(p), Some(u)) = (&p, &path_user)
+        && p.user_id != *u
+    {
+        return Err(Error::forbidden("the path's user is not the token's").into());
+    }
+    let cursor = params.cursor()?;
+    Ok(ws_limits(ws, &s.hub)
+        .on_upgrade(move |socket| crate::ws::serve(socket, s.hub, s.auth, p, path_user, cursor)))
+}
+
 /// The codec's own frame limit: well above [`WsConfig::max_message`], so
 /// that oversized client messages are read and refused with 1009.
 fn ws_limits(ws: axum::extract::WebSocketUpgrade, hub: &WsHub) -> axum::extract::WebSocketUpgrade {
@@ -675,7 +694,7 @@ fn ws_limits(ws: axum::extract::WebSocketUpgrade, hub: &WsHub) -> axum::extract:
 
 #[utoipa::path(
     get, path = "/ws", tag = "live", params(crate::openapi::WsParamsDoc),
-    responses((status = 101, description = "Switching to WebSocket (protocol: `alertkit_transport::ws`)"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 101, description = "Switching to WebSocket (protocol: `alertkit_transport::ws`)"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc))
 )]
 async fn ws_upgrade(
     State(s): State<AppState>,
@@ -683,15 +702,13 @@ async fn ws_upgrade(
     Query(params): Query<WsParams>,
     ws: axum::extract::WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    let cursor = params.cursor()?;
-    Ok(ws_limits(ws, &s.hub)
-        .on_upgrade(move |socket| crate::ws::serve(socket, s.hub, s.auth, p, None, cursor)))
+    upgrade(s, p, None, &params, ws)
 }
 
 #[utoipa::path(
     get, path = "/ws/alerts/{user_id}", tag = "live",
     params(("user_id" = String, Path, description = "Must be the token's subject"), crate::openapi::WsParamsDoc),
-    responses((status = 101, description = "Switching to WebSocket"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 101, description = "Switching to WebSocket"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc))
 )]
 async fn ws_upgrade_for(
     State(s): State<AppState>,
@@ -700,15 +717,7 @@ async fn ws_upgrade_for(
     Query(params): Query<WsParams>,
     ws: axum::extract::WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    if let Some(p) = &p
-        && p.user_id != user_id
-    {
-        return Err(Error::forbidden("the path's user is not the token's").into());
-    }
-    let cursor = params.cursor()?;
-    Ok(ws_limits(ws, &s.hub).on_upgrade(move |socket| {
-        crate::ws::serve(socket, s.hub, s.auth, p, Some(user_id), cursor)
-    }))
+    upgrade(s, p, Some(user_id), &params, ws)
 }
 
 #[utoipa::path(
@@ -728,7 +737,7 @@ async fn ws_notifications_for(
 
 #[utoipa::path(
     get, path = "/api/ws/stats", tag = "live",
-    responses((status = 200, description = "This instance's WebSocket counters", body = crate::openapi::WsStatsDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 200, description = "This instance's WebSocket counters", body = crate::openapi::WsStatsDoc))
 )]
 async fn ws_stats(State(s): State<AppState>, Authed(_caller): Authed) -> Json<Value> {
     Json(s.hub.stats())
@@ -749,7 +758,7 @@ struct BroadcastBody {
 
 #[utoipa::path(
     post, path = "/api/ws/push/broadcast", tag = "live", request_body = BroadcastBody,
-    responses((status = 202, description = "Sent to every open connection on every instance"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 202, description = "Sent to every open connection on every instance"), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc))
 )]
 async fn push_broadcast(
     State(s): State<AppState>,
@@ -765,7 +774,7 @@ async fn push_broadcast(
 
 #[utoipa::path(
     delete, path = "/api/alerts/{id}", tag = "alerts", params(("id" = String, Path, description = "Alert id")),
-    responses((status = 204, description = "Deleted"), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such alert (or not visible)", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such alert (or not visible)", body = crate::openapi::ErrorDoc))
 )]
 async fn delete_one(
     State(s): State<AppState>,
@@ -778,7 +787,7 @@ async fn delete_one(
 
 #[utoipa::path(
     get, path = "/api/alerts/rules", tag = "rules",
-    responses((status = 200, description = "Every rule, by name", body = Vec<alertkit_core::AlertRule>), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 200, description = "Every rule, by name", body = Vec<alertkit_core::AlertRule>), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc))
 )]
 async fn rules(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Response> {
     Ok(Json(s.kit.rules(&p).await?).into_response())
@@ -786,7 +795,7 @@ async fn rules(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Respon
 
 #[utoipa::path(
     post, path = "/api/alerts/rules", tag = "rules", request_body = alertkit_core::NewRule,
-    responses((status = 201, description = "Created", body = alertkit_core::AlertRule), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 409, description = "Conflict", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 201, description = "Created", body = alertkit_core::AlertRule), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 409, description = "Conflict", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc))
 )]
 async fn create_rule(
     State(s): State<AppState>,
@@ -808,7 +817,7 @@ fn rule_id(raw: &str) -> ApiResult<uuid::Uuid> {
 #[utoipa::path(
     put, path = "/api/alerts/rules/{id}", tag = "rules", params(("id" = String, Path, description = "Rule id")),
     request_body = alertkit_core::NewRule,
-    responses((status = 200, description = "Replaced", body = alertkit_core::AlertRule), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such rule", body = crate::openapi::ErrorDoc), (status = 409, description = "Conflict", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 200, description = "Replaced", body = alertkit_core::AlertRule), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such rule", body = crate::openapi::ErrorDoc), (status = 409, description = "Conflict", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc))
 )]
 async fn update_rule(
     State(s): State<AppState>,
@@ -823,7 +832,7 @@ async fn update_rule(
 
 #[utoipa::path(
     delete, path = "/api/alerts/rules/{id}", tag = "rules", params(("id" = String, Path, description = "Rule id")),
-    responses((status = 204, description = "Deleted"), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such rule", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Not permitted", body = crate::openapi::ErrorDoc), (status = 404, description = "No such rule", body = crate::openapi::ErrorDoc))
 )]
 async fn delete_rule(
     State(s): State<AppState>,
@@ -836,7 +845,7 @@ async fn delete_rule(
 
 #[utoipa::path(
     get, path = "/api/alerts/subscriptions", tag = "subscriptions",
-    responses((status = 200, description = "The caller's subscriptions", body = Vec<alertkit_core::Subscription>), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 200, description = "The caller's subscriptions", body = Vec<alertkit_core::Subscription>))
 )]
 async fn subscriptions(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Response> {
     Ok(Json(s.kit.subscriptions(&p).await?).into_response())
@@ -844,7 +853,7 @@ async fn subscriptions(State(s): State<AppState>, Authed(p): Authed) -> ApiResul
 
 #[utoipa::path(
     put, path = "/api/alerts/subscriptions", tag = "subscriptions", request_body = Vec<alertkit_core::Subscription>,
-    responses((status = 200, description = "Replaced", body = Vec<alertkit_core::Subscription>), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc), (status = 401, description = "No or bad token", body = crate::openapi::ErrorDoc), (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorDoc), (status = 503, description = "Store unavailable", body = crate::openapi::ErrorDoc))
+    responses((status = 200, description = "Replaced", body = Vec<alertkit_core::Subscription>), (status = 400, description = "Malformed request", body = crate::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::openapi::ErrorDoc))
 )]
 async fn set_subscriptions(
     State(s): State<AppState>,

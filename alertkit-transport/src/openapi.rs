@@ -16,6 +16,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use alertkit_core::{AlertStatus, Resource, Severity};
@@ -237,7 +238,9 @@ pub struct WsStatsDoc {
     messages_per_sec: f64,
 }
 
-/// Adds the bearer-token scheme every route but `/health` uses.
+/// Adds the bearer-token scheme, and to every operation that needs it (all
+/// but those declaring their own, empty, security) the answers every
+/// authenticated route can give: 401, 429 and 503.
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -252,6 +255,41 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        let common = [
+            ("401", error("No or bad token")),
+            ("429", error("Rate limited; see Retry-After")),
+            ("503", error("Store unavailable")),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                if op.security.is_some() {
+                    continue;
+                }
+                for (code, response) in &common {
+                    op.responses
+                        .responses
+                        .entry((*code).to_owned())
+                        .or_insert_with(|| response.clone().into());
+                }
+            }
+        }
     }
 }
 

@@ -681,6 +681,16 @@ async fn openapi_describes_every_route_and_the_real_json() {
                     .is_some_and(|r| !r.is_empty()),
                 "{m} {path}"
             );
+            // Every authenticated route documents 401, 429 and 503.
+            let authed = path != "/health";
+            for code in ["401", "429"] {
+                assert_eq!(
+                    item[m]["responses"][code].is_object(),
+                    authed,
+                    "{code} on {m} {path}"
+                );
+            }
+            assert!(item[m]["responses"]["503"].is_object(), "503 on {m} {path}");
         }
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
