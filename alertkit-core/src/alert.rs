@@ -98,6 +98,12 @@ pub struct Alert {
     /// 0 until stored.
     #[serde(default)]
     pub seq: u64,
+    /// The user id of the principal that first raised it (`None` for
+    /// alerts stored before alertkit recorded it). Only its creator, or a
+    /// principal with `alerts.manage`, may resolve it, and only its creator's
+    /// repeats merge into it.
+    #[serde(default)]
+    pub created_by: Option<String>,
 }
 
 impl Alert {
@@ -106,10 +112,43 @@ impl Alert {
         self.expires_at.is_some_and(|e| e <= now)
     }
 
-    /// Folds a newer raise with the same dedup key into this alert: one more
-    /// occurrence, `last_seen_at`/`updated_at` = `now`, title, message,
-    /// metadata and expiry from the newer raise, and the severity escalated
-    /// if the newer one is higher (never lowered). Returns whether it escalated.
+    /// The scope within which a repeat merges into this alert, or `None`
+    /// without a `dedup_key`: the key, the audience and the creator together
+    /// (as a SHA-256 hex digest, which backends keep unique among active
+    /// alerts).
+    ///
+    /// A raise therefore merges only into an alert that the same principal
+    /// raised, with the same key, for the same audience, which is an alert
+    /// it could have created itself. A raise with someone else's key, or for
+    /// another audience, makes an alert of its own.
+    pub fn dedup_scope(&self) -> Option<String> {
+        use sha2::Digest as _;
+        use std::fmt::Write as _;
+        let key = self.dedup_key.as_deref()?;
+        let mut h = sha2::Sha256::new();
+        // Length-prefixed fields: no two different scopes hash alike.
+        let mut part = |p: &str| {
+            h.update((p.len() as u64).to_le_bytes());
+            h.update(p.as_bytes());
+        };
+        part(self.created_by.as_deref().unwrap_or(""));
+        part(key);
+        for t in self.audience.targets() {
+            part(&t.to_string());
+        }
+        let mut out = String::with_capacity(64);
+        for b in h.finalize() {
+            let _ = write!(out, "{b:02x}");
+        }
+        Some(out)
+    }
+
+    /// Folds a newer raise of the same [dedup scope](Self::dedup_scope) into
+    /// this alert: one more occurrence, `last_seen_at`/`updated_at` = `now`,
+    /// title, message and metadata from the newer raise, the severity
+    /// escalated if the newer one is higher (never lowered), and the expiry
+    /// extended if the newer one is later (never shortened; no expiry is
+    /// the latest). Returns whether it escalated.
     ///
     /// Every backend uses this so dedup behaves the same everywhere.
     pub fn merge_repeat(&mut self, newer: &Alert, now: DateTime<Utc>) -> bool {
@@ -121,7 +160,13 @@ impl Alert {
         self.title.clone_from(&newer.title);
         self.message.clone_from(&newer.message);
         self.metadata.clone_from(&newer.metadata);
-        self.expires_at = newer.expires_at;
+        // A past expiry (an expired alert not yet resolved) counts as none
+        // left: the repeat revives it with its own.
+        self.expires_at = match (self.expires_at, newer.expires_at) {
+            (None, _) | (_, None) => None,
+            (Some(old), Some(new)) if old <= now => Some(new),
+            (Some(old), Some(new)) => Some(old.max(new)),
+        };
         self.last_seen_at = now;
         self.updated_at = now;
         escalated
@@ -354,6 +399,7 @@ impl NewAlert {
             last_seen_at: now,
             expires_at: self.expires_at.map(truncate_to_millis),
             seq: 0,
+            created_by: None,
         })
     }
 }
@@ -662,5 +708,50 @@ mod tests {
         assert_eq!(a.severity, Severity::Critical);
         assert_eq!(a.occurrences, 3);
         assert_eq!(a.created_at, now());
+    }
+
+    #[test]
+    fn merge_never_shortens_the_expiry() {
+        let at = |h| Some(now() + Duration::hours(h));
+        let base = ok()
+            .into_alert(AlertId::new(), now(), || Audience::user("me"))
+            .unwrap();
+        let merged = |old, new, when| {
+            let mut a = base.clone();
+            a.expires_at = old;
+            let mut n = base.clone();
+            n.expires_at = new;
+            a.merge_repeat(&n, when);
+            a.expires_at
+        };
+        assert_eq!(merged(at(10), at(1), now()), at(10), "shorter is ignored");
+        assert_eq!(merged(at(1), at(10), now()), at(10), "longer extends");
+        assert_eq!(merged(None, at(1), now()), None, "no expiry stays");
+        assert_eq!(merged(at(1), None, now()), None, "none is the latest");
+        // Already expired (not yet purged): the repeat revives it with its own.
+        assert_eq!(merged(at(1), at(5), now() + Duration::hours(2)), at(5));
+    }
+
+    #[test]
+    fn dedup_scope_separates_creators_and_audiences() {
+        let mk = |creator: &str, audience: Audience, key: Option<&str>| {
+            let mut n = ok().audience(audience);
+            n.dedup_key = key.map(str::to_owned);
+            let mut a = n.into_alert(AlertId::new(), now(), || Audience::user("x")).unwrap();
+            a.created_by = Some(creator.into());
+            a.dedup_scope()
+        };
+        let base = mk("svc", Audience::everyone(), Some("k"));
+        assert_eq!(base.as_deref().map(str::len), Some(64));
+        assert_eq!(base, mk("svc", Audience::everyone(), Some("k")));
+        assert_ne!(base, mk("mallory", Audience::everyone(), Some("k")));
+        assert_ne!(base, mk("svc", Audience::user("bob"), Some("k")));
+        assert_ne!(base, mk("svc", Audience::everyone(), Some("k2")));
+        assert_eq!(mk("svc", Audience::everyone(), None), None);
+        // Field boundaries cannot be shifted to collide.
+        assert_ne!(
+            mk("ab", Audience::user("c"), Some("k")),
+            mk("a", Audience::user("c"), Some("bk"))
+        );
     }
 }

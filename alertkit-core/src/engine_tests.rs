@@ -6,7 +6,7 @@ use chrono::{Duration, TimeZone, Utc};
 use mockall::predicate::eq;
 
 use crate::broadcast::MockBroadcaster;
-use crate::store::MockAlertStore;
+use crate::store::MockStore as MockAlertStore;
 use crate::*;
 
 fn t0() -> chrono::DateTime<Utc> {
@@ -275,8 +275,11 @@ async fn mark_all_read_with_nothing_to_mark_publishes_nothing() {
 
 #[tokio::test]
 async fn resolving_a_resolved_alert_publishes_nothing() {
-    let a = stored(warning());
+    let mut a = stored(warning());
+    a.created_by = Some("svc".into());
     let mut store = store();
+    let view = AlertView::new(a.clone(), Receipt::default());
+    store.expect_get().returning(move |_, _, _| Ok(view.clone()));
     store
         .expect_resolve()
         .returning(move |_, _| Ok((a.clone(), false)));
@@ -487,4 +490,132 @@ async fn raise_many_validates_everything_before_writing_then_publishes_each() {
         .await
         .unwrap();
     assert_eq!(out.len(), 2);
+}
+
+fn created_by(owner: &str, audience: Audience) -> Alert {
+    let mut a = stored(warning().audience(audience));
+    a.created_by = Some(owner.into());
+    a
+}
+
+#[tokio::test]
+async fn only_the_creator_or_a_manager_resolves() {
+    // svc sees the alert (it is in the audience) but did not raise it.
+    let a = created_by("other", Audience::user("svc"));
+    let mut store = store();
+    let view = AlertView::new(a.clone(), Receipt::default());
+    store.expect_get().returning(move |_, _, _| Ok(view.clone()));
+    store.expect_resolve().never();
+    let kit = kit(store, MockBroadcaster::new());
+    let err = kit.resolve(&raiser(), a.id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
+
+    // Invisible and not its own: NotFound, revealing nothing.
+    let b = created_by("other", Audience::user("bob"));
+    let mut store = self::store();
+    let view = AlertView::new(b.clone(), Receipt::default());
+    store.expect_get().returning(move |_, _, _| Ok(view.clone()));
+    store.expect_resolve().never();
+    let kit = self::kit(store, MockBroadcaster::new());
+    let err = kit.resolve(&raiser(), b.id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+
+    // A reader without alerts.create never reaches the store.
+    let kit = self::kit(self::store(), MockBroadcaster::new());
+    let err = kit
+        .resolve(&Principal::user("svc"), b.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
+
+    // alerts.manage resolves without reading the creator.
+    let mut store = self::store();
+    store.expect_get().never();
+    let b2 = b.clone();
+    store
+        .expect_resolve()
+        .times(1)
+        .returning(move |_, _| Ok((b2.clone(), true)));
+    let mut bus = MockBroadcaster::new();
+    bus.expect_publish().times(1).returning(|_| Ok(()));
+    let kit = self::kit(store, bus);
+    kit.resolve(&Principal::admin("root"), b.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn resolve_key_looks_only_at_the_callers_own_alerts() {
+    let mut store = store();
+    store
+        .expect_find_active()
+        .with(eq("cap:VCH20"), eq(Some("svc".to_owned())), eq(t0()))
+        .times(1)
+        .returning(|_, _, _| Ok(vec![]));
+    let kit = kit(store, MockBroadcaster::new());
+    assert!(kit.resolve_key(&raiser(), "cap:VCH20").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn raise_records_its_creator() {
+    let mut store = store();
+    store
+        .expect_insert_or_dedup()
+        .withf(|a, _, _| a.created_by.as_deref() == Some("svc"))
+        .times(1)
+        .returning(|a, _, _| {
+            Ok(Raised {
+                alert: a,
+                deduplicated: false,
+                escalated: false,
+            })
+        });
+    let mut bus = MockBroadcaster::new();
+    bus.expect_publish().returning(|_| Ok(()));
+    kit(store, bus).raise(&raiser(), warning()).await.unwrap();
+}
+
+#[tokio::test]
+async fn listing_rules_needs_manage() {
+    let mut store = store();
+    store.expect_list_rules().never();
+    let kit = kit(store, MockBroadcaster::new());
+    let reader = Principal::user("svc").with_permissions([Permission::AlertsCreate]);
+    assert_eq!(
+        kit.rules(&reader).await.unwrap_err().kind(),
+        ErrorKind::Forbidden
+    );
+}
+
+#[tokio::test]
+async fn list_cursors_are_sealed_and_checked() {
+    use crate::query::{Cursor, CursorPosition};
+    let a = stored(warning());
+    let store_cursor = Cursor::new(CursorPosition::of(&a));
+    let mut store = store();
+    let c = store_cursor.clone();
+    store.expect_list().returning(move |_, q, _| {
+        // The store only ever sees its own, unsealed cursors.
+        if let Some(got) = &q.cursor {
+            assert_eq!(got, &c);
+        }
+        Ok(Page {
+            alerts: vec![],
+            total: 0,
+            unread_count: 0,
+            has_more: true,
+            next_cursor: Some(c.clone()),
+        })
+    });
+    let kit = kit(store, MockBroadcaster::new());
+    let me = Principal::user("svc");
+    let page = kit.list(&me, &AlertQuery::default()).await.unwrap();
+    let sealed = page.next_cursor.unwrap();
+    assert_ne!(sealed, store_cursor);
+    let again = AlertQuery::default().after(Some(sealed));
+    kit.list(&me, &again).await.unwrap();
+    // The store's raw cursor, without the engine's tag, is refused.
+    let raw = AlertQuery::default().after(Some(store_cursor));
+    assert_eq!(
+        kit.list(&me, &raw).await.unwrap_err().kind(),
+        ErrorKind::Invalid
+    );
 }

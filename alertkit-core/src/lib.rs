@@ -49,7 +49,7 @@ pub use audience::{Audience, Target};
 pub use broadcast::{Broadcaster, BusMessage, EventStream};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{ClaimedDelivery, Delivery, DeliveryOutcome, DeliveryStatus, DeliveryTarget};
-pub use engine::{AlertKit, AlertKitBuilder};
+pub use engine::{AlertKit, AlertKitBuilder, Change, Health};
 pub use error::{Error, ErrorKind, Result};
 pub use event::AlertEvent;
 pub use hooks::{Authenticator, Directory};
@@ -62,7 +62,7 @@ pub use scheduler::{
     Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, RunStatus, Schedule, Scheduler,
 };
 pub use severity::Severity;
-pub use store::{AlertStore, Raised};
+pub use store::{AlertStore, JobStore, Outbox, Raised, RuleStore, Store};
 
 pub mod severity;
 

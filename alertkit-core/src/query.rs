@@ -28,6 +28,16 @@ pub const MAX_LIMIT: u32 = 200;
 /// [`AlertStore::stats`](crate::AlertStore::stats).
 pub const COUNT_CAP: u64 = 500;
 
+/// The earliest time a filter or cursor may name (0001-01-01T00:00:00Z).
+pub const MIN_TIME_MICROS: i64 = -62_135_596_800_000_000;
+/// The latest time a filter or cursor may name (9999-12-31T23:59:59.999999Z).
+/// Every backend stores the whole range; beyond it some cannot.
+pub const MAX_TIME_MICROS: i64 = 253_402_300_799_999_999;
+
+fn in_time_range(t: DateTime<Utc>) -> bool {
+    (MIN_TIME_MICROS..=MAX_TIME_MICROS).contains(&t.timestamp_micros())
+}
+
 /// Which alerts to consider. Every condition given must hold; list-valued
 /// conditions match when any of their values does. Visibility and expiry are
 /// applied on top by the store.
@@ -72,6 +82,13 @@ impl AlertFilter {
     /// Rejects filters whose values could never be stored (so backends need
     /// not worry about NUL bytes or megabyte strings in a query).
     pub fn validate(&self) -> Result<()> {
+        for (field, t) in [("since", self.since), ("until", self.until)] {
+            if t.is_some_and(|t| !in_time_range(t)) {
+                return Err(Error::invalid(format!(
+                    "`{field}` must be between years 1 and 9999"
+                )));
+            }
+        }
         for (field, values) in [("alert_type", &self.alert_types), ("tag", &self.tags)] {
             if values.len() > 100 {
                 return Err(Error::invalid(format!("at most 100 `{field}` values")));
@@ -213,6 +230,9 @@ impl Cursor {
         let raw = String::from_utf8(bytes).map_err(|_| bad())?;
         let mut parts = raw.split('.');
         let micros: i64 = parts.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+        if !(MIN_TIME_MICROS..=MAX_TIME_MICROS).contains(&micros) {
+            return Err(bad());
+        }
         let created_at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
         let id = parts.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
         let totals = match (parts.next(), parts.next(), parts.next()) {
@@ -333,7 +353,10 @@ mod tests {
             ..pos
         };
         assert_eq!(Cursor::new(with).position().unwrap(), with);
-        for bad in ["", "!!", "bm9wZQ", &"A".repeat(500)] {
+        // Extreme times no backend can compare with are refused here.
+        let extreme = URL_SAFE_NO_PAD.encode(format!("{}.{}", i64::MAX, AlertId::new()));
+        let negative = URL_SAFE_NO_PAD.encode(format!("{}.{}", i64::MIN, AlertId::new()));
+        for bad in ["", "!!", "bm9wZQ", &"A".repeat(500), &extreme, &negative] {
             assert!(matches!(
                 Cursor::from_raw(bad).position(),
                 Err(Error::Invalid(_))

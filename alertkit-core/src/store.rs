@@ -1,4 +1,26 @@
-//! The storage trait every backend implements.
+//! The storage roles every backend implements.
+//!
+//! A store plays four roles, each its own trait so that a consumer depends
+//! only on the role it uses:
+//!
+//! | role | what it holds | who uses it |
+//! |---|---|---|
+//! | [`AlertStore`] | alerts, per-user receipts, the change feed, retention | the engine, the WebSocket hub (through the engine) |
+//! | [`RuleStore`] | rules and subscriptions | the engine, rule evaluation |
+//! | [`Outbox`] | deliveries: claim under a lease, complete, list, dead letters | the notification dispatcher |
+//! | [`JobStore`] | job runs and the once-per-tick claim | the scheduler |
+//!
+//! [`Store`] bundles the four (a blanket impl: any type implementing all of
+//! them is a `Store`); [`AlertKit`](crate::AlertKit) takes an
+//! `Arc<dyn Store>` and hands out `Arc<dyn Outbox>` / `Arc<dyn JobStore>`
+//! by trait upcasting. Delivery rows are *enqueued* by
+//! [`AlertStore::insert_or_dedup`], in the raise's own transaction, and then
+//! belong to the [`Outbox`].
+//!
+//! Each role has a conformance macro in `alertkit-testkit`
+//! (`alert_store_conformance!`, `rule_store_conformance!`,
+//! `outbox_conformance!`, `job_store_conformance!`), so a custom backend can
+//! prove the roles it implements.
 
 use std::collections::HashMap;
 
@@ -7,6 +29,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::alert::{Alert, AlertView, Receipt};
+use crate::delivery::DeliveryStatus;
 use crate::delivery::{ClaimedDelivery, Delivery, DeliveryOutcome, DeliveryTarget};
 use crate::error::Result;
 use crate::id::AlertId;
@@ -27,7 +50,7 @@ pub struct Raised {
     pub escalated: bool,
 }
 
-/// Durable storage for alerts, per-user receipts, rules and subscriptions.
+/// Durable alerts and per-user receipts, the change feed and retention.
 ///
 /// Times are passed in by the caller (the engine reads its [`Clock`](crate::Clock)),
 /// so a backend never reads the wall clock and tests are deterministic.
@@ -37,7 +60,6 @@ pub struct Raised {
 ///
 /// The behaviour is pinned down by the conformance suite in `alertkit-testkit`;
 /// [`MemoryAlertStore`](https://docs.rs/alertkit-storage) is the reference.
-#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait AlertStore: Send + Sync + 'static {
     /// The backend's name (`memory`, `sqlite`, `postgres`, `mongodb`).
@@ -46,10 +68,11 @@ pub trait AlertStore: Send + Sync + 'static {
     /// Checks that the backend is reachable.
     async fn ping(&self) -> Result<()>;
 
-    /// Inserts `alert`, unless it has a `dedup_key` equal to that of an
-    /// active alert, in which case that alert absorbs it through
-    /// [`Alert::merge_repeat`]. Atomic: concurrent raises of one key yield
-    /// one alert whose `occurrences` counts them all.
+    /// Inserts `alert`, unless it has a [dedup scope](Alert::dedup_scope)
+    /// equal to that of an active alert (the same `dedup_key`, raised by
+    /// the same principal for the same audience), in which case that alert
+    /// absorbs it through [`Alert::merge_repeat`]. Atomic: concurrent raises
+    /// of one scope yield one alert whose `occurrences` counts them all.
     ///
     /// In the same transaction, when the alert is new or escalated, enqueues
     /// one [`Delivery`] per target for the stored alert (its severity as
@@ -77,8 +100,14 @@ pub trait AlertStore: Send + Sync + 'static {
         Ok(out)
     }
 
-    /// The active alert holding `dedup_key`, if any (regardless of viewer).
-    async fn find_active(&self, dedup_key: &str, now: DateTime<Utc>) -> Result<Option<Alert>>;
+    /// The active alerts holding `dedup_key` (regardless of viewer), oldest
+    /// first; only those raised by `created_by` when it is given.
+    async fn find_active(
+        &self,
+        dedup_key: &str,
+        created_by: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Alert>>;
 
     /// One alert with the viewer's receipt.
     async fn get(&self, viewer: &Viewer, id: AlertId, now: DateTime<Utc>) -> Result<AlertView>;
@@ -137,6 +166,66 @@ pub trait AlertStore: Send + Sync + 'static {
     /// The highest change sequence number committed so far (0 when none).
     async fn latest_seq(&self) -> Result<u64>;
 
+    /// [`changes_since`](Self::changes_since) as one viewer sees it: the
+    /// changes numbered in `(after, upto]` of alerts **visible to the
+    /// viewer**, lowest first, at most `limit`, each with the viewer's
+    /// receipt. What a WebSocket `resume` replays.
+    ///
+    /// The default walks `changes_since` and reads each receipt; backends
+    /// override it with one query that filters visibility and joins the
+    /// viewer's receipts, so a replay costs a bounded number of queries
+    /// whatever else the store holds.
+    async fn changes_for(
+        &self,
+        viewer: &Viewer,
+        after: u64,
+        upto: u64,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AlertView>> {
+        let mut out = Vec::new();
+        let mut from = after;
+        while from < upto && out.len() < limit as usize {
+            let page = self.changes_since(from, 500, now).await?;
+            let full = page.len() == 500;
+            for alert in page {
+                from = alert.seq;
+                if alert.seq > upto || out.len() == limit as usize {
+                    return Ok(out);
+                }
+                if viewer.sees_all || alert.audience.is_visible_to(viewer) {
+                    let receipt = self
+                        .receipts(alert.id)
+                        .await?
+                        .remove(&viewer.user_id)
+                        .unwrap_or_default();
+                    out.push(AlertView::new(alert, receipt));
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every user's receipt on each of `ids` (alerts without receipts are
+    /// absent): [`receipts`](Self::receipts) for a batch, in one read where
+    /// the backend can.
+    async fn receipts_many(
+        &self,
+        ids: &[AlertId],
+    ) -> Result<HashMap<AlertId, HashMap<String, Receipt>>> {
+        let mut out = HashMap::new();
+        for id in ids {
+            let r = self.receipts(*id).await?;
+            if !r.is_empty() {
+                out.insert(*id, r);
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes an alert and its receipts; returns what was deleted.
     async fn delete(&self, id: AlertId) -> Result<Alert>;
 
@@ -150,6 +239,11 @@ pub trait AlertStore: Send + Sync + 'static {
         batch: u32,
     ) -> Result<u64>;
 
+}
+
+/// Rules and subscriptions.
+#[async_trait]
+pub trait RuleStore: Send + Sync + 'static {
     /// Stores a new rule; [`Conflict`](crate::Error::Conflict) if the name is taken.
     async fn create_rule(&self, rule: AlertRule) -> Result<AlertRule>;
 
@@ -175,6 +269,13 @@ pub trait AlertStore: Send + Sync + 'static {
     /// type and severity, by user.
     async fn subscribers(&self, alert_type: &str, severity: Severity) -> Result<Vec<Subscription>>;
 
+}
+
+/// The delivery outbox: rows enqueued by
+/// [`AlertStore::insert_or_dedup`] in the raise's transaction, claimed under
+/// a lease by dispatchers, completed with each attempt's outcome.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
     /// Atomically claims up to `limit` claimable deliveries (see
     /// [`Delivery::is_claimable`]), oldest due first: each becomes in flight
     /// until `now + lease` with one more attempt. Two dispatchers never claim
@@ -201,6 +302,15 @@ pub trait AlertStore: Send + Sync + 'static {
     /// Every delivery of an alert, oldest first.
     async fn deliveries(&self, alert_id: AlertId) -> Result<Vec<Delivery>>;
 
+    /// Deliveries in one status (dead letters: [`DeliveryStatus::Dead`]),
+    /// most recently updated first, at most `limit`.
+    async fn deliveries_in(&self, status: DeliveryStatus, limit: u32) -> Result<Vec<Delivery>>;
+}
+
+/// Job runs: the scheduler's record, and its once-per-tick claim across
+/// every instance sharing the store.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
     /// Records that `run.job_id` runs for the tick `run.scheduled_at`.
     /// Returns `false`, storing nothing, if a run for that tick exists:
     /// of several instances, exactly one gets `true`.
@@ -211,4 +321,63 @@ pub trait AlertStore: Send + Sync + 'static {
 
     /// The latest runs of a job, newest tick first.
     async fn job_runs(&self, job_id: &str, limit: u32) -> Result<Vec<JobRun>>;
+}
+
+/// Every store role at once: what [`AlertKit`](crate::AlertKit) takes.
+///
+/// Implemented for every type that implements the four roles; a backend
+/// never implements it by hand.
+pub trait Store: AlertStore + RuleStore + Outbox + JobStore {}
+
+impl<T: AlertStore + RuleStore + Outbox + JobStore + ?Sized> Store for T {}
+
+#[cfg(test)]
+mockall::mock! {
+    /// A store mock playing every role, for the engine's unit tests.
+    pub Store {}
+    #[async_trait]
+    impl AlertStore for Store {
+        fn backend(&self) -> &'static str;
+        async fn ping(&self) -> Result<()>;
+        async fn insert_or_dedup( &self, alert: Alert, deliveries: &[DeliveryTarget], now: DateTime<Utc>, ) -> Result<Raised>;
+        async fn find_active(&self, dedup_key: &str, created_by: Option<String>, now: DateTime<Utc>) -> Result<Vec<Alert>>;
+        async fn insert_many(&self, items: Vec<(Alert, Vec<DeliveryTarget>)>, now: DateTime<Utc>) -> Result<Vec<Raised>>;
+        async fn get(&self, viewer: &Viewer, id: AlertId, now: DateTime<Utc>) -> Result<AlertView>;
+        async fn list(&self, viewer: &Viewer, query: &AlertQuery, now: DateTime<Utc>) -> Result<Page>;
+        async fn count(&self, viewer: &Viewer, filter: &AlertFilter, now: DateTime<Utc>) -> Result<u64>;
+        async fn stats( &self, viewer: &Viewer, filter: &AlertFilter, now: DateTime<Utc>, ) -> Result<Stats>;
+        async fn mark_read(&self, viewer: &Viewer, id: AlertId, now: DateTime<Utc>) -> Result<Receipt>;
+        async fn mark_all_read( &self, viewer: &Viewer, filter: &AlertFilter, now: DateTime<Utc>, ) -> Result<Vec<AlertId>>;
+        async fn dismiss(&self, viewer: &Viewer, id: AlertId, now: DateTime<Utc>) -> Result<Receipt>;
+        async fn resolve(&self, id: AlertId, now: DateTime<Utc>) -> Result<(Alert, bool)>;
+        async fn receipts(&self, id: AlertId) -> Result<HashMap<String, Receipt>>;
+        async fn changes_since(&self, after: u64, limit: u32, now: DateTime<Utc>) -> Result<Vec<Alert>>;
+        async fn latest_seq(&self) -> Result<u64>;
+        async fn delete(&self, id: AlertId) -> Result<Alert>;
+        async fn purge_expired( &self, now: DateTime<Utc>, retention: Duration, batch: u32, ) -> Result<u64>;
+    }
+    #[async_trait]
+    impl RuleStore for Store {
+        async fn create_rule(&self, rule: AlertRule) -> Result<AlertRule>;
+        async fn update_rule(&self, rule: AlertRule) -> Result<AlertRule>;
+        async fn get_rule(&self, id: Uuid) -> Result<AlertRule>;
+        async fn list_rules(&self) -> Result<Vec<AlertRule>>;
+        async fn delete_rule(&self, id: Uuid) -> Result<()>;
+        async fn subscriptions(&self, user_id: &str) -> Result<Vec<Subscription>>;
+        async fn set_subscriptions(&self, user_id: &str, subs: Vec<Subscription>) -> Result<()>;
+        async fn subscribers(&self, alert_type: &str, severity: Severity) -> Result<Vec<Subscription>>;
+    }
+    #[async_trait]
+    impl Outbox for Store {
+        async fn claim_deliveries( &self, now: DateTime<Utc>, lease: Duration, limit: u32, ) -> Result<Vec<ClaimedDelivery>>;
+        async fn complete_delivery( &self, id: Uuid, attempt: u32, outcome: DeliveryOutcome, now: DateTime<Utc>, ) -> Result<Delivery>;
+        async fn deliveries(&self, alert_id: AlertId) -> Result<Vec<Delivery>>;
+        async fn deliveries_in(&self, status: DeliveryStatus, limit: u32) -> Result<Vec<Delivery>>;
+    }
+    #[async_trait]
+    impl JobStore for Store {
+        async fn claim_job_run(&self, run: &JobRun) -> Result<bool>;
+        async fn update_job_run(&self, run: &JobRun) -> Result<()>;
+        async fn job_runs(&self, job_id: &str, limit: u32) -> Result<Vec<JobRun>>;
+    }
 }

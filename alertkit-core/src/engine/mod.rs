@@ -5,11 +5,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use uuid::Uuid;
 
 use crate::alert::{Alert, AlertView, NewAlert, Receipt};
 use crate::audience::{Audience, Target};
-use crate::broadcast::{Broadcaster, EventStream};
+use crate::broadcast::Broadcaster;
 use crate::clock::{Clock, SystemClock, truncate_to_millis};
 use crate::delivery::DeliveryTarget;
 use crate::error::{Error, Result};
@@ -18,8 +17,14 @@ use crate::hooks::Directory;
 use crate::id::AlertId;
 use crate::principal::{Permission, Principal};
 use crate::query::{AlertFilter, AlertQuery, Page, Stats};
-use crate::rule::{AlertRule, Channel, NewRule, Subscription};
-use crate::store::{AlertStore, Raised};
+use crate::rule::Channel;
+use crate::store::{JobStore, Outbox, Raised, RuleStore, Store};
+
+mod cursor;
+mod live;
+mod rules;
+
+pub use live::{Change, Health};
 
 /// How long alerts are kept after their last update, by default.
 pub const DEFAULT_RETENTION_DAYS: i64 = 30;
@@ -32,9 +37,16 @@ pub const DEFAULT_PURGE_BATCH: u32 = 1_000;
 /// - reading and keeping read/dismiss state needs `alerts.read`, and only
 ///   alerts whose audience includes the principal are seen (all, with
 ///   `alerts.manage`);
-/// - raising and resolving need `alerts.create`; raising for a group or
-///   everyone also needs `alerts.broadcast`;
-/// - deleting, purging and changing rules need `alerts.manage`.
+/// - raising needs `alerts.create`; raising for a group or everyone also
+///   needs `alerts.broadcast`; a repeat merges only into the caller's own
+///   alert for the same audience (see [`Alert::dedup_scope`]);
+/// - resolving needs `alerts.manage`, or `alerts.create` and being the
+///   alert's creator;
+/// - deleting, purging, listing and changing rules need `alerts.manage`.
+///
+/// List cursors are signed with the engine's cursor key
+/// ([`AlertKitBuilder::cursor_key`]): a cursor that was not made by an
+/// engine holding the same key is [`Error::Invalid`].
 ///
 /// Writes go to the store first; the event is published only once the store
 /// has accepted them. A failed publish is logged, not returned: the change is
@@ -45,12 +57,13 @@ pub struct AlertKit {
 }
 
 struct Inner {
-    store: Arc<dyn AlertStore>,
+    store: Arc<dyn Store>,
     bus: Arc<dyn Broadcaster>,
     directory: Option<Arc<dyn Directory>>,
     clock: Arc<dyn Clock>,
     retention: Duration,
     purge_batch: u32,
+    cursor_key: cursor::CursorKey,
 }
 
 impl std::fmt::Debug for AlertKit {
@@ -66,17 +79,18 @@ impl std::fmt::Debug for AlertKit {
 /// Builds an [`AlertKit`].
 #[derive(Default)]
 pub struct AlertKitBuilder {
-    store: Option<Arc<dyn AlertStore>>,
+    store: Option<Arc<dyn Store>>,
     bus: Option<Arc<dyn Broadcaster>>,
     directory: Option<Arc<dyn Directory>>,
     clock: Option<Arc<dyn Clock>>,
     retention: Option<Duration>,
     purge_batch: Option<u32>,
+    cursor_key: Option<Vec<u8>>,
 }
 
 impl AlertKitBuilder {
-    /// The store (required).
-    pub fn store(mut self, store: Arc<dyn AlertStore>) -> Self {
+    /// The store (required): anything implementing the four store roles.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
         self
     }
@@ -113,6 +127,15 @@ impl AlertKitBuilder {
         self
     }
 
+    /// The secret list cursors are signed with (at least 16 bytes). Every
+    /// instance serving one API must share it, or a cursor from one is
+    /// refused by another; a random key is made when none is given, which
+    /// suits a single instance.
+    pub fn cursor_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.cursor_key = Some(key.into());
+        self
+    }
+
     /// Builds the engine; [`Error::Invalid`] if the store or broadcaster is
     /// missing or the settings are out of range.
     pub fn build(self) -> Result<AlertKit> {
@@ -132,6 +155,10 @@ impl AlertKitBuilder {
         if purge_batch == 0 {
             return Err(Error::invalid("purge batch must be at least 1"));
         }
+        let cursor_key = match self.cursor_key {
+            Some(k) => cursor::CursorKey::new(&k)?,
+            None => cursor::CursorKey::random(),
+        };
         Ok(AlertKit {
             inner: Arc::new(Inner {
                 store,
@@ -140,6 +167,7 @@ impl AlertKitBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 retention,
                 purge_batch,
+                cursor_key,
             }),
         })
     }
@@ -151,9 +179,25 @@ impl AlertKit {
         AlertKitBuilder::default()
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn AlertStore> {
+    /// The store, with every role. For embedders and tests; the transport
+    /// layer goes through the engine's own methods.
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// The store as an [`Outbox`], for a notification dispatcher.
+    pub fn outbox(&self) -> Arc<dyn Outbox> {
+        self.inner.store.clone()
+    }
+
+    /// The store as a [`JobStore`], for a scheduler.
+    pub fn job_store(&self) -> Arc<dyn JobStore> {
+        self.inner.store.clone()
+    }
+
+    /// The store as a [`RuleStore`], for rule evaluation.
+    pub fn rule_store(&self) -> Arc<dyn RuleStore> {
+        self.inner.store.clone()
     }
 
     /// The broadcaster.
@@ -188,7 +232,9 @@ impl AlertKit {
             by.require(Permission::AlertsBroadcast)?;
         }
         let now = self.now();
-        let alert = new.into_alert(AlertId::new(), now, || Audience::user(by.user_id.clone()))?;
+        let mut alert =
+            new.into_alert(AlertId::new(), now, || Audience::user(by.user_id.clone()))?;
+        alert.created_by = Some(by.user_id.clone());
         let targets = self.plan_deliveries(&alert).await?;
         let raised = self
             .inner
@@ -210,8 +256,9 @@ impl AlertKit {
         let now = self.now();
         let mut items = Vec::with_capacity(batch.len());
         for new in batch {
-            let alert =
+            let mut alert =
                 new.into_alert(AlertId::new(), now, || Audience::user(by.user_id.clone()))?;
+            alert.created_by = Some(by.user_id.clone());
             let targets = self.plan_deliveries(&alert).await?;
             items.push((alert, targets));
         }
@@ -285,11 +332,31 @@ impl AlertKit {
         self.inner.store.get(&by.viewer(), id, self.now()).await
     }
 
-    /// One page of the alerts the principal sees.
+    /// Whether the principal may see an alert (its audience includes the
+    /// principal, or it holds `alerts.manage`).
+    pub fn can_see(&self, by: &Principal, alert: &Alert) -> bool {
+        let viewer = by.viewer();
+        viewer.sees_all || alert.audience.is_visible_to(&viewer)
+    }
+
+    /// One page of the alerts the principal sees. The query's cursor must
+    /// be one this engine (or one sharing its cursor key) handed out.
     pub async fn list(&self, by: &Principal, query: &AlertQuery) -> Result<Page> {
         by.require(Permission::AlertsRead)?;
+        let mut query = query.clone();
+        if let Some(c) = &query.cursor {
+            query.cursor = Some(self.inner.cursor_key.open(c)?);
+        }
         query.validate()?;
-        self.inner.store.list(&by.viewer(), query, self.now()).await
+        let mut page = self
+            .inner
+            .store
+            .list(&by.viewer(), &query, self.now())
+            .await?;
+        page.next_cursor = page
+            .next_cursor
+            .map(|c| self.inner.cursor_key.seal(&c));
+        Ok(page)
     }
 
     /// Counts by severity and type over the alerts the principal sees.
@@ -375,9 +442,27 @@ impl AlertKit {
         Ok(receipt)
     }
 
-    /// Resolves an alert; publishes `resolved` if it was active.
+    /// Resolves an alert; publishes `resolved` if it was active. Needs
+    /// `alerts.manage`, or `alerts.create` and being the alert's creator
+    /// (an alert the caller may not see is `NotFound`; one it sees but did
+    /// not raise is `Forbidden`).
     pub async fn resolve(&self, by: &Principal, id: AlertId) -> Result<Alert> {
-        by.require(Permission::AlertsCreate)?;
+        if !by.can(Permission::AlertsManage) {
+            by.require(Permission::AlertsCreate)?;
+            let now = self.now();
+            let view = self
+                .inner
+                .store
+                .get(&crate::principal::Viewer::all(by.user_id.clone()), id, now)
+                .await?;
+            if view.alert.created_by.as_deref() != Some(by.user_id.as_str()) {
+                return Err(if self.can_see(by, &view.alert) {
+                    Error::forbidden("only the alert's creator or alerts.manage may resolve it")
+                } else {
+                    Error::not_found(format!("alert {id}"))
+                });
+            }
+        }
         let (alert, changed) = self.inner.store.resolve(id, self.now()).await?;
         if changed {
             self.publish(AlertEvent::Resolved {
@@ -388,18 +473,31 @@ impl AlertKit {
         Ok(alert)
     }
 
-    /// Resolves the active alert holding `dedup_key`, if there is one.
-    pub async fn resolve_key(&self, by: &Principal, dedup_key: &str) -> Result<Option<Alert>> {
-        by.require(Permission::AlertsCreate)?;
-        match self.inner.store.find_active(dedup_key, self.now()).await? {
-            Some(a) => match self.resolve(by, a.id).await {
-                Ok(a) => Ok(Some(a)),
-                // Deleted or resolved by someone else meanwhile: nothing left to resolve.
-                Err(Error::NotFound(_)) => Ok(None),
-                Err(e) => Err(e),
-            },
-            None => Ok(None),
+    /// Resolves the active alerts holding `dedup_key` that the principal
+    /// raised (every one holding it, with `alerts.manage`); returns those
+    /// it resolved.
+    pub async fn resolve_key(&self, by: &Principal, dedup_key: &str) -> Result<Vec<Alert>> {
+        let creator = if by.can(Permission::AlertsManage) {
+            None
+        } else {
+            by.require(Permission::AlertsCreate)?;
+            Some(by.user_id.clone())
+        };
+        let active = self
+            .inner
+            .store
+            .find_active(dedup_key, creator, self.now())
+            .await?;
+        let mut out = Vec::with_capacity(active.len());
+        for a in active {
+            match self.resolve(by, a.id).await {
+                Ok(a) => out.push(a),
+                // Deleted meanwhile: nothing left to resolve.
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(out)
     }
 
     /// Deletes an alert (needs `alerts.manage`).
@@ -432,109 +530,5 @@ impl AlertKit {
                 return Ok(total);
             }
         }
-    }
-
-    /// Sends an ephemeral message to every connected client, on every
-    /// instance (needs `alerts.broadcast`). Nothing is stored. `level` is
-    /// `info` (the default), `warning` or `error`; `data` must be a JSON
-    /// object of at most 16 KiB (or null).
-    pub async fn broadcast(
-        &self,
-        by: &Principal,
-        message: &str,
-        level: Option<&str>,
-        data: serde_json::Value,
-    ) -> Result<()> {
-        by.require(Permission::AlertsBroadcast)?;
-        if message.trim().is_empty() || message.len() > 4096 {
-            return Err(Error::invalid("message must be 1 to 4096 bytes"));
-        }
-        let level = level.unwrap_or("info");
-        if !matches!(level, "info" | "warning" | "error") {
-            return Err(Error::invalid("level must be one of info, warning, error"));
-        }
-        if !(data.is_null() || data.is_object()) || data.to_string().len() > 16 * 1024 {
-            return Err(Error::invalid(
-                "data must be a JSON object of at most 16 KiB",
-            ));
-        }
-        self.inner
-            .bus
-            .publish(AlertEvent::Broadcast {
-                message: message.to_owned(),
-                level: level.to_owned(),
-                data,
-                at: self.now(),
-            })
-            .await
-    }
-
-    /// Subscribes to the event stream (what a WebSocket hub listens to).
-    pub async fn subscribe(&self) -> Result<EventStream> {
-        self.inner.bus.subscribe().await
-    }
-
-    /// Every rule (needs `alerts.read`).
-    pub async fn rules(&self, by: &Principal) -> Result<Vec<AlertRule>> {
-        by.require(Permission::AlertsRead)?;
-        self.inner.store.list_rules().await
-    }
-
-    /// Creates a rule (needs `alerts.manage`).
-    pub async fn create_rule(&self, by: &Principal, rule: NewRule) -> Result<AlertRule> {
-        by.require(Permission::AlertsManage)?;
-        let now = self.now();
-        let rule = rule.into_rule(Uuid::now_v7(), now, now);
-        rule.validate(now)?;
-        self.inner.store.create_rule(rule).await
-    }
-
-    /// Replaces a rule (needs `alerts.manage`).
-    pub async fn update_rule(&self, by: &Principal, id: Uuid, rule: NewRule) -> Result<AlertRule> {
-        by.require(Permission::AlertsManage)?;
-        let now = self.now();
-        let old = self.inner.store.get_rule(id).await?;
-        let rule = rule.into_rule(id, old.created_at, now);
-        rule.validate(now)?;
-        self.inner.store.update_rule(rule).await
-    }
-
-    /// Deletes a rule (needs `alerts.manage`).
-    pub async fn delete_rule(&self, by: &Principal, id: Uuid) -> Result<()> {
-        by.require(Permission::AlertsManage)?;
-        self.inner.store.delete_rule(id).await
-    }
-
-    /// The principal's own subscriptions.
-    pub async fn subscriptions(&self, by: &Principal) -> Result<Vec<Subscription>> {
-        by.require(Permission::AlertsRead)?;
-        self.inner.store.subscriptions(&by.user_id).await
-    }
-
-    /// Replaces the principal's own subscriptions. Each must name the
-    /// principal as its user, or leave `user_id` empty to mean it.
-    pub async fn set_subscriptions(
-        &self,
-        by: &Principal,
-        subs: Vec<Subscription>,
-    ) -> Result<Vec<Subscription>> {
-        by.require(Permission::AlertsRead)?;
-        let mut out = Vec::with_capacity(subs.len());
-        for mut s in subs {
-            if s.user_id.is_empty() {
-                s.user_id.clone_from(&by.user_id);
-            } else if s.user_id != by.user_id {
-                return Err(Error::forbidden(
-                    "subscriptions can only be set for oneself",
-                ));
-            }
-            s.validate()?;
-            out.push(s);
-        }
-        self.inner
-            .store
-            .set_subscriptions(&by.user_id, out.clone())
-            .await?;
-        Ok(out)
     }
 }

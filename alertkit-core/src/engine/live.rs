@@ -1,0 +1,141 @@
+//! What the live transport needs of the engine: the change feed with
+//! receipts, per-viewer replays, broadcasts, the event stream and health.
+
+use std::collections::HashMap;
+
+use crate::alert::{Alert, AlertView, Receipt};
+use crate::broadcast::EventStream;
+use crate::error::{Error, Result};
+use crate::event::AlertEvent;
+use crate::principal::{Permission, Principal};
+
+use super::AlertKit;
+
+/// One entry of the change feed: an alert in its state after its latest
+/// change, and every user's receipt on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The alert; [`Alert::seq`] is the change number.
+    pub alert: Alert,
+    /// The receipts users hold on it (users without one are absent).
+    pub receipts: HashMap<String, Receipt>,
+}
+
+/// The engine's view of its dependencies.
+#[derive(Debug)]
+pub struct Health {
+    /// The store backend's name.
+    pub store_backend: &'static str,
+    /// Whether the store answered, and if not why.
+    pub store: Result<()>,
+}
+
+impl Health {
+    /// Whether every component is up.
+    pub fn is_ok(&self) -> bool {
+        self.store.is_ok()
+    }
+}
+
+impl AlertKit {
+    /// The highest change number committed so far.
+    pub async fn latest_seq(&self) -> Result<u64> {
+        self.inner.store.latest_seq().await
+    }
+
+    /// Up to `limit` changes numbered above `after`, lowest first, each with
+    /// the receipts users hold on it, read in one batch: what a live fan-out
+    /// (the WebSocket hub) follows. Costs two store reads per call.
+    ///
+    /// This is a system-level read with no principal: the caller must only
+    /// hand each change to connections allowed to see it.
+    pub async fn change_feed(&self, after: u64, limit: u32) -> Result<Vec<Change>> {
+        let alerts = self
+            .inner
+            .store
+            .changes_since(after, limit, self.now())
+            .await?;
+        if alerts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<_> = alerts.iter().map(|a| a.id).collect();
+        let mut receipts = self.inner.store.receipts_many(&ids).await?;
+        Ok(alerts
+            .into_iter()
+            .map(|alert| Change {
+                receipts: receipts.remove(&alert.id).unwrap_or_default(),
+                alert,
+            })
+            .collect())
+    }
+
+    /// The alerts the principal may see whose latest change is numbered in
+    /// `(after, upto]`, lowest first, at most `limit`, each with the
+    /// principal's receipt: what a WebSocket `resume` replays. Visibility is
+    /// filtered by the store's query, so the cost is bounded by `limit`, not
+    /// by how much else changed.
+    pub async fn replay(
+        &self,
+        by: &Principal,
+        after: u64,
+        upto: u64,
+        limit: u32,
+    ) -> Result<Vec<AlertView>> {
+        by.require(Permission::AlertsRead)?;
+        if after >= upto {
+            return Ok(Vec::new());
+        }
+        self.inner
+            .store
+            .changes_for(&by.viewer(), after, upto, limit, self.now())
+            .await
+    }
+
+    /// Whether the store answers.
+    pub async fn health(&self) -> Health {
+        Health {
+            store_backend: self.inner.store.backend(),
+            store: self.inner.store.ping().await,
+        }
+    }
+
+    /// Sends an ephemeral message to every connected client, on every
+    /// instance (needs `alerts.broadcast`). Nothing is stored. `level` is
+    /// `info` (the default), `warning` or `error`; `data` must be a JSON
+    /// object of at most 16 KiB (or null).
+    pub async fn broadcast(
+        &self,
+        by: &Principal,
+        message: &str,
+        level: Option<&str>,
+        data: serde_json::Value,
+    ) -> Result<()> {
+        by.require(Permission::AlertsBroadcast)?;
+        if message.trim().is_empty() || message.len() > 4096 {
+            return Err(Error::invalid("message must be 1 to 4096 bytes"));
+        }
+        let level = level.unwrap_or("info");
+        if !matches!(level, "info" | "warning" | "error") {
+            return Err(Error::invalid("level must be one of info, warning, error"));
+        }
+        if !(data.is_null() || data.is_object()) || data.to_string().len() > 16 * 1024 {
+            return Err(Error::invalid(
+                "data must be a JSON object of at most 16 KiB",
+            ));
+        }
+        self.inner
+            .bus
+            .publish(AlertEvent::Broadcast {
+                message: message.to_owned(),
+                level: level.to_owned(),
+                data,
+                at: self.now(),
+            })
+            .await
+    }
+
+    /// Subscribes to the event stream (what a WebSocket hub listens to).
+    pub async fn subscribe(&self) -> Result<EventStream> {
+        self.inner.bus.subscribe().await
+    }
+}
