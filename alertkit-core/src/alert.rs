@@ -737,7 +737,9 @@ mod tests {
         let mk = |creator: &str, audience: Audience, key: Option<&str>| {
             let mut n = ok().audience(audience);
             n.dedup_key = key.map(str::to_owned);
-            let mut a = n.into_alert(AlertId::new(), now(), || Audience::user("x")).unwrap();
+            let mut a = n
+                .into_alert(AlertId::new(), now(), || Audience::user("x"))
+                .unwrap();
             a.created_by = Some(creator.into());
             a.dedup_scope()
         };

@@ -279,7 +279,9 @@ async fn resolving_a_resolved_alert_publishes_nothing() {
     a.created_by = Some("svc".into());
     let mut store = store();
     let view = AlertView::new(a.clone(), Receipt::default());
-    store.expect_get().returning(move |_, _, _| Ok(view.clone()));
+    store
+        .expect_get()
+        .returning(move |_, _, _| Ok(view.clone()));
     store
         .expect_resolve()
         .returning(move |_, _| Ok((a.clone(), false)));
@@ -504,7 +506,9 @@ async fn only_the_creator_or_a_manager_resolves() {
     let a = created_by("other", Audience::user("svc"));
     let mut store = store();
     let view = AlertView::new(a.clone(), Receipt::default());
-    store.expect_get().returning(move |_, _, _| Ok(view.clone()));
+    store
+        .expect_get()
+        .returning(move |_, _, _| Ok(view.clone()));
     store.expect_resolve().never();
     let kit = kit(store, MockBroadcaster::new());
     let err = kit.resolve(&raiser(), a.id).await.unwrap_err();
@@ -514,7 +518,9 @@ async fn only_the_creator_or_a_manager_resolves() {
     let b = created_by("other", Audience::user("bob"));
     let mut store = self::store();
     let view = AlertView::new(b.clone(), Receipt::default());
-    store.expect_get().returning(move |_, _, _| Ok(view.clone()));
+    store
+        .expect_get()
+        .returning(move |_, _, _| Ok(view.clone()));
     store.expect_resolve().never();
     let kit = self::kit(store, MockBroadcaster::new());
     let err = kit.resolve(&raiser(), b.id).await.unwrap_err();
@@ -551,7 +557,12 @@ async fn resolve_key_looks_only_at_the_callers_own_alerts() {
         .times(1)
         .returning(|_, _, _| Ok(vec![]));
     let kit = kit(store, MockBroadcaster::new());
-    assert!(kit.resolve_key(&raiser(), "cap:VCH20").await.unwrap().is_empty());
+    assert!(
+        kit.resolve_key(&raiser(), "cap:VCH20")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

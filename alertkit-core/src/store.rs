@@ -238,7 +238,6 @@ pub trait AlertStore: Send + Sync + 'static {
         retention: Duration,
         batch: u32,
     ) -> Result<u64>;
-
 }
 
 /// Rules and subscriptions.
@@ -268,7 +267,6 @@ pub trait RuleStore: Send + Sync + 'static {
     /// The enabled subscriptions (of any user) that want an alert of this
     /// type and severity, by user.
     async fn subscribers(&self, alert_type: &str, severity: Severity) -> Result<Vec<Subscription>>;
-
 }
 
 /// The delivery outbox: rows enqueued by

@@ -100,7 +100,10 @@ mod tests {
         // A one-byte prefix of the right tag is still refused.
         let (body, tag) = s.rsplit_once('.').unwrap();
         let short = URL_SAFE_NO_PAD.encode(&URL_SAFE_NO_PAD.decode(tag).unwrap()[..1]);
-        assert!(key.open(&Cursor::from_raw(format!("{body}.{short}"))).is_err());
+        assert!(
+            key.open(&Cursor::from_raw(format!("{body}.{short}")))
+                .is_err()
+        );
     }
 
     #[test]

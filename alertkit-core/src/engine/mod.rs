@@ -353,9 +353,7 @@ impl AlertKit {
             .store
             .list(&by.viewer(), &query, self.now())
             .await?;
-        page.next_cursor = page
-            .next_cursor
-            .map(|c| self.inner.cursor_key.seal(&c));
+        page.next_cursor = page.next_cursor.map(|c| self.inner.cursor_key.seal(&c));
         Ok(page)
     }
 

@@ -1,0 +1,85 @@
+//! [`Outbox`]: the delivery outbox.
+
+#[allow(unused_imports)]
+use super::*;
+
+#[async_trait]
+impl Outbox for MemoryAlertStore {
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        let mut s = self.write();
+        let mut due: Vec<(DateTime<Utc>, Uuid)> = s
+            .deliveries
+            .values()
+            .filter(|d| d.is_claimable(now))
+            .map(|d| (d.next_attempt_at, d.id))
+            .collect();
+        due.sort();
+        due.truncate(limit as usize);
+        let mut out = Vec::with_capacity(due.len());
+        for (_, id) in due {
+            let Some(d) = s.deliveries.get_mut(&id) else {
+                continue;
+            };
+            d.claim(now, now + lease);
+            let delivery = d.clone();
+            if let Some(alert) = s.alerts.get(&delivery.alert_id) {
+                out.push(ClaimedDelivery {
+                    delivery,
+                    alert: alert.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn complete_delivery(
+        &self,
+        id: Uuid,
+        attempt: u32,
+        outcome: DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        let mut s = self.write();
+        let d = s
+            .deliveries
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found(format!("delivery {id}")))?;
+        if d.status != DeliveryStatus::InFlight || d.attempts != attempt {
+            return Err(Error::Conflict(format!(
+                "delivery {id} is not in flight on attempt {attempt}"
+            )));
+        }
+        d.complete(&outcome, now);
+        Ok(d.clone())
+    }
+
+    async fn deliveries(&self, alert_id: AlertId) -> Result<Vec<Delivery>> {
+        let mut out: Vec<Delivery> = self
+            .read()
+            .deliveries
+            .values()
+            .filter(|d| d.alert_id == alert_id)
+            .cloned()
+            .collect();
+        out.sort_by_key(|d| (d.created_at, d.id));
+        Ok(out)
+    }
+
+    async fn deliveries_in(&self, status: DeliveryStatus, limit: u32) -> Result<Vec<Delivery>> {
+        let mut out: Vec<Delivery> = self
+            .read()
+            .deliveries
+            .values()
+            .filter(|d| d.status == status)
+            .cloned()
+            .collect();
+        out.sort_by_key(|d| std::cmp::Reverse((d.updated_at, d.id)));
+        out.truncate(limit as usize);
+        Ok(out)
+    }
+}

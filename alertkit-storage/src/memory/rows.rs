@@ -1,0 +1,4 @@
+//! Rows and documents ↔ model values.
+
+#[allow(unused_imports)]
+use super::*;

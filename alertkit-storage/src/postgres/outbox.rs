@@ -1,0 +1,125 @@
+//! [`Outbox`]: the delivery outbox.
+
+#[allow(unused_imports)]
+use super::*;
+
+#[async_trait]
+impl Outbox for PostgresAlertStore {
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        let mut tx = self.pool.begin().await.pg()?;
+        let sql = format!(
+            "UPDATE deliveries d SET status = 'in_flight', lease_until = $2, \
+               attempts = d.attempts + 1, updated_at = $1 \
+             FROM (SELECT id FROM deliveries \
+                   WHERE (status = 'pending' AND next_attempt_at <= $1) \
+                      OR (status = 'in_flight' AND lease_until <= $1) \
+                   ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) due \
+             WHERE d.id = due.id RETURNING {}",
+            DELIVERY_COLS
+                .split(", ")
+                .map(|c| format!("d.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(now + lease)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .pg()?;
+        let mut deliveries = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        deliveries.sort_by_key(|d| (d.next_attempt_at, d.id));
+        let ids: Vec<Uuid> = deliveries.iter().map(|d| d.alert_id.as_uuid()).collect();
+        let sql = format!("SELECT {ALERT_COLS} FROM alerts a WHERE a.id = ANY($1)");
+        let alerts: HashMap<AlertId, Alert> = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ids)
+            .fetch_all(&mut *tx)
+            .await
+            .pg()?
+            .iter()
+            .map(|r| alert_from_row(r).map(|a| (a.id, a)))
+            .collect::<Result<_>>()?;
+        tx.commit().await.pg()?;
+        Ok(pair_with_alerts(deliveries, &alerts))
+    }
+
+    async fn complete_delivery(
+        &self,
+        id: Uuid,
+        attempt: u32,
+        outcome: DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        let mut tx = self.pool.begin().await.pg()?;
+        let sql = format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = $1 FOR UPDATE");
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .pg()?
+        else {
+            return Err(Error::not_found(format!("delivery {id}")));
+        };
+        let mut d = delivery_from_row(&row)?;
+        if d.status != DeliveryStatus::InFlight || d.attempts != attempt {
+            return Err(Error::Conflict(format!(
+                "delivery {id} is not in flight on attempt {attempt}"
+            )));
+        }
+        d.complete(&outcome, now);
+        sqlx::query(
+            "UPDATE deliveries SET status = $2, next_attempt_at = $3, lease_until = $4, \
+             last_error = $5, updated_at = $6 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(d.status.as_str())
+        .bind(d.next_attempt_at)
+        .bind(d.lease_until)
+        .bind(d.last_error.as_deref())
+        .bind(d.updated_at)
+        .execute(&mut *tx)
+        .await
+        .pg()?;
+        tx.commit().await.pg()?;
+        Ok(d)
+    }
+
+    async fn deliveries(&self, alert_id: AlertId) -> Result<Vec<Delivery>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries WHERE alert_id = $1 ORDER BY created_at, id"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(alert_id.as_uuid())
+            .fetch_all(&self.pool)
+            .await
+            .pg()?
+            .iter()
+            .map(delivery_from_row)
+            .collect()
+    }
+
+    async fn deliveries_in(&self, status: DeliveryStatus, limit: u32) -> Result<Vec<Delivery>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries WHERE status = $1 \
+             ORDER BY updated_at DESC, id DESC LIMIT $2"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(status.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .pg()?
+            .iter()
+            .map(delivery_from_row)
+            .collect()
+    }
+}

@@ -1,0 +1,127 @@
+//! [`Outbox`]: the delivery outbox.
+
+#[allow(unused_imports)]
+use super::*;
+
+#[async_trait]
+impl Outbox for SqliteAlertStore {
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.lite()?;
+        let sql = format!(
+            "UPDATE deliveries SET status = 'in_flight', lease_until = ?, attempts = attempts + 1, \
+               updated_at = ? \
+             WHERE id IN (SELECT id FROM deliveries \
+                 WHERE (status = 'pending' AND next_attempt_at <= ?) \
+                    OR (status = 'in_flight' AND lease_until <= ?) \
+                 ORDER BY next_attempt_at, id LIMIT ?) \
+             RETURNING {DELIVERY_COLS}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ms(now + lease))
+            .bind(ms(now))
+            .bind(ms(now))
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .lite()?;
+        let mut deliveries = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        deliveries.sort_by_key(|d| (d.next_attempt_at, d.id));
+        let mut alerts: HashMap<AlertId, Alert> = HashMap::new();
+        for d in &deliveries {
+            if alerts.contains_key(&d.alert_id) {
+                continue;
+            }
+            let sql = format!("SELECT {ALERT_COLS} FROM alerts a WHERE a.id = ?");
+            if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(d.alert_id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .lite()?
+            {
+                alerts.insert(d.alert_id, alert_from_row(&row)?);
+            }
+        }
+        tx.commit().await.lite()?;
+        Ok(pair_with_alerts(deliveries, &alerts))
+    }
+
+    async fn complete_delivery(
+        &self,
+        id: Uuid,
+        attempt: u32,
+        outcome: DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.lite()?;
+        let sql = format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = ?");
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .lite()?
+        else {
+            return Err(Error::not_found(format!("delivery {id}")));
+        };
+        let mut d = delivery_from_row(&row)?;
+        if d.status != DeliveryStatus::InFlight || d.attempts != attempt {
+            return Err(Error::Conflict(format!(
+                "delivery {id} is not in flight on attempt {attempt}"
+            )));
+        }
+        d.complete(&outcome, now);
+        sqlx::query(
+            "UPDATE deliveries SET status = ?, next_attempt_at = ?, lease_until = ?, \
+             last_error = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(d.status.as_str())
+        .bind(ms(d.next_attempt_at))
+        .bind(opt_ms(d.lease_until))
+        .bind(d.last_error.as_deref())
+        .bind(ms(d.updated_at))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .lite()?;
+        tx.commit().await.lite()?;
+        Ok(d)
+    }
+
+    async fn deliveries(&self, alert_id: AlertId) -> Result<Vec<Delivery>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries WHERE alert_id = ? ORDER BY created_at, id"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(alert_id.as_uuid())
+            .fetch_all(&self.pool)
+            .await
+            .lite()?
+            .iter()
+            .map(delivery_from_row)
+            .collect()
+    }
+
+    async fn deliveries_in(&self, status: DeliveryStatus, limit: u32) -> Result<Vec<Delivery>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries WHERE status = ? \
+             ORDER BY updated_at DESC, id DESC LIMIT ?"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(status.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .lite()?
+            .iter()
+            .map(delivery_from_row)
+            .collect()
+    }
+}

@@ -1,0 +1,151 @@
+//! The raise transaction: dedup, outbox enqueue, change number.
+
+#[allow(unused_imports)]
+use super::*;
+
+pub(super) async fn insert_alert(conn: &mut SqliteConnection, a: &Alert) -> Result<bool> {
+    let res = sqlx::query(
+        "INSERT INTO alerts (id, alert_type, severity, title, message, tags, resource_type, \
+         resource_id, audience, metadata, dedup_key, status, occurrences, created_at, updated_at, \
+         last_seen_at, expires_at, created_by, dedup_scope) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(a.id.as_uuid())
+    .bind(&a.alert_type)
+    .bind(a.severity.rank())
+    .bind(&a.title)
+    .bind(&a.message)
+    .bind(json_list(&a.tags))
+    .bind(a.resource.as_ref().map(|r| r.kind.as_str()))
+    .bind(a.resource.as_ref().map(|r| r.id.as_str()))
+    .bind(json_list(&audience_strings(&a.audience)))
+    .bind(a.metadata.to_string())
+    .bind(a.dedup_key.as_deref())
+    .bind(a.status.as_str())
+    .bind(to_i32(a.occurrences))
+    .bind(ms(a.created_at))
+    .bind(ms(a.updated_at))
+    .bind(ms(a.last_seen_at))
+    .bind(opt_ms(a.expires_at))
+    .bind(a.created_by.as_deref())
+    .bind(a.dedup_scope())
+    .execute(&mut *conn)
+    .await
+    .lite()?;
+    Ok(res.rows_affected() == 1)
+}
+
+pub(super) async fn enqueue(
+    conn: &mut SqliteConnection,
+    alert: &Alert,
+    targets: &[DeliveryTarget],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for t in targets {
+        sqlx::query(
+            "INSERT INTO deliveries (id, alert_id, user_id, channel, severity, status, attempts, \
+             next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) \
+             ON CONFLICT (alert_id, user_id, channel, severity) DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(alert.id.as_uuid())
+        .bind(&t.user_id)
+        .bind(t.channel.as_str())
+        .bind(alert.severity.rank())
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(ms(now))
+        .execute(&mut *conn)
+        .await
+        .lite()?;
+    }
+    Ok(())
+}
+
+/// Gives the alert the next change sequence number. Only inside a
+/// `BEGIN IMMEDIATE` transaction: those are serialized, so numbers follow
+/// commit order.
+pub(super) async fn stamp(conn: &mut SqliteConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, u64>> {
+    let n = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+    let last: i64 = sqlx::query_scalar("UPDATE alert_seq SET value = value + ? RETURNING value")
+        .bind(n)
+        .fetch_one(&mut *conn)
+        .await
+        .lite()?;
+    let mut seqs = HashMap::with_capacity(ids.len());
+    for (seq, id) in (last - n + 1..).zip(ids) {
+        sqlx::query("UPDATE alerts SET seq = ? WHERE id = ?")
+            .bind(seq)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .lite()?;
+        seqs.insert(*id, to_u64(seq));
+    }
+    Ok(seqs)
+}
+
+/// Stamps what a batch of raises touched and copies the numbers into them.
+pub(super) async fn stamp_raised(conn: &mut SqliteConnection, raised: &mut [Raised]) -> Result<()> {
+    let seqs = stamp(conn, &touched(raised)).await?;
+    set_seqs(raised, &seqs);
+    Ok(())
+}
+
+pub(super) async fn raise_in(
+    conn: &mut SqliteConnection,
+    alert: Alert,
+    targets: &[DeliveryTarget],
+    now: DateTime<Utc>,
+) -> Result<Raised> {
+    if let Some(scope) = alert.dedup_scope() {
+        let sql = format!(
+            "SELECT {ALERT_COLS} FROM alerts a WHERE a.dedup_scope = ? AND a.status = 'active'"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(scope)
+            .fetch_optional(&mut *conn)
+            .await
+            .lite()?;
+        if let Some(row) = row {
+            let mut existing = alert_from_row(&row)?;
+            let escalated = existing.merge_repeat(&alert, now);
+            sqlx::query(
+                "UPDATE alerts SET severity = ?, occurrences = ?, title = ?, message = ?, \
+                 metadata = ?, expires_at = ?, last_seen_at = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(existing.severity.rank())
+            .bind(to_i32(existing.occurrences))
+            .bind(&existing.title)
+            .bind(&existing.message)
+            .bind(existing.metadata.to_string())
+            .bind(opt_ms(existing.expires_at))
+            .bind(ms(now))
+            .bind(ms(now))
+            .bind(existing.id.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .lite()?;
+            if escalated {
+                enqueue(conn, &existing, targets, now).await?;
+            }
+            return Ok(Raised {
+                alert: existing,
+                deduplicated: true,
+                escalated,
+            });
+        }
+    }
+    if !insert_alert(conn, &alert).await? {
+        return Err(Error::Conflict(format!(
+            "alert {} already exists",
+            alert.id
+        )));
+    }
+    enqueue(conn, &alert, targets, now).await?;
+    Ok(Raised {
+        alert,
+        deduplicated: false,
+        escalated: false,
+    })
+}
