@@ -56,7 +56,7 @@ async fn setup() -> Option<TestMongo> {
     Some(TestMongo { store, url })
 }
 
-alertkit_testkit::alert_store_conformance!(setup());
+alertkit_testkit::store_conformance!(setup());
 
 #[tokio::test]
 async fn init_twice_is_fine() {

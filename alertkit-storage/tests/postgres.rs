@@ -72,7 +72,7 @@ async fn setup() -> Option<TestPg> {
     Some(TestPg { store, url })
 }
 
-alertkit_testkit::alert_store_conformance!(setup());
+alertkit_testkit::store_conformance!(setup());
 
 #[tokio::test]
 async fn migrations_run_twice_and_concurrently() {

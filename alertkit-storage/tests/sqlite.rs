@@ -52,7 +52,7 @@ async fn setup() -> Option<TestLite> {
     Some(TestLite { store, path })
 }
 
-alertkit_testkit::alert_store_conformance!(setup());
+alertkit_testkit::store_conformance!(setup());
 
 #[tokio::test]
 async fn migrations_run_twice_and_data_survives_reopening() {

@@ -1,21 +1,32 @@
 //! The alertkit conformance suite.
 //!
-//! One `pub async fn` per behaviour of [`AlertStore`](alertkit_core::AlertStore)
-//! (module [`store`]) and of [`Broadcaster`](alertkit_core::Broadcaster)
-//! (module [`broadcast`]). Each takes the backend as a trait object, panics
-//! with a description when the backend misbehaves, and assumes a fresh,
-//! empty backend (isolate each test: its own schema, database or key prefix).
+//! One `pub async fn` per behaviour of each store role and of
+//! [`Broadcaster`](alertkit_core::Broadcaster), in one module per role:
 //!
-//! A backend's test file runs them all with one macro line, which expands to
-//! one named `#[tokio::test]` per case (the test crate needs `tokio` with the
-//! `macros` and `rt-multi-thread` features):
+//! | module | role | macro |
+//! |---|---|---|
+//! | [`alerts`] | [`AlertStore`](alertkit_core::AlertStore) | [`alert_store_conformance!`] |
+//! | [`rules`] | [`RuleStore`](alertkit_core::RuleStore) | [`rule_store_conformance!`] |
+//! | [`outbox`] | [`Outbox`](alertkit_core::Outbox) (with `AlertStore`, which enqueues) | [`outbox_conformance!`] |
+//! | [`jobs`] | [`JobStore`](alertkit_core::JobStore) | [`job_store_conformance!`] |
+//! | [`broadcast`] | [`Broadcaster`](alertkit_core::Broadcaster) | [`broadcaster_conformance!`] |
+//!
+//! [`store_conformance!`] runs the four store roles at once. Each case
+//! takes the backend by reference, panics with a description when the
+//! backend misbehaves, and assumes a fresh, empty backend (isolate each
+//! test: its own schema, database or key prefix). A custom backend runs the
+//! macros of the roles it implements.
+//!
+//! A backend's test file runs them with one macro line per role, which
+//! expands to one named `#[tokio::test]` per case (the test crate needs
+//! `tokio` with the `macros` and `rt-multi-thread` features):
 //!
 //! ```
 //! use std::sync::Arc;
-//! use alertkit_core::{AlertStore, Broadcaster};
+//! use alertkit_core::{Broadcaster, Store};
 //! use alertkit_testkit::services::service_url;
 //!
-//! async fn store() -> Option<Arc<dyn AlertStore>> {
+//! async fn store() -> Option<Arc<dyn Store>> {
 //!     let url = service_url("DATABASE_URL")?; // fails the run if required and unset
 //!     todo!("connect to {url}, create an isolated schema, return the store")
 //! }
@@ -23,32 +34,36 @@
 //!     todo!("a broadcaster on its own channel prefix")
 //! }
 //!
-//! alertkit_testkit::alert_store_conformance!(store());
+//! alertkit_testkit::store_conformance!(store());
 //! alertkit_testkit::broadcaster_conformance!(bus());
 //! # fn main() {}
 //! ```
 //!
 //! The setup expression is evaluated once per test and must yield an
 //! `Option` of something that dereferences to the backend (`Arc<S>`,
-//! `Box<S>`, `Arc<dyn AlertStore>`, a guard that drops a test schema).
+//! `Box<S>`, `Arc<dyn Store>`, a guard that drops a test schema).
 //! `None` means the service is absent and not required: the test returns
 //! after [`services::service_url`] has said so loudly (and with
 //! `ALERTKIT_REQUIRE_SERVICES=1` it panics instead, so CI never skips).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod alerts;
 pub mod broadcast;
+pub mod counting;
 pub mod fixtures;
+pub mod jobs;
+pub mod outbox;
+pub mod rules;
 pub mod scenarios;
 pub mod services;
-pub mod store;
 
-/// Expands to one `#[tokio::test]` per [`store`] case, each calling the
+/// Expands to one `#[tokio::test]` per [`alerts`] case, each calling the
 /// case with a fresh store from `$setup` (an expression evaluating to a
 /// future, e.g. `setup()`).
 #[macro_export]
 macro_rules! alert_store_conformance {
     ($setup:expr) => {
-        $crate::__cases!(store, $setup;
+        $crate::__cases!(alerts, $setup;
             insert_get_round_trip,
             get_missing_is_not_found,
             get_invisible_is_not_found,
@@ -79,6 +94,8 @@ macro_rules! alert_store_conformance {
             dedup_concurrent_raises_make_one_alert,
             dedup_revives_expired_active_alert,
             dedup_keys_are_independent,
+            dedup_is_scoped_to_creator_and_audience,
+            dedup_merge_never_shortens_expiry,
             resolve_then_dedup_creates_new_alert,
             resolve_is_idempotent,
             resolve_missing_is_not_found,
@@ -88,22 +105,67 @@ macro_rules! alert_store_conformance {
             purge_in_bounded_batches,
             visibility_user_group_everyone_admin,
             hostile_strings_round_trip,
+            page_counts_saturate_at_the_cap,
+            changes_follow_raise_merge_resolve,
+            receipts_of_one_alert,
+            receipts_many_batches_alerts,
+            changes_reader_misses_nothing_under_concurrent_writers,
+            changes_for_a_viewer_filter_visibility_with_receipts,
+        );
+    };
+}
+
+/// Expands to one `#[tokio::test]` per [`rules`] case.
+#[macro_export]
+macro_rules! rule_store_conformance {
+    ($setup:expr) => {
+        $crate::__cases!(rules, $setup;
             rules_crud,
             subscriptions_replace_and_match,
+        );
+    };
+}
+
+/// Expands to one `#[tokio::test]` per [`outbox`] case. The backend must
+/// implement [`AlertStore`](alertkit_core::AlertStore) too: deliveries are
+/// enqueued by its raise transaction.
+#[macro_export]
+macro_rules! outbox_conformance {
+    ($setup:expr) => {
+        $crate::__cases!(outbox, $setup;
             outbox_enqueued_with_new_alert,
             outbox_only_escalation_notifies_again,
             outbox_claims_lease_and_expire,
             outbox_outcomes,
             outbox_concurrent_claims_never_overlap,
             outbox_follows_alert_deletion,
+            outbox_lists_by_status,
+            insert_many_matches_single_raises,
+        );
+    };
+}
+
+/// Expands to one `#[tokio::test]` per [`jobs`] case.
+#[macro_export]
+macro_rules! job_store_conformance {
+    ($setup:expr) => {
+        $crate::__cases!(jobs, $setup;
             job_run_claimed_once_per_tick,
             job_runs_update_and_list,
-            insert_many_matches_single_raises,
-            page_counts_saturate_at_the_cap,
-            changes_follow_raise_merge_resolve,
-            receipts_of_one_alert,
-            changes_reader_misses_nothing_under_concurrent_writers,
         );
+    };
+}
+
+/// All four store roles: [`alert_store_conformance!`],
+/// [`rule_store_conformance!`], [`outbox_conformance!`] and
+/// [`job_store_conformance!`].
+#[macro_export]
+macro_rules! store_conformance {
+    ($setup:expr) => {
+        $crate::alert_store_conformance!($setup);
+        $crate::rule_store_conformance!($setup);
+        $crate::outbox_conformance!($setup);
+        $crate::job_store_conformance!($setup);
     };
 }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 use alertkit::storage::{PostgresAlertStore, SqliteBuilder};
 use alertkit::transport::hub::{WsConfig, WsHub};
 use alertkit::transport::{JwtAuthenticator, LocalBroadcaster, RedisBroadcaster, http};
-use alertkit::{AlertKit, AlertStore, Broadcaster, Principal};
+use alertkit::{AlertKit, Broadcaster, Principal, Store};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
@@ -39,7 +39,7 @@ async fn main() -> Result<(), Failure> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
 
     let database = env("DATABASE_URL").unwrap_or_else(|| "sqlite://alertkit.db?mode=rwc".into());
-    let store: Arc<dyn AlertStore> = if database.starts_with("postgres") {
+    let store: Arc<dyn Store> = if database.starts_with("postgres") {
         let pg = PostgresAlertStore::builder(&database).connect().await?;
         pg.migrate().await?;
         Arc::new(pg)

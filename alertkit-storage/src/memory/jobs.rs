@@ -1,6 +1,5 @@
 //! [`JobStore`]: job runs.
 
-#[allow(unused_imports)]
 use super::*;
 
 #[async_trait]

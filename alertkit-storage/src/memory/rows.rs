@@ -1,4 +1,25 @@
-//! Rows and documents ↔ model values.
+//! The in-memory "tables": what the store holds, keyed for each access path.
 
-#[allow(unused_imports)]
 use super::*;
+
+#[derive(Debug, Default)]
+pub(super) struct State {
+    pub(super) alerts: HashMap<AlertId, Alert>,
+    /// Every alert by (created_at, id): the list order, newest last.
+    pub(super) order: BTreeSet<(DateTime<Utc>, AlertId)>,
+    /// dedup scope ([`Alert::dedup_scope`]) → the active alert holding it.
+    pub(super) active_keys: HashMap<String, AlertId>,
+    /// alert → user → receipt.
+    pub(super) receipts: HashMap<AlertId, HashMap<String, Receipt>>,
+    pub(super) rules: BTreeMap<Uuid, AlertRule>,
+    pub(super) subscriptions: BTreeMap<String, Vec<Subscription>>,
+    pub(super) deliveries: BTreeMap<Uuid, Delivery>,
+    /// (alert, user, channel, severity) of every delivery: the outbox's unique key.
+    pub(super) delivery_keys: BTreeSet<(AlertId, String, Channel, Severity)>,
+    /// (job, tick) → run.
+    pub(super) job_runs: BTreeMap<(String, DateTime<Utc>), JobRun>,
+    /// The last change sequence number handed out.
+    pub(super) seq: u64,
+    /// Change sequence number → alert (each alert under its latest number).
+    pub(super) by_seq: BTreeMap<u64, AlertId>,
+}

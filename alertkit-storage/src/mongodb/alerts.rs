@@ -1,6 +1,5 @@
 //! [`AlertStore`]: reads, receipts, the change feed, resolve, delete, purge.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl MongoAlertStore {

@@ -47,9 +47,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration as StdDuration;
 use uuid::Uuid;
 
-#[allow(unused_imports)]
 use alerts::*;
-#[allow(unused_imports)]
 use {raise::*, rows::*};
 
 const BACKEND: &str = "mongodb";

@@ -1,6 +1,5 @@
 //! The raise transaction: dedup, outbox enqueue, change number.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// How often a raise transaction is retried after losing a race.

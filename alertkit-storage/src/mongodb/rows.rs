@@ -1,6 +1,5 @@
 //! Rows and documents ↔ model values.
 
-#[allow(unused_imports)]
 use super::*;
 
 // ---- encoding -------------------------------------------------------------

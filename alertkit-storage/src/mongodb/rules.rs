@@ -1,6 +1,5 @@
 //! [`RuleStore`]: rules and subscriptions.
 
-#[allow(unused_imports)]
 use super::*;
 
 #[async_trait]

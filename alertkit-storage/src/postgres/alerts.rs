@@ -1,6 +1,5 @@
 //! [`AlertStore`]: reads, receipts, the change feed, resolve, delete, purge.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// `FROM alerts a LEFT JOIN <viewer's receipts> WHERE <visible, unexpired, filter>`.

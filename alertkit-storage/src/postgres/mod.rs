@@ -53,9 +53,6 @@ use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-#[allow(unused_imports)]
-use alerts::*;
-#[allow(unused_imports)]
 use {raise::*, rows::*};
 
 const BACKEND: &str = "postgres";

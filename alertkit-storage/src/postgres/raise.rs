@@ -1,6 +1,5 @@
 //! The raise transaction: dedup, outbox enqueue, change number.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) async fn insert_alert(tx: &mut Transaction<'_, Postgres>, a: &Alert) -> Result<bool> {

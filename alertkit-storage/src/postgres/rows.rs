@@ -1,6 +1,5 @@
 //! Rows and documents ↔ model values.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) const ALERT_COLS: &str = "a.id, a.alert_type, a.severity, a.title, a.message, a.tags, \

@@ -36,9 +36,6 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-#[allow(unused_imports)]
-use alerts::*;
-#[allow(unused_imports)]
 use {raise::*, rows::*};
 
 const BACKEND: &str = "sqlite";

@@ -1,6 +1,5 @@
 //! [`Outbox`]: the delivery outbox.
 
-#[allow(unused_imports)]
 use super::*;
 
 #[async_trait]

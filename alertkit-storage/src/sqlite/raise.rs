@@ -1,6 +1,5 @@
 //! The raise transaction: dedup, outbox enqueue, change number.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) async fn insert_alert(conn: &mut SqliteConnection, a: &Alert) -> Result<bool> {

@@ -1,0 +1,466 @@
+//! Conformance cases for the store role of this name. Each takes a fresh,
+//! empty store.
+
+use alertkit_core::{
+    Alert, AlertFilter, AlertId, AlertStore, Audience, Channel, DeliveryOutcome, DeliveryStatus,
+    DeliveryTarget, Error, NewAlert, Outbox, Severity,
+};
+use chrono::Duration;
+
+use crate::fixtures::{alert, at, bob, root, simple};
+
+use crate::alerts::{now, put};
+
+pub(crate) fn targets(list: &[(&str, Channel)]) -> Vec<DeliveryTarget> {
+    list.iter()
+        .map(|(u, c)| DeliveryTarget::new(*u, *c))
+        .collect()
+}
+
+pub(crate) fn keyed(sev: Severity, minute: i64) -> Alert {
+    alert(
+        NewAlert::new("sla_at_risk", sev, "outbox")
+            .dedup_key("outbox:k")
+            .audience(Audience::everyone()),
+        at(minute),
+    )
+}
+
+/// A new alert enqueues one pending delivery per target, due at once, in the
+/// same write; repeated targets collapse.
+pub async fn outbox_enqueued_with_new_alert<S: AlertStore + Outbox + ?Sized>(store: &S) {
+    let t = targets(&[
+        ("alice", Channel::Email),
+        ("bob", Channel::Slack),
+        ("alice", Channel::Email),
+    ]);
+    let a = store
+        .insert_or_dedup(keyed(Severity::High, 1), &t, at(1))
+        .await
+        .unwrap()
+        .alert;
+    let ds = store.deliveries(a.id).await.unwrap();
+    let mut got: Vec<(String, Channel)> =
+        ds.iter().map(|d| (d.user_id.clone(), d.channel)).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("alice".to_string(), Channel::Email),
+            ("bob".to_string(), Channel::Slack)
+        ]
+    );
+    for d in &ds {
+        assert_eq!(d.status, DeliveryStatus::Pending);
+        assert_eq!(
+            (d.attempts, d.severity, d.alert_id),
+            (0, Severity::High, a.id)
+        );
+        assert_eq!((d.next_attempt_at, d.created_at), (at(1), at(1)));
+        assert!(d.lease_until.is_none() && d.last_error.is_none());
+    }
+    let none = store
+        .insert_or_dedup(
+            alert(simple("quiet", Audience::everyone()), at(2)),
+            &[],
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert!(store.deliveries(none.alert.id).await.unwrap().is_empty());
+}
+
+/// A dedup hit enqueues nothing; an escalation enqueues again at the new
+/// severity; a receiver never gets two deliveries at one severity.
+pub async fn outbox_only_escalation_notifies_again<S: AlertStore + Outbox + ?Sized>(store: &S) {
+    let t = targets(&[("alice", Channel::Email)]);
+    let a = store
+        .insert_or_dedup(keyed(Severity::Medium, 1), &t, at(1))
+        .await
+        .unwrap()
+        .alert;
+    store
+        .insert_or_dedup(keyed(Severity::Medium, 2), &t, at(2))
+        .await
+        .unwrap();
+    store
+        .insert_or_dedup(keyed(Severity::Low, 3), &t, at(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.deliveries(a.id).await.unwrap().len(),
+        1,
+        "repeats do not notify again"
+    );
+    let r = store
+        .insert_or_dedup(keyed(Severity::Critical, 4), &t, at(4))
+        .await
+        .unwrap();
+    assert!(r.escalated);
+    let ds = store.deliveries(a.id).await.unwrap();
+    let sevs: Vec<Severity> = ds.iter().map(|d| d.severity).collect();
+    assert_eq!(sevs, vec![Severity::Medium, Severity::Critical]);
+    assert_eq!(ds[1].created_at, at(4));
+}
+
+/// Claims lease deliveries: claimed ones are not claimed again until the
+/// lease lapses, then they are, with the attempt counted.
+pub async fn outbox_claims_lease_and_expire<S: AlertStore + Outbox + ?Sized>(store: &S) {
+    let t = targets(&[
+        ("u1", Channel::Email),
+        ("u2", Channel::Email),
+        ("u3", Channel::Slack),
+    ]);
+    let a = store
+        .insert_or_dedup(keyed(Severity::High, 1), &t, at(1))
+        .await
+        .unwrap()
+        .alert;
+    let lease = Duration::minutes(5);
+    assert!(
+        store
+            .claim_deliveries(at(0), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due before creation"
+    );
+    let first = store.claim_deliveries(at(2), lease, 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    for c in &first {
+        assert_eq!(c.alert, a, "the claim carries the alert");
+        assert_eq!(c.delivery.status, DeliveryStatus::InFlight);
+        assert_eq!(c.delivery.attempts, 1);
+        assert_eq!(c.delivery.lease_until, Some(at(7)));
+    }
+    let second = store.claim_deliveries(at(3), lease, 10).await.unwrap();
+    assert_eq!(second.len(), 1, "only the unclaimed one is left");
+    assert!(first.iter().all(|c| c.delivery.id != second[0].delivery.id));
+    assert!(
+        store
+            .claim_deliveries(at(6), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leases hold"
+    );
+    // The first dispatcher died: at 7 its two leases lapse and are re-claimed.
+    let again = store.claim_deliveries(at(7), lease, 10).await.unwrap();
+    let mut ids: Vec<_> = again.iter().map(|c| c.delivery.id).collect();
+    let mut want: Vec<_> = first.iter().map(|c| c.delivery.id).collect();
+    ids.sort();
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(again.iter().all(|c| c.delivery.attempts == 2));
+}
+
+/// Outcomes: sent is final, retry waits until its time, dead is final; a
+/// stale attempt cannot overwrite a newer one.
+pub async fn outbox_outcomes<S: AlertStore + Outbox + ?Sized>(store: &S) {
+    let t = targets(&[
+        ("u1", Channel::Email),
+        ("u2", Channel::Slack),
+        ("u3", Channel::Webhook),
+    ]);
+    let a = store
+        .insert_or_dedup(keyed(Severity::High, 1), &t, at(1))
+        .await
+        .unwrap()
+        .alert;
+    let lease = Duration::minutes(5);
+    let claimed = store.claim_deliveries(at(1), lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let by_user = |u: &str| {
+        claimed
+            .iter()
+            .find(|c| c.delivery.user_id == u)
+            .unwrap()
+            .delivery
+            .clone()
+    };
+    let (d1, d2, d3) = (by_user("u1"), by_user("u2"), by_user("u3"));
+
+    let sent = store
+        .complete_delivery(d1.id, 1, DeliveryOutcome::Sent, at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        (sent.status, sent.lease_until, sent.updated_at),
+        (DeliveryStatus::Sent, None, at(2))
+    );
+    let retry = DeliveryOutcome::Retry {
+        at: at(60),
+        error: "429 Too Many Requests".into(),
+    };
+    let r = store
+        .complete_delivery(d2.id, 1, retry, at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.next_attempt_at),
+        (DeliveryStatus::Pending, at(60))
+    );
+    assert_eq!(r.last_error.as_deref(), Some("429 Too Many Requests"));
+    let dead = DeliveryOutcome::Dead {
+        error: "410 Gone".into(),
+    };
+    assert_eq!(
+        store
+            .complete_delivery(d3.id, 1, dead, at(2))
+            .await
+            .unwrap()
+            .status,
+        DeliveryStatus::Dead
+    );
+
+    // Completing twice, or a wrong attempt, conflicts.
+    assert!(matches!(
+        store
+            .complete_delivery(d1.id, 1, DeliveryOutcome::Sent, at(3))
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .complete_delivery(uuid::Uuid::now_v7(), 1, DeliveryOutcome::Sent, at(3))
+            .await,
+        Err(Error::NotFound(_))
+    ));
+
+    assert!(
+        store
+            .claim_deliveries(at(59), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "retry waits; sent and dead are final"
+    );
+    let later = store.claim_deliveries(at(60), lease, 10).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(
+        (later[0].delivery.id, later[0].delivery.attempts),
+        (d2.id, 2)
+    );
+    // The attempt-1 worker, late, cannot record over attempt 2.
+    assert!(matches!(
+        store
+            .complete_delivery(d2.id, 1, DeliveryOutcome::Sent, at(61))
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    store
+        .complete_delivery(d2.id, 2, DeliveryOutcome::Sent, at(61))
+        .await
+        .unwrap();
+    let statuses: Vec<DeliveryStatus> = store
+        .deliveries(a.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.status)
+        .collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == DeliveryStatus::Sent)
+            .count(),
+        2
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == DeliveryStatus::Dead)
+            .count(),
+        1
+    );
+}
+
+/// Concurrent claims never hand one delivery to two dispatchers.
+pub async fn outbox_concurrent_claims_never_overlap<S: AlertStore + Outbox + ?Sized>(store: &S) {
+    let t: Vec<DeliveryTarget> = (0..40)
+        .map(|i| DeliveryTarget::new(format!("u{i}"), Channel::Email))
+        .collect();
+    store
+        .insert_or_dedup(keyed(Severity::High, 1), &t, at(1))
+        .await
+        .unwrap();
+    let claims = (0..6).map(|_| store.claim_deliveries(at(2), Duration::minutes(5), 8));
+    let results = futures::future::join_all(claims).await;
+    let mut ids = Vec::new();
+    for r in results {
+        ids.extend(r.unwrap().into_iter().map(|c| c.delivery.id));
+    }
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "a delivery was claimed twice");
+    assert_eq!(n, 40, "6 claims of 8 cover all 40");
+}
+
+/// Deleting or purging an alert drops its deliveries.
+pub async fn outbox_follows_alert_deletion<S: AlertStore + Outbox + ?Sized>(store: &S) {
+    let t = targets(&[("u1", Channel::Email)]);
+    let a = store
+        .insert_or_dedup(keyed(Severity::High, 1), &t, at(1))
+        .await
+        .unwrap()
+        .alert;
+    store.delete(a.id).await.unwrap();
+    assert!(store.deliveries(a.id).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_deliveries(at(2), Duration::minutes(5), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// `deliveries_in` lists one status, most recently updated first, bounded:
+/// how dead letters are found for replay.
+pub async fn outbox_lists_by_status<S: AlertStore + Outbox + ?Sized>(store: &S) {
+    let t = targets(&[
+        ("u1", Channel::Email),
+        ("u2", Channel::Slack),
+        ("u3", Channel::Webhook),
+    ]);
+    store
+        .insert_or_dedup(keyed(Severity::High, 1), &t, at(1))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .deliveries_in(DeliveryStatus::Dead, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .deliveries_in(DeliveryStatus::Pending, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    let claimed = store
+        .claim_deliveries(at(1), Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    let dead = |e: &str| DeliveryOutcome::Dead { error: e.into() };
+    let (c0, c1, c2) = (
+        &claimed[0].delivery,
+        &claimed[1].delivery,
+        &claimed[2].delivery,
+    );
+    store
+        .complete_delivery(c0.id, 1, dead("bad address"), at(2))
+        .await
+        .unwrap();
+    store
+        .complete_delivery(c1.id, 1, DeliveryOutcome::Sent, at(3))
+        .await
+        .unwrap();
+    store
+        .complete_delivery(c2.id, 1, dead("410 Gone"), at(4))
+        .await
+        .unwrap();
+    let letters = store.deliveries_in(DeliveryStatus::Dead, 10).await.unwrap();
+    assert_eq!(
+        letters.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![c2.id, c0.id],
+        "newest first"
+    );
+    assert_eq!(letters[0].last_error.as_deref(), Some("410 Gone"));
+    let one = store.deliveries_in(DeliveryStatus::Dead, 1).await.unwrap();
+    assert_eq!(one.len(), 1);
+    let sent = store.deliveries_in(DeliveryStatus::Sent, 10).await.unwrap();
+    assert_eq!(sent.iter().map(|d| d.id).collect::<Vec<_>>(), vec![c1.id]);
+}
+
+/// A batch behaves like the same raises one by one: new alerts, dedup within
+/// the batch and against stored alerts, deliveries, results in input order.
+pub async fn insert_many_matches_single_raises<S: AlertStore + Outbox + ?Sized>(store: &S) {
+    let stored = put(
+        store,
+        alert(
+            simple("existing", Audience::everyone()).dedup_key("k-old"),
+            at(0),
+        ),
+    )
+    .await;
+    let email = targets(&[("alice", Channel::Email)]);
+    let items = vec![
+        (
+            alert(simple("p1", Audience::everyone()), at(1)),
+            email.clone(),
+        ),
+        (
+            alert(simple("k1", Audience::everyone()).dedup_key("k-new"), at(1)),
+            email.clone(),
+        ),
+        (alert(simple("p2", Audience::user("bob")), at(2)), vec![]),
+        (
+            alert(
+                NewAlert::new("test_alert", Severity::Critical, "k1 again")
+                    .dedup_key("k-new")
+                    .audience(Audience::everyone()),
+                at(2),
+            ),
+            email.clone(),
+        ),
+        (
+            alert(
+                simple("old again", Audience::everyone()).dedup_key("k-old"),
+                at(3),
+            ),
+            vec![],
+        ),
+    ];
+    let ids: Vec<AlertId> = items.iter().map(|(a, _)| a.id).collect();
+    let out = store.insert_many(items, at(3)).await.unwrap();
+    let shape: Vec<(bool, bool)> = out.iter().map(|r| (r.deduplicated, r.escalated)).collect();
+    assert_eq!(
+        shape,
+        vec![
+            (false, false),
+            (false, false),
+            (false, false),
+            (true, true),
+            (true, false)
+        ]
+    );
+    assert_eq!(out[0].alert.id, ids[0]);
+    assert_eq!(out[2].alert.id, ids[2]);
+    assert_eq!(
+        out[3].alert.id, ids[1],
+        "the repeat within the batch merged into k1"
+    );
+    assert_eq!(out[3].alert.occurrences, 2);
+    assert_eq!(out[4].alert.id, stored.id);
+    assert_eq!(
+        store
+            .count(&root(), &AlertFilter::default(), now())
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        store.get(&bob(), ids[2], now()).await.unwrap().alert,
+        out[2].alert
+    );
+    assert_eq!(store.deliveries(ids[0]).await.unwrap().len(), 1);
+    let sevs: Vec<Severity> = store
+        .deliveries(ids[1])
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.severity)
+        .collect();
+    assert_eq!(
+        sevs,
+        vec![Severity::Medium, Severity::Critical],
+        "escalation inside the batch notifies again"
+    );
+    assert!(store.insert_many(vec![], at(4)).await.unwrap().is_empty());
+}
