@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use alertkit::storage::MemoryAlertStore;
-use alertkit::transport::hub::{Attached, WsConfig, WsHub};
+use alertkit::transport::ws::hub::{Attached, WsConfig, WsHub};
 use alertkit::transport::{JwtAuthenticator, LocalBroadcaster, http};
 use alertkit::{Alert, AlertId, AlertKit, Audience, NewAlert, Principal, Severity};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

@@ -1,12 +1,19 @@
-//! Getting alert events to people.
+//! Getting alert events to people: broadcasters between instances, the
+//! REST API, and the WebSocket hub with gap-free resume.
 //!
-//! | piece | type | feature | status |
+//! | folder | piece | type | feature |
 //! |---|---|---|---|
-//! | in-process broadcaster | [`LocalBroadcaster`] | always | ready |
-//! | Redis broadcaster | `RedisBroadcaster` | `redis` | ready |
-//! | JWT authenticator (HS256, RS256) | `JwtAuthenticator` | `jwt` | ready |
-//! | REST router (alerts, rules, subscriptions, health) | [`http::router`] | `axum` | in progress |
-//! | WebSocket endpoint (live events, receipts, ping) | `/ws` in [`http::router`] | `axum` | in progress: no resume yet |
+//! | [`bus`] | in-process broadcaster | [`LocalBroadcaster`] | always |
+//! | [`bus`] | Redis broadcaster (across instances) | `RedisBroadcaster` | `redis` |
+//! | `auth` | the `Authenticator` hook, JWT (HS256, RS256) | `JwtAuthenticator` | `jwt` |
+//! | `http` | REST router: alerts, rules, subscriptions, health, OpenAPI | `http::router` | `axum` |
+//! | `ws` | WebSocket hub and protocol (`/ws`): live events, receipts, resume | `ws::WsHub` | `axum` |
+//!
+//! The transport layer talks to storage only through the engine
+//! ([`AlertKit`](alertkit_core::AlertKit)): every read and write it makes
+//! is permission-checked there. The wire contract (routes, JSON shapes,
+//! WebSocket messages and close codes) is written down in the repository's
+//! `docs/wire.md`.
 //!
 //! ```
 //! # tokio_test_block_on(async {
@@ -30,22 +37,15 @@
 //! # }
 //! ```
 
+pub mod auth;
+pub mod bus;
 #[cfg(feature = "axum")]
 pub mod http;
-#[cfg(feature = "axum")]
-pub mod hub;
-#[cfg(feature = "jwt")]
-pub mod jwt;
-pub mod local;
-#[cfg(feature = "axum")]
-pub mod openapi;
-#[cfg(feature = "redis")]
-pub mod redis;
 #[cfg(feature = "axum")]
 pub mod ws;
 
 #[cfg(feature = "jwt")]
-pub use jwt::{Claims, JwtAuthenticator};
-pub use local::LocalBroadcaster;
+pub use auth::{Claims, JwtAuthenticator};
+pub use bus::LocalBroadcaster;
 #[cfg(feature = "redis")]
-pub use redis::{RedisBroadcaster, RedisBuilder};
+pub use bus::{RedisBroadcaster, RedisBuilder};

@@ -17,7 +17,7 @@ use std::time::Duration;
 use alertkit_core::{AlertKit, Audience, NewAlert, Principal, Severity};
 use alertkit_storage::PostgresAlertStore;
 use alertkit_testkit::services::service_url;
-use alertkit_transport::hub::{WsConfig, WsHub};
+use alertkit_transport::ws::hub::{WsConfig, WsHub};
 use alertkit_transport::{JwtAuthenticator, RedisBroadcaster, http};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};

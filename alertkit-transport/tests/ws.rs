@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use alertkit_core::{AlertKit, Audience, NewAlert, Principal, Severity};
 use alertkit_storage::MemoryAlertStore;
-use alertkit_transport::hub::{WsConfig, WsHub};
+use alertkit_transport::ws::hub::{WsConfig, WsHub};
 use alertkit_transport::{JwtAuthenticator, LocalBroadcaster, http};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};

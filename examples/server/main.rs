@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alertkit::storage::{PostgresAlertStore, SqliteBuilder};
-use alertkit::transport::hub::{WsConfig, WsHub};
+use alertkit::transport::ws::hub::{WsConfig, WsHub};
 use alertkit::transport::{JwtAuthenticator, LocalBroadcaster, RedisBroadcaster, http};
 use alertkit::{AlertKit, Broadcaster, Principal, Store};
 

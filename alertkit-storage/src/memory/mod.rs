@@ -32,7 +32,6 @@ pub struct MemoryAlertStore {
     state: RwLock<State>,
 }
 
-
 impl MemoryAlertStore {
     /// An empty store.
     pub fn new() -> Self {

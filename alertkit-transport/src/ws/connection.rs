@@ -1,76 +1,22 @@
-//! The WebSocket endpoint (feature `axum`): live alert events for one
-//! authenticated user, fed by the instance's hub ([`crate::hub::WsHub`]).
-//!
-//! Protocol (JSON text frames with a `type`): once authenticated the server
-//! sends `hello {user_id, unread, cursor}`, then `alert {event, alert,
-//! cursor}` for alerts the user may see (`event`: `created`, `updated`,
-//! `resolved`; `deleted` frames carry `alert_id` and no cursor),
-//! `receipt {alert_ids, read_at?, dismissed_at?}` and `unread {count}` when
-//! the user's own state changes on any device, `broadcast {message, level,
-//! data, at}`, `error {code, message}` and `pong`. The client may send
-//! `resume {cursor}`, `mark_read {id}`, `dismiss {id}`, `ping`, and — when
-//! it connected without a token — `auth {token, cursor?}` first, within 5 s.
-//!
-//! **Cursors.** A cursor is the store's change number (a decimal string).
-//! Alert frames arrive in cursor order, and `hello`'s cursor says every
-//! change up to it happened before this connection. A client that saw
-//! cursor `c` and reconnects sends `resume {cursor: c}` (or connects with
-//! `?cursor=c`, or puts `cursor` in its `auth` message): the server replays
-//! the alerts it may see that changed after `c` — each once, in order, in
-//! their current state and with the user's receipt — then sends
-//! `resumed {cursor, replayed}` and carries on live, without a gap or a
-//! repeat, whichever instance the changes were written on. Given at connect
-//! time the replay strictly precedes live frames; a `resume` sent after live
-//! frames have arrived still loses and repeats nothing, but those live
-//! frames came first. Deletions and receipts made while away are not
-//! replayed: `hello` carries the fresh unread count.
-//!
-//! Close codes: 4001 unauthorized, 4008 too slow (its queue overflowed:
-//! reconnect and resume), 1009 a client message too big, 1001 server
-//! shutdown or no pong for twice the ping interval.
+//! One WebSocket connection: authentication, the reading loop and the
+//! writer task (hello, live frames, replies, pings, close).
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-
+use crate::ws::hub::{Attached, WsHub};
 use alertkit_core::{AlertId, AlertKit, Authenticator, Principal};
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
-use crate::hub::{
-    Attached, CLOSE_GOING_AWAY, CLOSE_TOO_BIG, CLOSE_TOO_SLOW, CLOSE_UNAUTHORIZED, WsHub,
-    alert_frame, event_name,
-};
+use super::frames::*;
+use super::replay::*;
 
 /// How long a client without a token has to send `auth`.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn close(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
-    }))
-}
-
-fn text(v: Value) -> Message {
-    Message::Text(v.to_string().into())
-}
-
-fn error(code: &str, message: impl std::fmt::Display) -> Value {
-    json!({"type": "error", "code": code, "message": message.to_string()})
-}
-
-/// Parses a cursor: the decimal string the server sent, or a number.
-pub fn parse_cursor(v: &Value) -> Option<u64> {
-    match v {
-        Value::String(s) => s.parse().ok(),
-        Value::Number(n) => n.as_u64(),
-        _ => None,
-    }
-}
 
 /// What the reading side asks the writer to do.
 enum Ctrl {
@@ -296,65 +242,6 @@ async fn write_loop(
         }
         counters.sent.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-enum ReplayError {
-    TooOld,
-    Closed,
-}
-
-/// Sends the alerts the principal may see that changed in `(after, upto]`,
-/// in change order; returns how many.
-async fn replay(
-    hub: &WsHub,
-    principal: &Principal,
-    sink: &mut SplitSink<WebSocket, Message>,
-    after: u64,
-    upto: u64,
-) -> Result<usize, ReplayError> {
-    const PAGE: u32 = 500;
-    let kit = hub.kit();
-    let viewer = principal.viewer();
-    let max = hub.config().max_replay;
-    let mut due = Vec::new();
-    let mut from = after;
-    while from < upto {
-        let page = kit
-            .store()
-            .changes_since(from, PAGE, kit.now())
-            .await
-            .map_err(|_| ReplayError::TooOld)?;
-        let full = page.len() == PAGE as usize;
-        for a in page {
-            from = a.seq;
-            if a.seq > upto {
-                break;
-            }
-            if a.audience.is_visible_to(&viewer) {
-                due.push(a);
-                if due.len() > max {
-                    return Err(ReplayError::TooOld);
-                }
-            }
-        }
-        if !full {
-            break;
-        }
-    }
-    let mut sent = 0;
-    for a in due {
-        // With the user's receipt; gone since (deleted, expired) → skipped.
-        let Ok(view) = kit.get(principal, a.id).await else {
-            continue;
-        };
-        let frame = alert_frame(event_name(&view.alert), &view, a.seq);
-        sink.send(Message::Text(frame.text))
-            .await
-            .map_err(|_| ReplayError::Closed)?;
-        hub.counters().sent.fetch_add(1, Ordering::Relaxed);
-        sent += 1;
-    }
-    Ok(sent)
 }
 
 async fn first_message_auth(

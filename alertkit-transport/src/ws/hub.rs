@@ -19,28 +19,18 @@
 //! A connection's queue is bounded ([`WsConfig::queue`]); when a send finds
 //! it full the connection is detached and closed with 4008.
 
+use alertkit_core::{
+    Alert, AlertEvent, AlertKit, AlertView, BusMessage, Principal, Receipt, Target, Viewer,
+};
+use futures::{FutureExt, StreamExt};
+use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-use alertkit_core::{
-    Alert, AlertEvent, AlertKit, AlertStatus, AlertView, BusMessage, Principal, Receipt, Target,
-    Viewer,
-};
-use axum::extract::ws::Utf8Bytes;
-use futures::{FutureExt, StreamExt};
-use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, watch};
 
-/// Close code: unauthorized.
-pub const CLOSE_UNAUTHORIZED: u16 = 4001;
-/// Close code: too slow (the connection's queue overflowed).
-pub const CLOSE_TOO_SLOW: u16 = 4008;
-/// Close code: the server is shutting down.
-pub const CLOSE_GOING_AWAY: u16 = 1001;
-/// Close code: a client message was too big.
-pub const CLOSE_TOO_BIG: u16 = 1009;
+use super::frames::*;
 
 /// How the WebSocket hub behaves. `WsConfig::default()` is what the router uses.
 #[derive(Debug, Clone)]
@@ -69,15 +59,6 @@ impl Default for WsConfig {
             max_replay: 1000,
         }
     }
-}
-
-/// One frame queued for a connection: JSON text, shared between recipients.
-#[derive(Debug, Clone)]
-pub struct Frame {
-    /// The encoded message.
-    pub text: Utf8Bytes,
-    /// The alert's change number for `alert` frames (the cursor), else 0.
-    pub seq: u64,
 }
 
 /// A connection attached to the hub: its queue and how it is told to close.
@@ -255,33 +236,6 @@ impl std::fmt::Debug for WsHub {
         f.debug_struct("WsHub")
             .field("connections", &self.lock().conns.len())
             .finish()
-    }
-}
-
-/// The wire name of an alert's state, for replayed and pumped frames.
-pub fn event_name(alert: &Alert) -> &'static str {
-    match alert.status {
-        AlertStatus::Resolved => "resolved",
-        AlertStatus::Active if alert.occurrences > 1 || alert.updated_at > alert.created_at => {
-            "updated"
-        }
-        AlertStatus::Active => "created",
-    }
-}
-
-/// Encodes an `alert` frame.
-pub fn alert_frame(event: &str, view: &AlertView, seq: u64) -> Frame {
-    let v = json!({"type": "alert", "event": event, "alert": view, "cursor": seq.to_string()});
-    Frame {
-        text: Utf8Bytes::from(v.to_string()),
-        seq,
-    }
-}
-
-fn text_frame(v: Value) -> Frame {
-    Frame {
-        text: Utf8Bytes::from(v.to_string()),
-        seq: 0,
     }
 }
 

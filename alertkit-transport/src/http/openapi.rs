@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use utoipa::OpenApi;
-//! let doc = alertkit_transport::openapi::ApiDoc::openapi();
+//! let doc = alertkit_transport::http::openapi::ApiDoc::openapi();
 //! assert!(doc.paths.paths.contains_key("/api/alerts"));
 //! ```
 //!
@@ -304,28 +304,28 @@ impl Modify for BearerAuth {
             (or `?token=`)."
     ),
     paths(
-        crate::http::health,
-        crate::http::list,
-        crate::http::create,
-        crate::http::list_unread,
-        crate::http::unread_count,
-        crate::http::stats,
-        crate::http::mark_all_read,
-        crate::http::get_one,
-        crate::http::delete_one,
-        crate::http::mark_read,
-        crate::http::dismiss,
-        crate::http::rules,
-        crate::http::create_rule,
-        crate::http::update_rule,
-        crate::http::delete_rule,
-        crate::http::subscriptions,
-        crate::http::set_subscriptions,
-        crate::http::ws_upgrade,
-        crate::http::ws_upgrade_for,
-        crate::http::ws_notifications_for,
-        crate::http::ws_stats,
-        crate::http::push_broadcast,
+        crate::http::live::health,
+        crate::http::alerts::list,
+        crate::http::alerts::create,
+        crate::http::alerts::list_unread,
+        crate::http::alerts::unread_count,
+        crate::http::alerts::stats,
+        crate::http::alerts::mark_all_read,
+        crate::http::alerts::get_one,
+        crate::http::alerts::delete_one,
+        crate::http::alerts::mark_read,
+        crate::http::alerts::dismiss,
+        crate::http::rules::rules,
+        crate::http::rules::create_rule,
+        crate::http::rules::update_rule,
+        crate::http::rules::delete_rule,
+        crate::http::rules::subscriptions,
+        crate::http::rules::set_subscriptions,
+        crate::http::live::ws_upgrade,
+        crate::http::live::ws_upgrade_for,
+        crate::http::live::ws_notifications_for,
+        crate::http::live::ws_stats,
+        crate::http::live::push_broadcast,
     ),
     components(schemas(ErrorDoc, AlertViewDoc, AlertPageDoc)),
     modifiers(&BearerAuth),

@@ -1,0 +1,209 @@
+//! Request extractors: the authenticated caller, query parameters, ETags.
+
+use alertkit_core::{
+    AlertFilter, AlertId, AlertQuery, AlertStatus, Cursor, Error, Principal, Severity,
+};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use governor::clock::{Clock, DefaultClock};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use super::*;
+
+// ---- authentication -------------------------------------------------------------
+
+/// The authenticated caller.
+pub(crate) struct Authed(pub(crate) Principal);
+
+/// The caller, if the request carries a token (WebSocket upgrades may
+/// authenticate with their first message instead).
+pub(crate) struct MaybeAuthed(pub(crate) Option<Principal>);
+
+impl FromRequestParts<AppState> for MaybeAuthed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let has_token = parts.headers.contains_key(header::AUTHORIZATION)
+            || parts
+                .uri
+                .query()
+                .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("token=")));
+        if !has_token {
+            return Ok(MaybeAuthed(None));
+        }
+        Authed::from_request_parts(parts, state)
+            .await
+            .map(|Authed(p)| MaybeAuthed(Some(p)))
+    }
+}
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let header_token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::to_owned);
+        let query_token = || {
+            parts.uri.query().and_then(|q| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(k, _)| *k == "token")
+                    .map(|(_, v)| v.to_owned())
+            })
+        };
+        let token = header_token
+            .or_else(query_token)
+            .ok_or_else(|| Error::Unauthenticated("a bearer token is required".into()))?;
+        let principal = state.auth.authenticate(&token).await?;
+        if let Err(not_until) = state.limiter.check_key(&principal.user_id) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            return Err(Error::RateLimited {
+                retry_after: Some(wait),
+            }
+            .into());
+        }
+        Ok(Authed(principal))
+    }
+}
+
+// ---- query parsing ------------------------------------------------------------------
+
+pub(crate) fn values<'a>(params: &'a [(String, String)], names: &[&str]) -> Vec<&'a str> {
+    params
+        .iter()
+        .filter(|(k, _)| names.contains(&k.as_str()))
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+pub(crate) fn one<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+pub(crate) fn time_param(
+    params: &[(String, String)],
+    name: &str,
+) -> ApiResult<Option<DateTime<Utc>>> {
+    one(params, name)
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::bad_request(format!("`{name}` must be an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+pub(crate) fn bool_param(params: &[(String, String)], name: &str) -> ApiResult<bool> {
+    match one(params, name) {
+        None => Ok(false),
+        Some("true" | "1" | "") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "`{name}` must be true or false"
+        ))),
+    }
+}
+
+pub(crate) fn filter_from(params: &[(String, String)]) -> ApiResult<AlertFilter> {
+    let severities = values(params, &["severity"])
+        .into_iter()
+        .map(|s| {
+            s.parse::<Severity>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let min_severity = one(params, "min_severity")
+        .map(|s| {
+            s.parse::<Severity>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        })
+        .transpose()?;
+    let status = one(params, "status")
+        .map(|s| {
+            s.parse::<AlertStatus>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        })
+        .transpose()?;
+    Ok(AlertFilter {
+        since: time_param(params, "since")?,
+        until: time_param(params, "until")?,
+        severities,
+        min_severity,
+        alert_types: values(params, &["alert_type"])
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        tags: values(params, &["tag", "product_code"])
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        status,
+        unread_only: bool_param(params, "unread_only")?,
+        include_dismissed: bool_param(params, "include_dismissed")?,
+    })
+}
+
+pub(crate) fn query_from(params: &[(String, String)]) -> ApiResult<AlertQuery> {
+    let limit = one(params, "limit")
+        .map(|l| {
+            l.parse::<u32>()
+                .map_err(|_| ApiError::bad_request("`limit` must be a number"))
+        })
+        .transpose()?;
+    let q = AlertQuery {
+        filter: filter_from(params)?,
+        limit,
+        cursor: one(params, "cursor").map(Cursor::from_raw),
+    };
+    q.validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(q)
+}
+
+pub(crate) fn alert_id(raw: &str) -> ApiResult<AlertId> {
+    raw.parse()
+        .map_err(|_| Error::not_found(format!("alert {raw}")).into())
+}
+
+// ---- caching ------------------------------------------------------------------------------
+
+/// A JSON response with a weak ETag of its body; `304 Not Modified` when the
+/// request's `If-None-Match` already names it (polling clients save the body).
+pub(crate) fn with_etag(headers: &HeaderMap, value: &impl serde::Serialize) -> ApiResult<Response> {
+    let body = serde_json::to_vec(value).map_err(|e| Error::backend("http", e))?;
+    let mut hasher = DefaultHasher::new();
+    body.hash(&mut hasher);
+    let etag = format!("W/\"{:016x}\"", hasher.finish());
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let tag = HeaderValue::from_str(&etag).map_err(|e| Error::backend("http", e))?;
+    let mut res = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    };
+    res.headers_mut().insert(header::ETAG, tag);
+    Ok(res)
+}
+
+pub(crate) fn rule_id(raw: &str) -> ApiResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(raw).map_err(|_| Error::not_found(format!("rule {raw}")).into())
+}

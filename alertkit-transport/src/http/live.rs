@@ -1,0 +1,158 @@
+//! Health, WebSocket upgrades, WebSocket stats and admin broadcasts.
+
+use crate::ws::hub::WsHub;
+use alertkit_core::{Error, Principal};
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::*;
+
+// ---- handlers -------------------------------------------------------------------------
+
+#[utoipa::path(
+    get, path = "/health", tag = "health", security(()),
+    responses((status = 200, description = "Every component is up", body = crate::http::openapi::HealthDoc),
+              (status = 503, description = "A component is down", body = crate::http::openapi::HealthDoc))
+)]
+pub(crate) async fn health(State(s): State<AppState>) -> Response {
+    match s.kit.store().ping().await {
+        Ok(()) => Json(json!({ "status": "ok", "components": { "store": "ok" } })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "degraded", "components": { "store": e.to_string() } })),
+        )
+            .into_response(),
+    }
+}
+
+/// `?cursor=` on the WebSocket upgrade: resume from there.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct WsParams {
+    cursor: Option<String>,
+}
+
+impl WsParams {
+    fn cursor(&self) -> ApiResult<Option<u64>> {
+        match &self.cursor {
+            None => Ok(None),
+            Some(c) => c
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::invalid("`cursor` must be a cursor the server sent").into()),
+        }
+    }
+}
+
+/// Upgrades to the WebSocket endpoint. A path's user must be the token's
+/// (checked again after first-message auth).
+pub(crate) fn upgrade(
+    s: AppState,
+    p: Option<Principal>,
+    path_user: Option<String>,
+    params: &WsParams,
+    ws: axum::extract::WebSocketUpgrade,
+) -> ApiResult<Response> {
+    if let (Some(p), Some(u)) = (&p, &path_user)
+        && p.user_id != *u
+    {
+        return Err(Error::forbidden("the path's user is not the token's").into());
+    }
+    let cursor = params.cursor()?;
+    Ok(ws_limits(ws, &s.hub).on_upgrade(move |socket| {
+        crate::ws::connection::serve(socket, s.hub, s.auth, p, path_user, cursor)
+    }))
+}
+
+/// The codec's own frame limit: well above [`WsConfig::max_message`], so
+/// that oversized client messages are read and refused with 1009.
+pub(crate) fn ws_limits(
+    ws: axum::extract::WebSocketUpgrade,
+    hub: &WsHub,
+) -> axum::extract::WebSocketUpgrade {
+    let limit = hub.config().max_message.saturating_mul(4).max(BODY_LIMIT);
+    ws.max_message_size(limit).max_frame_size(limit)
+}
+
+#[utoipa::path(
+    get, path = "/ws", tag = "live", params(crate::http::openapi::WsParamsDoc),
+    responses((status = 101, description = "Switching to WebSocket (protocol: `alertkit_transport::ws`)"), (status = 400, description = "Malformed request", body = crate::http::openapi::ErrorDoc))
+)]
+pub(crate) async fn ws_upgrade(
+    State(s): State<AppState>,
+    MaybeAuthed(p): MaybeAuthed,
+    Query(params): Query<WsParams>,
+    ws: axum::extract::WebSocketUpgrade,
+) -> ApiResult<Response> {
+    upgrade(s, p, None, &params, ws)
+}
+
+#[utoipa::path(
+    get, path = "/ws/alerts/{user_id}", tag = "live",
+    params(("user_id" = String, Path, description = "Must be the token's subject"), crate::http::openapi::WsParamsDoc),
+    responses((status = 101, description = "Switching to WebSocket"), (status = 400, description = "Malformed request", body = crate::http::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::http::openapi::ErrorDoc))
+)]
+pub(crate) async fn ws_upgrade_for(
+    State(s): State<AppState>,
+    MaybeAuthed(p): MaybeAuthed,
+    Path(user_id): Path<String>,
+    Query(params): Query<WsParams>,
+    ws: axum::extract::WebSocketUpgrade,
+) -> ApiResult<Response> {
+    upgrade(s, p, Some(user_id), &params, ws)
+}
+
+#[utoipa::path(
+    get, path = "/ws/notifications/{user_id}", tag = "live",
+    params(("user_id" = String, Path, description = "Must be the token's subject"), crate::http::openapi::WsParamsDoc),
+    responses((status = 101, description = "Switching to WebSocket (alias of /ws/alerts/{user_id})"))
+)]
+pub(crate) async fn ws_notifications_for(
+    state: State<AppState>,
+    authed: MaybeAuthed,
+    path: Path<String>,
+    params: Query<WsParams>,
+    ws: axum::extract::WebSocketUpgrade,
+) -> ApiResult<Response> {
+    ws_upgrade_for(state, authed, path, params, ws).await
+}
+
+#[utoipa::path(
+    get, path = "/api/ws/stats", tag = "live",
+    responses((status = 200, description = "This instance's WebSocket counters", body = crate::http::openapi::WsStatsDoc))
+)]
+pub(crate) async fn ws_stats(State(s): State<AppState>, Authed(_caller): Authed) -> Json<Value> {
+    Json(s.hub.stats())
+}
+
+/// Body of `POST /api/ws/push/broadcast`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub(crate) struct BroadcastBody {
+    /// The text (1 to 4096 bytes).
+    message: String,
+    /// `info` (default), `warning` or `error`.
+    level: Option<String>,
+    /// A JSON object of at most 16 KiB, passed through.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    data: Value,
+}
+
+#[utoipa::path(
+    post, path = "/api/ws/push/broadcast", tag = "live", request_body = BroadcastBody,
+    responses((status = 202, description = "Sent to every open connection on every instance"), (status = 400, description = "Malformed request", body = crate::http::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::http::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::http::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::http::openapi::ErrorDoc))
+)]
+pub(crate) async fn push_broadcast(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    body: Result<Json<BroadcastBody>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(b) = body?;
+    s.kit
+        .broadcast(&p, &b.message, b.level.as_deref(), b.data)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"sent": true}))))
+}

@@ -1,0 +1,173 @@
+//! The REST router (feature `axum`): the alert API of DESIGN.md §6 over an
+//! [`AlertKit`].
+//!
+//! ```no_run
+//! # async fn demo(kit: alertkit_core::AlertKit, auth: std::sync::Arc<dyn alertkit_core::Authenticator>) -> std::io::Result<()> {
+//! let app = alertkit_transport::http::router(kit, auth);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! The OpenAPI document ([`crate::openapi`]) is served at `/openapi.json`
+//! and a Swagger UI at `/docs`.
+//!
+//! Every route but `/health`, `/openapi.json` and `/docs` needs a bearer token (`Authorization: Bearer …`
+//! or `?token=`). Errors are `{"error":{"code":"…","message":"…"}}` with 400
+//! (malformed request), 401, 403, 404, 409, 413, 422 (invalid content),
+//! 429 (with `Retry-After`), 503; internal failures are 500 without details.
+
+pub(crate) mod alerts;
+mod errors;
+mod extractors;
+pub(crate) mod live;
+pub mod openapi;
+pub(crate) mod rules;
+
+use crate::http::openapi::ApiDoc;
+use crate::ws::hub::{WsConfig, WsHub};
+use alertkit_core::{AlertKit, Authenticator};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use utoipa::OpenApi;
+
+use alerts::*;
+pub use errors::ApiError;
+use errors::*;
+use extractors::*;
+use live::*;
+use rules::*;
+
+/// Largest request body accepted, in bytes (413 beyond).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Requests per minute per user allowed by default.
+pub const DEFAULT_RATE_LIMIT: u32 = 60;
+
+/// Settings of the router.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Requests per minute per authenticated user (429 beyond, with
+    /// `Retry-After`); bursts up to the same number are allowed.
+    pub rate_limit_per_minute: u32,
+    /// The WebSocket hub's settings (used when the router makes its hub).
+    pub ws: WsConfig,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT,
+            ws: WsConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) kit: AlertKit,
+    pub(crate) auth: Arc<dyn Authenticator>,
+    pub(crate) limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    pub(crate) hub: WsHub,
+}
+
+/// The alert API as an axum router with default settings.
+pub fn router(kit: AlertKit, auth: Arc<dyn Authenticator>) -> Router {
+    router_with(kit, auth, HttpConfig::default())
+}
+
+/// The alert API as an axum router (state included; merge or nest it).
+pub fn router_with(kit: AlertKit, auth: Arc<dyn Authenticator>, config: HttpConfig) -> Router {
+    let hub = WsHub::new(kit, config.ws.clone());
+    router_with_hub(hub, auth, config)
+}
+
+/// The alert API around a hub you keep, so you can call
+/// [`WsHub::shutdown`] (every WebSocket closes with 1001) before stopping
+/// the server. `config.ws` is ignored: the hub has its own.
+///
+/// ```no_run
+/// # async fn demo(kit: alertkit_core::AlertKit, auth: std::sync::Arc<dyn alertkit_core::Authenticator>) -> std::io::Result<()> {
+/// use alertkit_transport::ws::hub::{WsConfig, WsHub};
+/// let hub = WsHub::new(kit, WsConfig::default());
+/// let app = alertkit_transport::http::router_with_hub(hub.clone(), auth, Default::default());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+/// let closer = hub.clone();
+/// axum::serve(listener, app)
+///     .with_graceful_shutdown(async move {
+///         let _ = tokio::signal::ctrl_c().await;
+///         closer.shutdown();
+///     })
+///     .await?;
+/// // WebSockets outlive `serve`: let them write their close frames.
+/// hub.drained(std::time::Duration::from_secs(5)).await;
+/// # Ok(())
+/// # }
+/// ```
+pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpConfig) -> Router {
+    let kit = hub.kit().clone();
+    let per_minute = NonZeroU32::new(config.rate_limit_per_minute).unwrap_or(NonZeroU32::MIN);
+    let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/alerts", get(list).post(create))
+        .route("/api/alerts/unread", get(list_unread))
+        .route("/api/alerts/unread/count", get(unread_count))
+        .route("/api/alerts/stats", get(stats))
+        .route("/api/alerts/mark-all-read", post(mark_all_read))
+        .route("/api/alerts/rules", get(rules).post(create_rule))
+        .route(
+            "/api/alerts/rules/{id}",
+            put(update_rule).delete(delete_rule),
+        )
+        .route(
+            "/api/alerts/subscriptions",
+            get(subscriptions).put(set_subscriptions),
+        )
+        .route("/api/alerts/{id}", get(get_one).delete(delete_one))
+        .route("/api/alerts/{id}/mark-read", post(mark_read))
+        .route("/api/alerts/{id}/dismiss", post(dismiss))
+        .route("/ws", get(ws_upgrade))
+        .route("/api/ws/stats", get(ws_stats))
+        .route("/api/ws/push/broadcast", post(push_broadcast))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .route("/ws/alerts/{user_id}", get(ws_upgrade_for))
+        .route("/ws/notifications/{user_id}", get(ws_notifications_for))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(AppState {
+            kit,
+            auth,
+            limiter,
+            hub,
+        })
+}
+
+/// Only the WebSocket routes (`/ws`, `/ws/alerts/{user}`,
+/// `/ws/notifications/{user}`), for serving the hub on a bare listener of
+/// its own:
+///
+/// ```no_run
+/// # async fn demo(kit: alertkit_core::AlertKit, auth: std::sync::Arc<dyn alertkit_core::Authenticator>) -> std::io::Result<()> {
+/// use alertkit_transport::ws::hub::{WsConfig, WsHub};
+/// let hub = WsHub::new(kit, WsConfig::default());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8001").await?;
+/// axum::serve(listener, alertkit_transport::http::ws_router(hub, auth)).await
+/// # }
+/// ```
+pub fn ws_router(hub: WsHub, auth: Arc<dyn Authenticator>) -> Router {
+    let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(NonZeroU32::MIN)));
+    Router::new()
+        .route("/ws", get(ws_upgrade))
+        .route("/ws/alerts/{user_id}", get(ws_upgrade_for))
+        .route("/ws/notifications/{user_id}", get(ws_notifications_for))
+        .with_state(AppState {
+            kit: hub.kit().clone(),
+            auth,
+            limiter,
+            hub,
+        })
+}
