@@ -94,6 +94,12 @@ pub struct Principal {
     /// What the user may do.
     #[serde(default)]
     pub permissions: BTreeSet<Permission>,
+    /// When the credentials this principal was authenticated with stop
+    /// being accepted (a token's `exp` plus the authenticator's leeway);
+    /// `None` when they do not expire. Long-lived sessions (WebSockets)
+    /// end at this instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Principal {
@@ -103,6 +109,7 @@ impl Principal {
             user_id: user_id.into(),
             groups: Vec::new(),
             permissions: BTreeSet::from([Permission::AlertsRead]),
+            expires_at: None,
         }
     }
 
@@ -112,6 +119,7 @@ impl Principal {
             user_id: user_id.into(),
             groups: Vec::new(),
             permissions: Permission::ALL.into_iter().collect(),
+            expires_at: None,
         }
     }
 

@@ -32,6 +32,9 @@ fn claims(exp: u64) -> Claims {
             "future.permission".into(),
         ],
         exp,
+        nbf: None,
+        iss: None,
+        aud: None,
     }
 }
 
@@ -191,4 +194,75 @@ proptest! {
         let truncated = String::from_utf8_lossy(&good[..i]).into_owned();
         prop_assert!(rt.block_on(auth.authenticate(&truncated)).is_err());
     }
+}
+
+#[tokio::test]
+async fn nbf_in_the_future_is_refused() {
+    let auth = JwtAuthenticator::hs256(SECRET).unwrap().leeway(0);
+    let mut c = claims(now() + 600);
+    c.nbf = Some(now() + 300);
+    assert!(
+        refused(&auth, &hs(&c, SECRET))
+            .await
+            .contains("not yet valid")
+    );
+    c.nbf = Some(now() - 5);
+    assert!(auth.authenticate(&hs(&c, SECRET)).await.is_ok());
+}
+
+#[tokio::test]
+async fn issuer_and_audience_are_checked_only_when_configured() {
+    let mut c = claims(now() + 600);
+    c.iss = Some("https://idp.example".into());
+    c.aud = Some(serde_json::json!(["alertkit", "other"]));
+    let plain = JwtAuthenticator::hs256(SECRET).unwrap();
+    // Not configured: iss/aud are not checked (a string or a list).
+    assert!(plain.authenticate(&hs(&c, SECRET)).await.is_ok());
+
+    let strict = JwtAuthenticator::hs256(SECRET)
+        .unwrap()
+        .issuer("https://idp.example")
+        .audience("alertkit");
+    assert!(strict.authenticate(&hs(&c, SECRET)).await.is_ok());
+    let mut other_aud = c.clone();
+    other_aud.aud = Some(serde_json::json!("billing"));
+    assert!(
+        refused(&strict, &hs(&other_aud, SECRET))
+            .await
+            .contains("audience")
+    );
+    let mut no_aud = c.clone();
+    no_aud.aud = None;
+    refused(&strict, &hs(&no_aud, SECRET)).await;
+    let mut other_iss = c.clone();
+    other_iss.iss = Some("https://evil.example".into());
+    assert!(
+        refused(&strict, &hs(&other_iss, SECRET))
+            .await
+            .contains("issuer")
+    );
+    let mut no_iss = c.clone();
+    no_iss.iss = None;
+    refused(&strict, &hs(&no_iss, SECRET)).await;
+
+    // What it issues, it accepts.
+    let token = strict
+        .issue(&Principal::user("bob"), Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(strict.authenticate(&token).await.unwrap().user_id, "bob");
+    refused(
+        &JwtAuthenticator::hs256(SECRET)
+            .unwrap()
+            .audience("elsewhere"),
+        &token,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_principal_expires_with_the_token_plus_leeway() {
+    let exp = now() + 600;
+    let auth = JwtAuthenticator::hs256(SECRET).unwrap().leeway(15);
+    let p = auth.authenticate(&hs(&claims(exp), SECRET)).await.unwrap();
+    assert_eq!(p.expires_at.map(|t| t.timestamp()), Some(exp as i64 + 15));
 }

@@ -1,9 +1,14 @@
 //! The built-in JWT [`Authenticator`] (feature `jwt`).
 //!
 //! Tokens carry `sub` (the user id), `groups` (list), `perms` (permission
-//! strings such as `alerts.read`) and `exp`; HS256 with a shared secret or
-//! RS256 with a public key. Every failure — missing, malformed, tampered,
-//! expired, wrong algorithm — is [`Error::Unauthenticated`], never a panic.
+//! strings such as `alerts.read`) and `exp`, optionally `nbf`, `iss` and
+//! `aud`; HS256 with a shared secret or RS256 with a public key. `nbf` is
+//! always honoured; `iss` and `aud` are checked when the authenticator is
+//! configured with them ([`JwtAuthenticator::issuer`],
+//! [`JwtAuthenticator::audience`]), and a token lacking the configured claim
+//! is refused. Every failure — missing, malformed, tampered, expired, not
+//! yet valid, wrong issuer or audience, wrong algorithm — is
+//! [`Error::Unauthenticated`], never a panic.
 
 use std::collections::BTreeSet;
 
@@ -26,6 +31,15 @@ pub struct Claims {
     pub perms: Vec<String>,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// Not valid before, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// The issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// The audience: one string or a list of strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<serde_json::Value>,
 }
 
 impl Claims {
@@ -40,6 +54,9 @@ impl Claims {
                 .map(|x| x.as_str().to_owned())
                 .collect(),
             exp,
+            nbf: None,
+            iss: None,
+            aud: None,
         }
     }
 }
@@ -50,6 +67,8 @@ pub struct JwtAuthenticator {
     decoding: DecodingKey,
     encoding: Option<EncodingKey>,
     validation: Validation,
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
 impl std::fmt::Debug for JwtAuthenticator {
@@ -65,6 +84,9 @@ fn validation(alg: Algorithm) -> Validation {
     let mut v = Validation::new(alg);
     v.set_required_spec_claims(&["exp", "sub"]);
     v.leeway = 30;
+    v.validate_nbf = true;
+    // Audiences are checked only when configured (`audience`).
+    v.validate_aud = false;
     v
 }
 
@@ -79,6 +101,8 @@ impl JwtAuthenticator {
             decoding: DecodingKey::from_secret(secret),
             encoding: Some(EncodingKey::from_secret(secret)),
             validation: validation(Algorithm::HS256),
+            issuer: None,
+            audience: None,
         })
     }
 
@@ -91,6 +115,8 @@ impl JwtAuthenticator {
             decoding,
             encoding: None,
             validation: validation(Algorithm::RS256),
+            issuer: None,
+            audience: None,
         })
     }
 
@@ -100,7 +126,33 @@ impl JwtAuthenticator {
         self
     }
 
-    /// Issues a token for `principal` valid for `ttl` (HS256 only).
+    /// Accepts only tokens whose `iss` is `issuer` (a token without `iss`
+    /// is refused).
+    pub fn issuer(mut self, issuer: &str) -> Self {
+        self.validation.set_issuer(&[issuer]);
+        self.require_claim("iss");
+        self.issuer = Some(issuer.to_owned());
+        self
+    }
+
+    /// Accepts only tokens whose `aud` names `audience` (a token without
+    /// `aud` is refused).
+    pub fn audience(mut self, audience: &str) -> Self {
+        self.validation.set_audience(&[audience]);
+        self.validation.validate_aud = true;
+        self.require_claim("aud");
+        self.audience = Some(audience.to_owned());
+        self
+    }
+
+    fn require_claim(&mut self, claim: &str) {
+        self.validation
+            .required_spec_claims
+            .insert(claim.to_owned());
+    }
+
+    /// Issues a token for `principal` valid for `ttl` (HS256 only), with
+    /// the configured issuer and audience.
     pub fn issue(&self, principal: &Principal, ttl: std::time::Duration) -> Result<String> {
         let key = self
             .encoding
@@ -109,7 +161,9 @@ impl JwtAuthenticator {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_err(|e| Error::backend("jwt", e))?;
-        let claims = Claims::for_principal(principal, (now + ttl).as_secs());
+        let mut claims = Claims::for_principal(principal, (now + ttl).as_secs());
+        claims.iss.clone_from(&self.issuer);
+        claims.aud = self.audience.clone().map(serde_json::Value::String);
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key)
             .map_err(|e| Error::backend("jwt", e))
     }
@@ -120,6 +174,9 @@ impl JwtAuthenticator {
             .map_err(|e| {
                 let why = match e.kind() {
                     ErrorKind::ExpiredSignature => "token expired",
+                    ErrorKind::ImmatureSignature => "token not yet valid (nbf)",
+                    ErrorKind::InvalidIssuer => "token issuer not accepted",
+                    ErrorKind::InvalidAudience => "token audience not accepted",
                     ErrorKind::InvalidSignature => "bad token signature",
                     ErrorKind::InvalidAlgorithm => "token algorithm not accepted",
                     ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
@@ -142,10 +199,16 @@ impl Authenticator for JwtAuthenticator {
         // permissions this version does not know.
         let permissions: BTreeSet<Permission> =
             claims.perms.iter().filter_map(|p| p.parse().ok()).collect();
+        let leeway = i64::try_from(self.validation.leeway).unwrap_or(i64::MAX);
+        let expires_at = i64::try_from(claims.exp)
+            .ok()
+            .and_then(|exp| exp.checked_add(leeway))
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0));
         Ok(Principal {
             user_id: claims.sub,
             groups: claims.groups,
             permissions,
+            expires_at,
         })
     }
 }

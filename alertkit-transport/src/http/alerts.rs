@@ -22,7 +22,7 @@ pub(crate) async fn list(
     Query(params): Query<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let q = query_from(&params)?;
-    with_etag(&headers, &s.kit.list(&p, &q).await?)
+    with_etag(&headers, &s.kit.list(&p, &q).await.map_err(query_error)?)
 }
 
 #[utoipa::path(
@@ -38,7 +38,7 @@ pub(crate) async fn list_unread(
 ) -> ApiResult<Response> {
     let mut q = query_from(&params)?;
     q.filter.unread_only = true;
-    with_etag(&headers, &s.kit.list(&p, &q).await?)
+    with_etag(&headers, &s.kit.list(&p, &q).await.map_err(query_error)?)
 }
 
 #[utoipa::path(
@@ -67,7 +67,7 @@ pub(crate) async fn stats(
     Query(params): Query<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let f = filter_from(&params)?;
-    Ok(Json(s.kit.stats(&p, &f).await?).into_response())
+    Ok(Json(s.kit.stats(&p, &f).await.map_err(query_error)?).into_response())
 }
 
 #[utoipa::path(
@@ -94,6 +94,15 @@ pub(crate) async fn create(
 ) -> ApiResult<Response> {
     let Json(new) = body?;
     let raised = s.kit.raise(&p, new).await?;
+    // The caller may raise for an audience it is not part of (a service
+    // alerting a user): then it learns the id and no more.
+    if !s.kit.can_see(&p, &raised.alert) {
+        return Ok((
+            StatusCode::CREATED,
+            Json(json!({ "id": raised.alert.id, "visible": false })),
+        )
+            .into_response());
+    }
     let mut view = serde_json::to_value(alertkit_core::AlertView::new(
         raised.alert,
         Default::default(),
@@ -191,7 +200,7 @@ pub(crate) async fn mark_all_read(
 ) -> ApiResult<Json<Value>> {
     let f = filter_from(&params)?;
     Ok(Json(
-        json!({ "marked": s.kit.mark_all_read(&p, &f).await? }),
+        json!({ "marked": s.kit.mark_all_read(&p, &f).await.map_err(query_error)? }),
     ))
 }
 

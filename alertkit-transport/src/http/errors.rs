@@ -94,3 +94,76 @@ impl IntoResponse for ApiError {
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// Any route not served: a JSON 404.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "not_found",
+        message: "no such route".into(),
+        retry_after: None,
+    }
+}
+
+/// The wire code of an error status.
+fn code_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthenticated",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "too_large",
+        415 => "unsupported_media_type",
+        422 => "invalid",
+        429 => "rate_limited",
+        503 => "unavailable",
+        _ if status.is_server_error() => "internal",
+        _ => "error",
+    }
+}
+
+/// Gives every error response the JSON error body, also those axum writes
+/// itself (rejected paths, queries and bodies, 405, 413 from the body
+/// limit): `{"error":{"code","message"}}`. Other headers (`Allow`,
+/// `Retry-After`) are kept.
+pub(crate) async fn json_errors(res: Response) -> Response {
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let mut message = String::from_utf8_lossy(&text).trim().to_owned();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        message = format!("request body over {BODY_LIMIT} bytes");
+    } else if status.is_server_error() {
+        message = "internal error".into();
+    } else if message.is_empty() {
+        message = status.canonical_reason().unwrap_or("error").to_owned();
+    }
+    let body = json!({ "error": { "code": code_for(status), "message": message } }).to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// A query the engine refused ([`Error::Invalid`]) is a malformed request
+/// (400), like the same mistake caught while parsing; other errors keep
+/// their status.
+pub(crate) fn query_error(e: Error) -> ApiError {
+    if e.kind() == ErrorKind::Invalid {
+        ApiError::bad_request(e.to_string())
+    } else {
+        e.into()
+    }
+}

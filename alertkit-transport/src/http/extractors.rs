@@ -22,57 +22,76 @@ pub(crate) struct Authed(pub(crate) Principal);
 /// authenticate with their first message instead).
 pub(crate) struct MaybeAuthed(pub(crate) Option<Principal>);
 
+/// The bearer token of the `Authorization` header.
+fn header_token(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::to_owned)
+}
+
+/// The `?token=` of the URL (percent-decoded).
+fn query_token(parts: &Parts) -> Option<String> {
+    let axum::extract::Query(params) =
+        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri).ok()?;
+    params
+        .into_iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v)
+}
+
+/// Authenticates `token` and counts the request against the caller's limit.
+async fn authenticate(state: &AppState, token: &str) -> ApiResult<Principal> {
+    let principal = state.auth.authenticate(token).await?;
+    if let Some(limiter) = &state.limiter
+        && let Err(not_until) = limiter.check_key(&principal.user_id)
+    {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        return Err(Error::RateLimited {
+            retry_after: Some(wait),
+        }
+        .into());
+    }
+    Ok(principal)
+}
+
 impl FromRequestParts<AppState> for MaybeAuthed {
     type Rejection = ApiError;
 
+    /// WebSocket upgrades: a header token, or `?token=` (browsers cannot set
+    /// headers on a WebSocket), or none (first-message auth).
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let has_token = parts.headers.contains_key(header::AUTHORIZATION)
-            || parts
-                .uri
-                .query()
-                .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("token=")));
-        if !has_token {
-            return Ok(MaybeAuthed(None));
+        match header_token(parts).or_else(|| query_token(parts)) {
+            None => Ok(MaybeAuthed(None)),
+            Some(token) => authenticate(state, &token)
+                .await
+                .map(|p| MaybeAuthed(Some(p))),
         }
-        Authed::from_request_parts(parts, state)
-            .await
-            .map(|Authed(p)| MaybeAuthed(Some(p)))
     }
 }
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
+    /// REST: the `Authorization` header only. A token in the URL would end
+    /// up in proxy and access logs and browser history, so it is refused.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let header_token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::to_owned);
-        let query_token = || {
-            parts.uri.query().and_then(|q| {
-                q.split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .find(|(k, _)| *k == "token")
-                    .map(|(_, v)| v.to_owned())
-            })
-        };
-        let token = header_token
-            .or_else(query_token)
-            .ok_or_else(|| Error::Unauthenticated("a bearer token is required".into()))?;
-        let principal = state.auth.authenticate(&token).await?;
-        if let Err(not_until) = state.limiter.check_key(&principal.user_id) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            return Err(Error::RateLimited {
-                retry_after: Some(wait),
-            }
+        if query_token(parts).is_some() {
+            return Err(Error::Unauthenticated(
+                "tokens in the URL are accepted only on WebSocket upgrades; \
+                 send `Authorization: Bearer <token>`"
+                    .into(),
+            )
             .into());
         }
-        Ok(Authed(principal))
+        let token = header_token(parts)
+            .ok_or_else(|| Error::Unauthenticated("a bearer token is required".into()))?;
+        authenticate(state, &token).await.map(Authed)
     }
 }
 
@@ -121,6 +140,13 @@ pub(crate) fn bool_param(params: &[(String, String)], name: &str) -> ApiResult<b
 }
 
 pub(crate) fn filter_from(params: &[(String, String)]) -> ApiResult<AlertFilter> {
+    let f = parse_filter(params)?;
+    f.validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(f)
+}
+
+fn parse_filter(params: &[(String, String)]) -> ApiResult<AlertFilter> {
     let severities = values(params, &["severity"])
         .into_iter()
         .map(|s| {
@@ -171,8 +197,13 @@ pub(crate) fn query_from(params: &[(String, String)]) -> ApiResult<AlertQuery> {
         limit,
         cursor: one(params, "cursor").map(Cursor::from_raw),
     };
-    q.validate()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // The cursor is the engine's to open (it checks its signature).
+    AlertQuery {
+        cursor: None,
+        ..q.clone()
+    }
+    .validate()
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(q)
 }
 

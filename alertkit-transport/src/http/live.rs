@@ -1,7 +1,7 @@
 //! Health, WebSocket upgrades, WebSocket stats and admin broadcasts.
 
 use crate::ws::hub::WsHub;
-use alertkit_core::{Error, Principal};
+use alertkit_core::{Error, Permission, Principal};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -19,13 +19,20 @@ use super::*;
               (status = 503, description = "A component is down", body = crate::http::openapi::HealthDoc))
 )]
 pub(crate) async fn health(State(s): State<AppState>) -> Response {
-    match s.kit.store().ping().await {
-        Ok(()) => Json(json!({ "status": "ok", "components": { "store": "ok" } })).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "degraded", "components": { "store": e.to_string() } })),
-        )
-            .into_response(),
+    let h = s.kit.health().await;
+    let store = match &h.store {
+        Ok(()) => json!("ok"),
+        Err(e) => json!(e.to_string()),
+    };
+    let body = json!({
+        "status": if h.is_ok() { "ok" } else { "degraded" },
+        "components": { "store": store },
+        "store_backend": h.store_backend,
+    });
+    if h.is_ok() {
+        Json(body).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
 }
 
@@ -56,6 +63,9 @@ pub(crate) fn upgrade(
     params: &WsParams,
     ws: axum::extract::WebSocketUpgrade,
 ) -> ApiResult<Response> {
+    if let Some(p) = &p {
+        p.require(Permission::AlertsRead)?;
+    }
     if let (Some(p), Some(u)) = (&p, &path_user)
         && p.user_id != *u
     {
@@ -124,8 +134,12 @@ pub(crate) async fn ws_notifications_for(
     get, path = "/api/ws/stats", tag = "live",
     responses((status = 200, description = "This instance's WebSocket counters", body = crate::http::openapi::WsStatsDoc))
 )]
-pub(crate) async fn ws_stats(State(s): State<AppState>, Authed(_caller): Authed) -> Json<Value> {
-    Json(s.hub.stats())
+pub(crate) async fn ws_stats(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+) -> ApiResult<Json<Value>> {
+    p.require(Permission::AlertsManage)?;
+    Ok(Json(s.hub.stats()))
 }
 
 /// Body of `POST /api/ws/push/broadcast`.

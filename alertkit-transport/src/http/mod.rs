@@ -52,7 +52,8 @@ pub const DEFAULT_RATE_LIMIT: u32 = 60;
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// Requests per minute per authenticated user (429 beyond, with
-    /// `Retry-After`); bursts up to the same number are allowed.
+    /// `Retry-After`); bursts up to the same number are allowed. WebSocket
+    /// upgrades count as requests. `0` turns rate limiting off.
     pub rate_limit_per_minute: u32,
     /// The WebSocket hub's settings (used when the router makes its hub).
     pub ws: WsConfig,
@@ -71,7 +72,7 @@ impl Default for HttpConfig {
 pub(crate) struct AppState {
     pub(crate) kit: AlertKit,
     pub(crate) auth: Arc<dyn Authenticator>,
-    pub(crate) limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    pub(crate) limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
     pub(crate) hub: WsHub,
 }
 
@@ -110,8 +111,7 @@ pub fn router_with(kit: AlertKit, auth: Arc<dyn Authenticator>, config: HttpConf
 /// ```
 pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpConfig) -> Router {
     let kit = hub.kit().clone();
-    let per_minute = NonZeroU32::new(config.rate_limit_per_minute).unwrap_or(NonZeroU32::MIN);
-    let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
+    let limiter = limiter(config.rate_limit_per_minute);
     Router::new()
         .route("/health", get(health))
         .route("/api/alerts", get(list).post(create))
@@ -137,13 +137,20 @@ pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpCon
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .route("/ws/alerts/{user_id}", get(ws_upgrade_for))
         .route("/ws/notifications/{user_id}", get(ws_notifications_for))
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(AppState {
             kit,
             auth,
             limiter,
             hub,
         })
+}
+
+/// The per-user limiter for `per_minute` requests; `None` when 0 (off).
+fn limiter(per_minute: u32) -> Option<Arc<DefaultKeyedRateLimiter<String>>> {
+    NonZeroU32::new(per_minute).map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n))))
 }
 
 /// Only the WebSocket routes (`/ws`, `/ws/alerts/{user}`,
@@ -159,11 +166,20 @@ pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpCon
 /// # }
 /// ```
 pub fn ws_router(hub: WsHub, auth: Arc<dyn Authenticator>) -> Router {
-    let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(NonZeroU32::MIN)));
+    ws_router_with(hub, auth, HttpConfig::default())
+}
+
+/// [`ws_router`] with settings: `config.rate_limit_per_minute` bounds the
+/// upgrades per user per minute (0: unlimited); `config.ws` is ignored (the
+/// hub has its own).
+pub fn ws_router_with(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpConfig) -> Router {
+    let limiter = limiter(config.rate_limit_per_minute);
     Router::new()
         .route("/ws", get(ws_upgrade))
         .route("/ws/alerts/{user_id}", get(ws_upgrade_for))
         .route("/ws/notifications/{user_id}", get(ws_notifications_for))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(AppState {
             kit: hub.kit().clone(),
             auth,

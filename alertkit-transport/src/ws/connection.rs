@@ -2,10 +2,13 @@
 //! writer task (hello, live frames, replies, pings, close).
 
 use crate::ws::hub::{Attached, WsHub};
-use alertkit_core::{AlertId, AlertKit, Authenticator, Principal};
+use std::num::NonZeroU32;
+
+use alertkit_core::{AlertId, AlertKit, Authenticator, Permission, Principal};
 use axum::extract::ws::{Message, WebSocket};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
+use governor::{Quota, RateLimiter};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -67,6 +70,21 @@ async fn serve_inner(
             }
         },
     };
+    if !principal.can(Permission::AlertsRead) {
+        let _ = socket
+            .send(close(CLOSE_UNAUTHORIZED, "alerts.read required"))
+            .await;
+        return;
+    }
+    if principal
+        .expires_at
+        .is_some_and(|t| t <= chrono::Utc::now())
+    {
+        let _ = socket
+            .send(close(CLOSE_UNAUTHORIZED, "token expired"))
+            .await;
+        return;
+    }
     if expected_user.is_some_and(|u| u != principal.user_id) {
         let _ = socket
             .send(close(CLOSE_UNAUTHORIZED, "path user is not the token's"))
@@ -102,9 +120,30 @@ async fn serve_inner(
     let config = hub.config().clone();
     let mut last_heard = tokio::time::Instant::now();
     let mut watchdog = tokio::time::interval(config.ping_every);
+    // The session ends when the credentials do (4001), checked against
+    // the wall clock like the token itself.
+    let expiry = principal.expires_at.map(|t| {
+        let left = (t - chrono::Utc::now()).to_std().unwrap_or_default();
+        tokio::time::Instant::now() + left
+    });
+    let flood = RateLimiter::direct(
+        Quota::per_second(
+            NonZeroU32::new(config.client_messages_per_sec).unwrap_or(NonZeroU32::MIN),
+        )
+        .allow_burst(NonZeroU32::new(config.client_burst).unwrap_or(NonZeroU32::MIN)),
+    );
     loop {
         let out = tokio::select! {
+            _ = async {
+                match expiry {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => Some(Ctrl::Close(CLOSE_UNAUTHORIZED, "token expired")),
             incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(_) | Message::Binary(_))) if flood.check().is_err() => {
+                    Some(Ctrl::Close(CLOSE_POLICY, "message flood"))
+                }
                 Some(Ok(Message::Text(t))) => {
                     last_heard = tokio::time::Instant::now();
                     if t.len() > config.max_message {
@@ -204,6 +243,10 @@ async fn write_loop(
                         Err(ReplayError::TooOld) => text(error(
                             "cursor_expired",
                             "too far behind to replay; reload the list and use the hello cursor",
+                        )),
+                        Err(ReplayError::Failed(code)) => text(error(
+                            code,
+                            "the alert history could not be read; try resuming again",
                         )),
                         Err(ReplayError::Closed) => return,
                     }

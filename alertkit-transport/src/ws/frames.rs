@@ -13,6 +13,9 @@ pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// Close code: the server is shutting down.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 
+/// Close code: policy violation (the client flooded the server with messages).
+pub const CLOSE_POLICY: u16 = 1008;
+
 /// Close code: a client message was too big.
 pub const CLOSE_TOO_BIG: u16 = 1009;
 

@@ -2,7 +2,7 @@
 //!
 //! One hub per process (per [`router`](crate::http::router)) holds every
 //! open connection, indexed by user, group and "sees all". One pump task
-//! follows the store's change sequence ([`AlertStore::changes_since`](alertkit_core::AlertStore::changes_since)) and
+//! follows the store's change sequence ([`AlertKit::change_feed`](alertkit_core::AlertKit::change_feed)) and
 //! fans each change out: the frame is encoded **once** and the same bytes
 //! (a reference-counted [`Utf8Bytes`]) go to every recipient's queue; only
 //! users holding a receipt on an updated alert get a frame of their own.
@@ -47,6 +47,12 @@ pub struct WsConfig {
     /// Most alerts one `resume` replays (default 1000); further behind, the
     /// client gets `error {code: "cursor_expired"}` and should reload by REST.
     pub max_replay: usize,
+    /// Client messages allowed per second per connection, sustained
+    /// (default 10); with [`client_burst`](Self::client_burst) on top. A
+    /// client past both is flooding and is closed with 1008.
+    pub client_messages_per_sec: u32,
+    /// Client messages allowed in a burst beyond the sustained rate (default 50).
+    pub client_burst: u32,
 }
 
 impl Default for WsConfig {
@@ -57,6 +63,8 @@ impl Default for WsConfig {
             ping_every: Duration::from_secs(30),
             max_message: 64 * 1024,
             max_replay: 1000,
+            client_messages_per_sec: 10,
+            client_burst: 50,
         }
     }
 }
@@ -450,7 +458,7 @@ impl WsHub {
         if self.lock().started {
             return true;
         }
-        match self.inner.kit.store().latest_seq().await {
+        match self.inner.kit.latest_seq().await {
             Ok(start) => {
                 let mut s = self.lock();
                 s.watermark = s.watermark.max(start);
@@ -473,20 +481,15 @@ impl WsHub {
         loop {
             let after = self.lock().watermark;
             let kit = &self.inner.kit;
-            let batch = match kit.store().changes_since(after, BATCH, kit.now()).await {
+            let batch = match kit.change_feed(after, BATCH).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, "ws hub: reading changes failed; retrying on the next tick");
                     return;
                 }
             };
-            for alert in &batch {
-                let receipts = if event_name(alert) == "created" {
-                    HashMap::new()
-                } else {
-                    kit.store().receipts(alert.id).await.unwrap_or_default()
-                };
-                self.fan_out(alert, &receipts);
+            for change in &batch {
+                self.fan_out(&change.alert, &change.receipts);
             }
             if batch.len() < BATCH as usize {
                 return;

@@ -11,13 +11,19 @@ use crate::ws::hub::WsHub;
 
 use super::frames::*;
 
+/// Why a replay did not complete.
 pub(crate) enum ReplayError {
+    /// More than `max_replay` alerts changed: the client reloads by REST.
     TooOld,
+    /// The store could not be read (its error's wire code).
+    Failed(&'static str),
+    /// The socket closed.
     Closed,
 }
 
 /// Sends the alerts the principal may see that changed in `(after, upto]`,
-/// in change order; returns how many.
+/// in change order, each with the principal's receipt; returns how many.
+/// One store query (visibility filtered there), however busy the store was.
 pub(crate) async fn replay(
     hub: &WsHub,
     principal: &Principal,
@@ -25,42 +31,19 @@ pub(crate) async fn replay(
     after: u64,
     upto: u64,
 ) -> Result<usize, ReplayError> {
-    const PAGE: u32 = 500;
-    let kit = hub.kit();
-    let viewer = principal.viewer();
     let max = hub.config().max_replay;
-    let mut due = Vec::new();
-    let mut from = after;
-    while from < upto {
-        let page = kit
-            .store()
-            .changes_since(from, PAGE, kit.now())
-            .await
-            .map_err(|_| ReplayError::TooOld)?;
-        let full = page.len() == PAGE as usize;
-        for a in page {
-            from = a.seq;
-            if a.seq > upto {
-                break;
-            }
-            if a.audience.is_visible_to(&viewer) {
-                due.push(a);
-                if due.len() > max {
-                    return Err(ReplayError::TooOld);
-                }
-            }
-        }
-        if !full {
-            break;
-        }
+    let limit = u32::try_from(max.saturating_add(1)).unwrap_or(u32::MAX);
+    let views = hub
+        .kit()
+        .replay(principal, after, upto, limit)
+        .await
+        .map_err(|e| ReplayError::Failed(e.kind().code()))?;
+    if views.len() > max {
+        return Err(ReplayError::TooOld);
     }
     let mut sent = 0;
-    for a in due {
-        // With the user's receipt; gone since (deleted, expired) → skipped.
-        let Ok(view) = kit.get(principal, a.id).await else {
-            continue;
-        };
-        let frame = alert_frame(event_name(&view.alert), &view, a.seq);
+    for view in views {
+        let frame = alert_frame(event_name(&view.alert), &view, view.alert.seq);
         sink.send(Message::Text(frame.text))
             .await
             .map_err(|_| ReplayError::Closed)?;
