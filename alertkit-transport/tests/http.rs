@@ -112,7 +112,11 @@ async fn health_and_authentication() {
             None,
         )
         .await;
-    assert_eq!(s, StatusCode::OK, "?token= is accepted");
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "?token= is for WebSocket upgrades only"
+    );
 }
 
 #[tokio::test]
@@ -131,16 +135,22 @@ async fn create_list_get_and_their_errors() {
     let id = v["id"].as_str().unwrap().to_owned();
     let mut keyed = alert("k", "warning", &["user:alice"]);
     keyed["dedup_key"] = json!("cap:VCH20");
-    api.post("/api/alerts", &api.raiser, keyed.clone()).await;
+    let (_, first) = api.post("/api/alerts", &api.raiser, keyed.clone()).await;
     let (s, v) = api.post("/api/alerts", &api.raiser, keyed).await;
+    // The raiser is not in the audience: it learns the id, nothing more.
     assert_eq!(
-        (s, &v["deduplicated"], &v["occurrences"], &v["severity"]),
-        (
-            StatusCode::CREATED,
-            &json!(true),
-            &json!(2),
-            &json!("medium")
+        (s, &v["visible"], &v["id"], v.get("deduplicated")),
+        (StatusCode::CREATED, &json!(false), &first["id"], None)
+    );
+    let (_, v) = api
+        .get(
+            &format!("/api/alerts/{}", first["id"].as_str().unwrap()),
+            &api.alice,
         )
+        .await;
+    assert_eq!(
+        (&v["occurrences"], &v["severity"], &v["created_by"]),
+        (&json!(2), &json!("medium"), &json!("svc"))
     );
 
     // Errors on create.
@@ -396,6 +406,12 @@ async fn rules_and_subscriptions() {
         .await;
     assert_eq!((s, v["enabled"].as_bool()), (StatusCode::OK, Some(false)));
     let (s, v) = api.get("/api/alerts/rules", &api.alice).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "rules are for managers"
+    );
+    let (s, v) = api.get("/api/alerts/rules", &api.admin).await;
     assert_eq!((s, v.as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
     let (s, _) = api
         .call(

@@ -84,7 +84,15 @@ async fn issued_tokens_round_trip() {
     let auth = JwtAuthenticator::hs256(SECRET).unwrap();
     let admin = Principal::admin("root").with_groups(["ops"]);
     let token = auth.issue(&admin, Duration::from_secs(3600)).unwrap();
-    assert_eq!(auth.authenticate(&token).await.unwrap(), admin);
+    let back = auth.authenticate(&token).await.unwrap();
+    assert!(back.expires_at.is_some(), "the session's end is known");
+    assert_eq!(
+        Principal {
+            expires_at: None,
+            ..back
+        },
+        admin
+    );
     assert!(
         JwtAuthenticator::rs256_pem(RS_PUBLIC)
             .unwrap()

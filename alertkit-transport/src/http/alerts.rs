@@ -84,7 +84,7 @@ pub(crate) async fn get_one(
 
 #[utoipa::path(
     post, path = "/api/alerts", tag = "alerts", request_body = alertkit_core::NewAlert,
-    responses((status = 201, description = "Stored (or merged: `deduplicated`)", body = crate::http::openapi::CreatedDoc),
+    responses((status = 201, description = "Stored (or merged: `deduplicated`). When the caller is not in the audience it may not see the alert, and the body is only `{id, visible: false}`", body = crate::http::openapi::CreatedDoc),
               (status = 400, description = "Malformed request", body = crate::http::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::http::openapi::ErrorDoc), (status = 413, description = "Body over 64 KiB", body = crate::http::openapi::ErrorDoc), (status = 422, description = "Invalid content", body = crate::http::openapi::ErrorDoc))
 )]
 pub(crate) async fn create(

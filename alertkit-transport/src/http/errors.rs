@@ -75,6 +75,12 @@ impl From<JsonRejection> for ApiError {
                 message: r.body_text(),
                 retry_after: None,
             },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                code: "unsupported_media_type",
+                message: r.body_text(),
+                retry_after: None,
+            },
             _ => ApiError::bad_request(r.body_text()),
         }
     }

@@ -64,6 +64,9 @@ pub struct AlertViewDoc {
     expires_at: Option<DateTime<Utc>>,
     /// The store's change number of its last change (WebSocket cursor).
     seq: u64,
+    /// The user id of the principal that raised it (null for alerts older
+    /// than this field).
+    created_by: Option<String>,
     /// Same as `created_at` (for seed clients).
     timestamp: DateTime<Utc>,
     /// Whether the viewer has read it.

@@ -103,7 +103,10 @@ async fn serve_inner(
         "cursor": attached.watermark.to_string(),
     });
     let (sink, mut stream) = socket.split();
-    let (ctrl, ctrl_rx) = mpsc::channel::<Ctrl>(32);
+    // Room for a full burst of replies: a flooding client meets the flood
+    // limit (1008) before a merely slow reader fills this (4008).
+    let burst = usize::try_from(hub.config().client_burst).unwrap_or(usize::MAX);
+    let (ctrl, ctrl_rx) = mpsc::channel::<Ctrl>(burst.saturating_add(16).min(4096));
     if let Some(c) = cursor {
         // Queued before the writer starts: the replay precedes live frames.
         let _ = ctrl.try_send(Ctrl::Replay(c));
@@ -174,16 +177,29 @@ async fn serve_inner(
             }
             _ = ctrl.closed() => break,
         };
-        if let Some(out) = out {
-            let closing = matches!(out, Ctrl::Close(..));
-            if ctrl.try_send(out).is_err() {
-                let _ = ctrl.try_send(Ctrl::Close(CLOSE_TOO_SLOW, "too slow"));
-                break;
+        let Some(out) = out else { continue };
+        let close = match out {
+            Ctrl::Close(..) => out,
+            other => match ctrl.try_send(other) {
+                Ok(()) => continue,
+                // Replies outpace the writer: the client is not reading.
+                Err(_) => Ctrl::Close(CLOSE_TOO_SLOW, "too slow"),
+            },
+        };
+        // The close frame must reach the writer even behind a full queue.
+        let _ = tokio::time::timeout(Duration::from_secs(2), ctrl.send(close)).await;
+        // Read on until the client answers the close frame (or a moment
+        // passes): closing the socket on unread client data would reset the
+        // connection and lose our close frame.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
             }
-            if closing {
-                break;
-            }
-        }
+        })
+        .await;
+        break;
     }
     hub.detach(conn_id);
     drop(ctrl);
