@@ -5,6 +5,11 @@
 #   source scripts/services.sh   # then DATABASE_URL, REDIS_URL, MONGODB_URL are set
 #   scripts/services.sh          # same, and prints the exports
 #
+# Servers started by this shell are listed in AK_STARTED; `ak_services_down`
+# stops exactly those (by their PID files), so nothing is left running that
+# was not running before. scripts/test calls it on exit unless
+# ALERTKIT_KEEP_SERVICES=1.
+#
 # PostgreSQL and Redis come from Debian packages (installed when missing);
 # the MongoDB-wire server (SecantusDB) and the SMTP sink (aiosmtpd) from PyPI,
 # in the virtualenv .venv. Servers this script starts keep their data and
@@ -18,6 +23,8 @@ ak_venv="$ak_root/.venv"
 mkdir -p "$ak_state"
 
 ak_log() { printf '[services] %s\n' "$*" >&2; }
+
+AK_STARTED=()
 
 ak_sudo() {
   if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
@@ -83,6 +90,7 @@ ak_postgres() {
     ctl="$(ak_pg_bin pg_ctl) -D '$dir' -l '$dir/server.log' -o \"-c listen_addresses=127.0.0.1 -p $port -k '$dir'\" -w start"
     if [[ $(id -u) -eq 0 ]]; then su postgres -s /bin/sh -c "$ctl" >/dev/null; else sh -c "$ctl" >/dev/null; fi
     ak_pg_ok "$port" || { ak_log "PostgreSQL did not start; see $dir/server.log"; return 1; }
+    AK_STARTED+=(postgres)
   fi
   export DATABASE_URL=postgres://postgres@127.0.0.1:$port/postgres
 }
@@ -99,6 +107,7 @@ ak_redis() {
     redis-server --port $port --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
       --pidfile "$ak_state/redis.pid" --logfile "$ak_state/redis.log" --dir "$ak_state"
     ak_wait_port 127.0.0.1 $port 10 Redis
+    AK_STARTED+=(redis)
   fi
   export REDIS_URL=redis://127.0.0.1:$port
 }
@@ -121,6 +130,7 @@ ak_mongo() {
       --log-level WARNING >"$ak_state/secantus.log" 2>&1 &
     echo $! >"$ak_state/secantus.pid"
     ak_wait_port 127.0.0.1 $port 30 SecantusDB
+    AK_STARTED+=(mongo)
   fi
   export MONGODB_URL=mongodb://127.0.0.1:$port
 }
@@ -134,6 +144,7 @@ ak_smtp() {
       >"$ak_state/smtp.log" 2>&1 &
     echo $! >"$ak_state/smtp.pid"
     ak_wait_port 127.0.0.1 $port 30 aiosmtpd
+    AK_STARTED+=(smtp)
   fi
   export SMTP_URL=smtp://127.0.0.1:$port
   export ALERTKIT_MAILDIR="$ak_state/mail"
@@ -146,6 +157,35 @@ ak_services_up() {
   ak_mongo
   ak_smtp
   export ALERTKIT_REQUIRE_SERVICES=1
+}
+
+ak_stop_pid() { # pidfile what
+  local pid
+  [[ -f $1 ]] || return 0
+  pid=$(cat "$1")
+  if kill "$pid" 2>/dev/null; then
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    ak_log "stopped $2 (pid $pid)"
+  fi
+  rm -f "$1"
+}
+
+# Stops the servers this shell started (AK_STARTED), and nothing else.
+ak_services_down() {
+  local s
+  for s in "${AK_STARTED[@]}"; do
+    case $s in
+      mongo) ak_stop_pid "$ak_state/secantus.pid" SecantusDB ;;
+      smtp) ak_stop_pid "$ak_state/smtp.pid" aiosmtpd ;;
+      redis) ak_stop_pid "$ak_state/redis.pid" Redis ;;
+      postgres)
+        local ctl="$(ak_pg_bin pg_ctl) -D '$ak_state/pg' -m fast -w stop"
+        if [[ $(id -u) -eq 0 ]]; then su postgres -s /bin/sh -c "$ctl" >/dev/null; else sh -c "$ctl" >/dev/null; fi
+        ak_log "stopped PostgreSQL" ;;
+    esac
+  done
+  AK_STARTED=()
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then

@@ -470,7 +470,7 @@ impl Receipt {
 
 /// An alert as one viewer sees it: the alert plus that viewer's receipt.
 ///
-/// Serializes to the wire shape of DESIGN.md §6: every alert field, plus
+/// Serializes to the wire shape (`docs/wire.md` in the repository): every alert field, plus
 /// `timestamp` (= `created_at`), `read`, `read_at`, `dismissed`, `dismissed_at`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertView {

@@ -7,14 +7,21 @@
 //!
 //! | trait | what it does |
 //! |---|---|
-//! | [`AlertStore`] | durable alerts, per-user receipts, rules, subscriptions |
+//! | [`AlertStore`] | durable alerts, per-user receipts, the change feed, retention |
+//! | [`RuleStore`] | rules and subscriptions |
+//! | [`Outbox`] | deliveries: claimed under a lease, completed, dead letters |
+//! | [`JobStore`] | job runs and the once-per-tick claim |
+//! | [`Store`] | all four store roles (blanket impl): what [`AlertKit`] takes |
 //! | [`Broadcaster`] | events to every instance and live connection |
 //! | [`Notifier`] | one delivery on one external channel |
 //! | [`Scheduler`] | cron and interval jobs, once per tick across instances |
 //!
 //! [`AlertKit`] is the engine an application talks to: it validates input,
 //! checks the acting [`Principal`]'s permissions, writes to the store and
-//! publishes [`AlertEvent`]s.
+//! publishes [`AlertEvent`]s. It is also the only door the transport layer
+//! uses ([`AlertKit::change_feed`], [`AlertKit::replay`],
+//! [`AlertKit::health`]); role-specific consumers get their role from it
+//! ([`AlertKit::outbox`], [`AlertKit::job_store`]).
 //!
 //! ```
 //! use alertkit_core::{Severity, NewAlert, Audience};

@@ -4,9 +4,9 @@
 //! |---|---|---|---|
 //! | console (log line) | [`ConsoleNotifier`] | always | ready |
 //! | in-memory recorder | [`RecordingNotifier`] | always | ready (tests) |
-//! | email (SMTP) | — | `email` | planned |
-//! | Slack | — | `slack` | planned |
-//! | webhook | — | `webhook` | planned |
+//! | email (SMTP) | — | `email` | not built yet |
+//! | Slack | — | `slack` | not built yet |
+//! | webhook | — | `webhook` | not built yet |
 //!
 //! The [`Notifier`] trait and its [`Notification`] live in `alertkit-core`
 //! and are re-exported here.

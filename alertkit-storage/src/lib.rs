@@ -1,4 +1,9 @@
-//! [`AlertStore`](alertkit_core::AlertStore) backends for alertkit.
+//! Store backends for alertkit. Each implements the four store roles
+//! ([`AlertStore`](alertkit_core::AlertStore), [`RuleStore`](alertkit_core::RuleStore),
+//! [`Outbox`](alertkit_core::Outbox), [`JobStore`](alertkit_core::JobStore)), so
+//! it is a [`Store`](alertkit_core::Store), and is laid out by concern with the
+//! same file names in each: `mod.rs`, `config.rs`, `error.rs`, `rows.rs`,
+//! `raise.rs`, `alerts.rs`, `rules.rs`, `outbox.rs`, `jobs.rs`.
 //!
 //! | backend | type | feature | notes |
 //! |---|---|---|---|
@@ -12,10 +17,10 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use alertkit_core::AlertStore;
+//! use alertkit_core::Store;
 //! use alertkit_storage::MemoryAlertStore;
 //!
-//! let store: Arc<dyn AlertStore> = Arc::new(MemoryAlertStore::new());
+//! let store: Arc<dyn Store> = Arc::new(MemoryAlertStore::new());
 //! assert_eq!(store.backend(), "memory");
 //! ```
 //!
@@ -24,9 +29,11 @@
 //! - Lists are keyset-paginated on `(created_at, id)`, newest first, never
 //!   OFFSET. The first page counts `total` and `unread_count`; the cursor
 //!   carries them, so every later page is a single indexed query.
-//! - Dedup is atomic across instances: one active alert per `dedup_key`
-//!   (a unique partial index), so concurrent raises of one key make one
-//!   alert whose `occurrences` counts them all.
+//! - Dedup is atomic across instances: one active alert per dedup scope
+//!   (the key, the raising principal and the audience,
+//!   [`Alert::dedup_scope`](alertkit_core::Alert::dedup_scope); a unique
+//!   partial index), so concurrent raises of one scope make one alert whose
+//!   `occurrences` counts them all, and nobody merges into someone else's.
 //! - The delivery outbox is written in the raise's transaction; claims are
 //!   leased and never handed to two dispatchers.
 //! - Every value reaches the database as a bound parameter or a BSON value,

@@ -2,7 +2,7 @@
 //! through `list` returns exactly what a brute-force filter of the same data
 //! returns, in order, and no user ever sees an alert outside its audience.
 //!
-//! The oracle below is written from the specification (DESIGN.md §3, §6),
+//! The oracle below is written from the specification (`docs/wire.md`, `docs/design.md`),
 //! independently of `AlertFilter::matches`, which the memory store uses.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -11,13 +11,15 @@
 //! | `ALERTKIT_ADDR` | `127.0.0.1:8000` | listen address |
 //! | `DATABASE_URL` | `sqlite://alertkit.db` | `postgres://…` or `sqlite://…` |
 //! | `REDIS_URL` | (none: in-process bus) | share events across instances |
-//! | `ALERTKIT_JWT_SECRET` | (generated, printed tokens) | HS256 secret, ≥ 32 bytes |
-//! | `ALERTKIT_RATE_LIMIT` | `60` | requests per minute per user |
+//! | `ALERTKIT_JWT_SECRET` | (generated, printed tokens) | HS256 secret, ≥ 32 bytes; also keys list cursors, so replicas must share it |
+//! | `ALERTKIT_JWT_ISSUER` | (not checked) | tokens must carry this `iss` |
+//! | `ALERTKIT_JWT_AUDIENCE` | (not checked) | tokens must carry this `aud` |
+//! | `ALERTKIT_RATE_LIMIT` | `60` | requests per minute per user; `0` turns it off |
 //!
 //! It serves the REST API and the WebSocket hub (`/ws`, with resume).
 //! Ctrl-C or SIGTERM shuts down gracefully: every WebSocket is closed with
-//! 1001 first, then in-flight requests finish. The dashboard, scheduler
-//! jobs and notifiers arrive with their issues.
+//! 1001 first, then in-flight requests finish. It has no dashboard,
+//! scheduled jobs or external notifiers yet.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,22 +54,30 @@ async fn main() -> Result<(), Failure> {
         Some(url) => Arc::new(RedisBroadcaster::builder(url).connect().await?),
         None => Arc::new(LocalBroadcaster::new()),
     };
-    let kit = AlertKit::builder()
-        .store(store.clone())
-        .broadcaster(bus)
-        .build()?;
-
-    let (auth, generated) = match env("ALERTKIT_JWT_SECRET") {
-        Some(secret) => (JwtAuthenticator::hs256(secret.as_bytes())?, false),
-        None => {
-            let secret = format!(
+    let (secret, generated) = match env("ALERTKIT_JWT_SECRET") {
+        Some(secret) => (secret, false),
+        None => (
+            format!(
                 "{}{}",
                 uuid::Uuid::new_v4().simple(),
                 uuid::Uuid::new_v4().simple()
-            );
-            (JwtAuthenticator::hs256(secret.as_bytes())?, true)
-        }
+            ),
+            true,
+        ),
     };
+    let mut auth = JwtAuthenticator::hs256(secret.as_bytes())?;
+    if let Some(iss) = env("ALERTKIT_JWT_ISSUER") {
+        auth = auth.issuer(&iss);
+    }
+    if let Some(aud) = env("ALERTKIT_JWT_AUDIENCE") {
+        auth = auth.audience(&aud);
+    }
+    let kit = AlertKit::builder()
+        .store(store.clone())
+        .broadcaster(bus)
+        // Every replica holding the secret accepts the others' cursors.
+        .cursor_key(format!("alertkit list cursors:{secret}"))
+        .build()?;
     let rate = env("ALERTKIT_RATE_LIMIT")
         .map(|r| r.parse())
         .transpose()?

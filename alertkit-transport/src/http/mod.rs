@@ -1,4 +1,5 @@
-//! The REST router (feature `axum`): the alert API of DESIGN.md §6 over an
+//! The REST router (feature `axum`): the alert API (`docs/wire.md` in the
+//! repository) over an
 //! [`AlertKit`].
 //!
 //! ```no_run

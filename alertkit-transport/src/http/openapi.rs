@@ -224,6 +224,8 @@ pub struct HealthDoc {
     /// Each component's state (`ok` or the error).
     #[schema(value_type = Object)]
     components: Value,
+    /// The store backend (`memory`, `sqlite`, `postgres`, `mongodb`).
+    store_backend: String,
 }
 
 /// `/api/ws/stats`.
