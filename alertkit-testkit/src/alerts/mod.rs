@@ -1,4 +1,4 @@
-//! Conformance cases for [`AlertStore`](alertkit_core::AlertStore):
+//! Conformance cases for [`AlertStore`]:
 //! alerts, lists and filters, receipts, dedup, retention and the change
 //! feed. Each takes a fresh, empty store.
 

@@ -1,7 +1,7 @@
 //! Authentication: turning a bearer token into a [`Principal`](alertkit_core::Principal).
 //!
 //! The [`Authenticator`] trait lives in `alertkit-core` (the engine's
-//! embedder hook) and is re-exported here; [`JwtAuthenticator`](jwt::JwtAuthenticator)
+//! embedder hook) and is re-exported here; `JwtAuthenticator`
 //! (feature `jwt`) is the built-in implementation. Any other scheme (API
 //! keys, sessions, mTLS identities) implements the trait.
 

@@ -10,7 +10,7 @@
 //! # }
 //! ```
 //!
-//! The OpenAPI document ([`crate::openapi`]) is served at `/openapi.json`
+//! The OpenAPI document ([`openapi`]) is served at `/openapi.json`
 //! and a Swagger UI at `/docs`.
 //!
 //! Every route but `/health`, `/openapi.json` and `/docs` needs a bearer token (`Authorization: Bearer …`

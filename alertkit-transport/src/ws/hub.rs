@@ -4,7 +4,7 @@
 //! open connection, indexed by user, group and "sees all". One pump task
 //! follows the store's change sequence ([`AlertKit::change_feed`](alertkit_core::AlertKit::change_feed)) and
 //! fans each change out: the frame is encoded **once** and the same bytes
-//! (a reference-counted [`Utf8Bytes`]) go to every recipient's queue; only
+//! (a reference-counted [`Utf8Bytes`](axum::extract::ws::Utf8Bytes)) go to every recipient's queue; only
 //! users holding a receipt on an updated alert get a frame of their own.
 //!
 //! The bus ([`Broadcaster`](alertkit_core::Broadcaster)) is the doorbell:
