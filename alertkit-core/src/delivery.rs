@@ -141,6 +141,16 @@ impl Delivery {
         self.updated_at = now;
     }
 
+    /// Makes a dead letter pending again, due at `now`, with a fresh retry
+    /// schedule (attempts back to 0; the last error is kept).
+    pub fn replay(&mut self, now: DateTime<Utc>) {
+        self.status = DeliveryStatus::Pending;
+        self.attempts = 0;
+        self.next_attempt_at = now;
+        self.lease_until = None;
+        self.updated_at = now;
+    }
+
     /// Applies an attempt's outcome.
     pub fn complete(&mut self, outcome: &DeliveryOutcome, now: DateTime<Utc>) {
         self.lease_until = None;

@@ -303,6 +303,11 @@ pub trait Outbox: Send + Sync + 'static {
     /// Deliveries in one status (dead letters: [`DeliveryStatus::Dead`]),
     /// most recently updated first, at most `limit`.
     async fn deliveries_in(&self, status: DeliveryStatus, limit: u32) -> Result<Vec<Delivery>>;
+
+    /// Replays a dead letter: pending again, due at `now`, with a fresh
+    /// retry schedule ([`Delivery::replay`]). `NotFound` if absent,
+    /// [`Conflict`](crate::Error::Conflict) unless it is dead.
+    async fn retry_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<Delivery>;
 }
 
 /// Job runs: the scheduler's record, and its once-per-tick claim across
@@ -371,6 +376,7 @@ mockall::mock! {
         async fn complete_delivery( &self, id: Uuid, attempt: u32, outcome: DeliveryOutcome, now: DateTime<Utc>, ) -> Result<Delivery>;
         async fn deliveries(&self, alert_id: AlertId) -> Result<Vec<Delivery>>;
         async fn deliveries_in(&self, status: DeliveryStatus, limit: u32) -> Result<Vec<Delivery>>;
+        async fn retry_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<Delivery>;
     }
     #[async_trait]
     impl JobStore for Store {

@@ -1,133 +1,65 @@
-//! Notifiers: deliver one alert to one recipient on one channel.
+//! Notifications: getting alerts to people outside the app.
 //!
-//! | notifier | type | feature | status |
-//! |---|---|---|---|
-//! | console (log line) | [`ConsoleNotifier`] | always | ready |
-//! | in-memory recorder | [`RecordingNotifier`] | always | ready (tests) |
-//! | email (SMTP) | — | `email` | not built yet |
-//! | Slack | — | `slack` | not built yet |
-//! | webhook | — | `webhook` | not built yet |
+//! The [`Dispatcher`] drains the store's delivery outbox (an
+//! [`Outbox`](alertkit_core::Outbox), filled in each raise's transaction):
+//! it claims due deliveries under a lease, finds the receiver's address
+//! through a [`Directory`](alertkit_core::Directory), sends through the
+//! channel's [`Notifier`], and records the outcome, retrying with backoff,
+//! honouring `Retry-After`, rate-limiting per destination and
+//! dead-lettering what cannot be sent.
 //!
-//! The [`Notifier`] trait and its [`Notification`] live in `alertkit-core`
-//! and are re-exported here.
+//! | notifier | type | feature |
+//! |---|---|---|
+//! | log line (`tracing`), the zero-config default | [`LogNotifier`] | always |
+//! | in-memory recorder, for tests | [`RecordingNotifier`] | always |
+//! | signed JSON webhook | `WebhookNotifier` | `webhook` |
+//! | Slack (incoming webhook or `chat.postMessage`) | `SlackNotifier` | `slack` |
+//! | email over SMTP (lettre) | `EmailNotifier` | `email` |
+//!
+//! Every notifier passes the delivery id on (`Idempotency-Key`,
+//! `Message-ID`), so a receiver can drop the repeat that a crash between
+//! sending and recording may cause.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use alertkit_core::{Channel, Outbox};
+//! use alertkit_notify::{Dispatcher, LogNotifier, StaticDirectory};
+//!
+//! # async fn demo(outbox: Arc<dyn Outbox>) -> alertkit_core::Result<()> {
+//! let directory = Arc::new(StaticDirectory::new());
+//! let dispatcher = Dispatcher::builder(outbox, directory)
+//!     .notifier(Arc::new(LogNotifier::new(Channel::Email)))
+//!     .build()?;
+//! let running = dispatcher.spawn();
+//! // … on shutdown: in-flight sends finish, the rest wait for their lease.
+//! running.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 
-use std::sync::Mutex;
+pub mod directory;
+pub mod dispatcher;
+#[cfg(feature = "email")]
+pub mod email;
+#[cfg(any(feature = "slack", feature = "webhook"))]
+pub mod http;
+pub mod log;
+#[cfg(feature = "slack")]
+pub mod slack;
+pub mod template;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
-use async_trait::async_trait;
-
-use alertkit_core::Result;
 pub use alertkit_core::{Channel, Notification, Notifier, Recipient};
-
-/// Writes each notification as a `tracing` event at INFO level; the reference
-/// server's zero-config notifier. Never fails.
-#[derive(Debug, Clone, Copy)]
-pub struct ConsoleNotifier {
-    channel: Channel,
-}
-
-impl ConsoleNotifier {
-    /// A console notifier standing in for `channel`.
-    pub fn new(channel: Channel) -> Self {
-        ConsoleNotifier { channel }
-    }
-}
-
-#[async_trait]
-impl Notifier for ConsoleNotifier {
-    fn channel(&self) -> Channel {
-        self.channel
-    }
-
-    async fn notify(&self, n: &Notification) -> Result<()> {
-        tracing::info!(
-            channel = n.channel.as_str(),
-            to = %n.recipient.user_id,
-            alert_id = %n.alert.id,
-            severity = %n.alert.severity,
-            alert_type = %n.alert.alert_type,
-            attempt = n.attempt,
-            "{}",
-            n.alert.title
-        );
-        Ok(())
-    }
-}
-
-/// Keeps every notification it is given, in order; for tests and demos.
-#[derive(Debug)]
-pub struct RecordingNotifier {
-    channel: Channel,
-    sent: Mutex<Vec<Notification>>,
-}
-
-impl RecordingNotifier {
-    /// A recorder for `channel`.
-    pub fn new(channel: Channel) -> Self {
-        RecordingNotifier {
-            channel,
-            sent: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// What it was given so far.
-    pub fn sent(&self) -> Vec<Notification> {
-        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-#[async_trait]
-impl Notifier for RecordingNotifier {
-    fn channel(&self) -> Channel {
-        self.channel
-    }
-
-    async fn notify(&self, n: &Notification) -> Result<()> {
-        self.sent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(n.clone());
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use alertkit_core::{AlertId, Audience, NewAlert, Severity};
-
-    fn notification(attempt: u32) -> Notification {
-        let alert = NewAlert::new("sla_breached", Severity::High, "Ticket 42 breached")
-            .into_alert(AlertId::new(), chrono::Utc::now(), || {
-                Audience::user("alice")
-            })
-            .unwrap();
-        Notification {
-            id: uuid::Uuid::now_v7(),
-            alert,
-            recipient: Recipient {
-                user_id: "alice".into(),
-                email: Some("alice@example.test".into()),
-                ..Default::default()
-            },
-            channel: Channel::Email,
-            attempt,
-        }
-    }
-
-    #[tokio::test]
-    async fn recorder_keeps_notifications_in_order() {
-        let r = RecordingNotifier::new(Channel::Email);
-        let (a, b) = (notification(1), notification(2));
-        r.notify(&a).await.unwrap();
-        r.notify(&b).await.unwrap();
-        assert_eq!(r.sent(), vec![a, b]);
-        assert_eq!(r.channel(), Channel::Email);
-    }
-
-    #[tokio::test]
-    async fn console_notifier_accepts_everything_through_dyn() {
-        let n: Box<dyn Notifier> = Box::new(ConsoleNotifier::new(Channel::Slack));
-        assert_eq!(n.channel(), Channel::Slack);
-        n.notify(&notification(1)).await.unwrap();
-    }
-}
+pub use directory::StaticDirectory;
+pub use dispatcher::{
+    Dispatcher, DispatcherBuilder, DispatcherConfig, DispatcherHandle, RetryPolicy,
+};
+#[cfg(feature = "email")]
+pub use email::EmailNotifier;
+pub use log::{LogNotifier, RecordingNotifier};
+#[cfg(feature = "slack")]
+pub use slack::SlackNotifier;
+pub use template::Template;
+#[cfg(feature = "webhook")]
+pub use webhook::WebhookNotifier;

@@ -277,6 +277,10 @@ impl<S: Store> Outbox for CountingStore<S> {
         self.count("deliveries_in");
         self.inner.deliveries_in(status, limit).await
     }
+    async fn retry_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<Delivery> {
+        self.count("retry_delivery");
+        self.inner.retry_delivery(id, now).await
+    }
 }
 
 #[async_trait]

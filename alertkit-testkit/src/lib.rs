@@ -140,6 +140,7 @@ macro_rules! outbox_conformance {
             outbox_concurrent_claims_never_overlap,
             outbox_follows_alert_deletion,
             outbox_lists_by_status,
+            outbox_dead_letters_replay,
             insert_many_matches_single_raises,
         );
     };

@@ -464,3 +464,82 @@ pub async fn insert_many_matches_single_raises<S: AlertStore + Outbox + ?Sized>(
     );
     assert!(store.insert_many(vec![], at(4)).await.unwrap().is_empty());
 }
+
+/// A dead letter can be replayed: pending again, due now, with a fresh
+/// retry schedule; anything else cannot.
+pub async fn outbox_dead_letters_replay<S: AlertStore + Outbox + ?Sized>(store: &S) {
+    let t = targets(&[("u1", Channel::Email), ("u2", Channel::Slack)]);
+    store
+        .insert_or_dedup(keyed(Severity::High, 1), &t, at(1))
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_deliveries(at(1), Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    let (dead, live) = (&claimed[0].delivery, &claimed[1].delivery);
+    store
+        .complete_delivery(
+            dead.id,
+            1,
+            DeliveryOutcome::Dead {
+                error: "550 no such user".into(),
+            },
+            at(2),
+        )
+        .await
+        .unwrap();
+    // Only dead letters replay.
+    assert!(matches!(
+        store.retry_delivery(live.id, at(3)).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        store.retry_delivery(uuid::Uuid::now_v7(), at(3)).await,
+        Err(Error::NotFound(_))
+    ));
+    let replayed = store.retry_delivery(dead.id, at(3)).await.unwrap();
+    assert_eq!(
+        (
+            replayed.status,
+            replayed.attempts,
+            replayed.next_attempt_at,
+            replayed.lease_until
+        ),
+        (DeliveryStatus::Pending, 0, at(3), None)
+    );
+    assert_eq!(replayed.last_error.as_deref(), Some("550 no such user"));
+    assert!(matches!(
+        store.retry_delivery(dead.id, at(3)).await,
+        Err(Error::Conflict(_))
+    ));
+    // It is claimable again and can be sent, once.
+    assert!(
+        store
+            .claim_deliveries(at(2), Duration::minutes(5), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store
+        .claim_deliveries(at(3), Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].delivery.id, again[0].delivery.attempts),
+        (dead.id, 1)
+    );
+    let sent = store
+        .complete_delivery(dead.id, 1, DeliveryOutcome::Sent, at(4))
+        .await
+        .unwrap();
+    assert_eq!(sent.status, DeliveryStatus::Sent);
+    assert!(
+        store
+            .deliveries_in(DeliveryStatus::Dead, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

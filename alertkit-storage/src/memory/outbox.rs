@@ -81,4 +81,19 @@ impl Outbox for MemoryAlertStore {
         out.truncate(limit as usize);
         Ok(out)
     }
+
+    async fn retry_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<Delivery> {
+        let mut s = self.write();
+        let d = s
+            .deliveries
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found(format!("delivery {id}")))?;
+        if d.status != DeliveryStatus::Dead {
+            return Err(Error::Conflict(format!(
+                "delivery {id} is not a dead letter"
+            )));
+        }
+        d.replay(now);
+        Ok(d.clone())
+    }
 }

@@ -126,4 +126,38 @@ impl Outbox for MongoAlertStore {
         .map(delivery_from)
         .collect()
     }
+
+    async fn retry_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<Delivery> {
+        let updated = self
+            .deliveries_coll()
+            .find_one_and_update(
+                doc! { "_id": id_bson(id), "status": "dead" },
+                doc! {
+                    "$set": {
+                        "status": "pending",
+                        "attempts": 0_i64,
+                        "next_attempt_at": time_bson(now),
+                        "updated_at": time_bson(now),
+                    },
+                    "$unset": { "lease_until": "" },
+                },
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .mongo()?;
+        match updated {
+            Some(d) => delivery_from(&d),
+            None => match self
+                .deliveries_coll()
+                .find_one(doc! { "_id": id_bson(id) })
+                .await
+                .mongo()?
+            {
+                Some(_) => Err(Error::Conflict(format!(
+                    "delivery {id} is not a dead letter"
+                ))),
+                None => Err(Error::not_found(format!("delivery {id}"))),
+            },
+        }
+    }
 }

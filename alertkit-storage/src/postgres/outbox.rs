@@ -121,4 +121,36 @@ impl Outbox for PostgresAlertStore {
             .map(delivery_from_row)
             .collect()
     }
+
+    async fn retry_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<Delivery> {
+        let mut tx = self.pool.begin().await.pg()?;
+        let sql = format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = $1 FOR UPDATE");
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .pg()?
+        else {
+            return Err(Error::not_found(format!("delivery {id}")));
+        };
+        let mut d = delivery_from_row(&row)?;
+        if d.status != DeliveryStatus::Dead {
+            return Err(Error::Conflict(format!(
+                "delivery {id} is not a dead letter"
+            )));
+        }
+        d.replay(now);
+        sqlx::query(
+            "UPDATE deliveries SET status = $2, attempts = 0, next_attempt_at = $3, \
+             lease_until = NULL, updated_at = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(d.status.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .pg()?;
+        tx.commit().await.pg()?;
+        Ok(d)
+    }
 }

@@ -123,4 +123,37 @@ impl Outbox for SqliteAlertStore {
             .map(delivery_from_row)
             .collect()
     }
+
+    async fn retry_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<Delivery> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.lite()?;
+        let sql = format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = ?");
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .lite()?
+        else {
+            return Err(Error::not_found(format!("delivery {id}")));
+        };
+        let mut d = delivery_from_row(&row)?;
+        if d.status != DeliveryStatus::Dead {
+            return Err(Error::Conflict(format!(
+                "delivery {id} is not a dead letter"
+            )));
+        }
+        d.replay(now);
+        sqlx::query(
+            "UPDATE deliveries SET status = ?, attempts = 0, next_attempt_at = ?, \
+             lease_until = NULL, updated_at = ? WHERE id = ?",
+        )
+        .bind(d.status.as_str())
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .lite()?;
+        tx.commit().await.lite()?;
+        Ok(d)
+    }
 }

@@ -1,0 +1,443 @@
+//! The outbox dispatcher: claims due deliveries under a lease, sends each
+//! through its channel's [`Notifier`], and records the outcome.
+//!
+//! Several dispatchers (in one process or many) may drain one store: the
+//! [`Outbox`] claim hands each delivery to one of them while its lease
+//! holds, and completing is fenced by the attempt number, so a dispatcher
+//! whose lease lapsed cannot overwrite a newer attempt. A dispatcher that
+//! dies mid-send leaves its deliveries in flight until the lease lapses;
+//! another then sends them again with the same delivery id, which the
+//! notifiers pass on (`Idempotency-Key`, `Message-ID`) so receivers can drop
+//! the repeat.
+//!
+//! Outcomes:
+//! - sent → [`DeliveryOutcome::Sent`];
+//! - a retryable error (timeouts, 5xx, 429) → retried after the provider's
+//!   `Retry-After` when it gave one, else after the [`RetryPolicy`]'s next
+//!   delay with jitter; after the last delay, dead;
+//! - a permanent error (bad address, other 4xx, no contact details, no
+//!   notifier for the channel) → dead at once.
+//!
+//! Dead letters stay in the outbox ([`Outbox::deliveries_in`]) and can be
+//! replayed with [`Outbox::retry_delivery`].
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alertkit_core::{
+    Channel, ClaimedDelivery, Clock, DeliveryOutcome, Directory, Error, Notification, Notifier,
+    Outbox, Recipient, Result, SystemClock,
+};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::watch;
+
+/// How failed attempts are retried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// The wait before each retry: the first retry waits `delays[0]`, and so
+    /// on; when they are used up the delivery is dead. Default 1 min, 5 min,
+    /// 15 min (four attempts in all).
+    pub delays: Vec<Duration>,
+    /// Each wait is spread by up to ± this fraction (default 0.2), so
+    /// deliveries that failed together do not retry together.
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            delays: vec![
+                Duration::from_secs(60),
+                Duration::from_secs(300),
+                Duration::from_secs(900),
+            ],
+            jitter: 0.2,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// What to do after attempt number `attempt` (from 1) failed with
+    /// `error` at `now`.
+    pub fn outcome(&self, attempt: u32, error: &Error, now: DateTime<Utc>) -> DeliveryOutcome {
+        let text = error.to_string();
+        if !error.is_retryable() {
+            return DeliveryOutcome::Dead { error: text };
+        }
+        let Some(delay) = self.delays.get(attempt.saturating_sub(1) as usize) else {
+            return DeliveryOutcome::Dead {
+                error: format!("gave up after {attempt} attempts: {text}"),
+            };
+        };
+        // The provider's Retry-After wins over the schedule.
+        let wait = match error.retry_after() {
+            Some(after) => after,
+            None => {
+                let spread = delay.as_secs_f64() * self.jitter.clamp(0.0, 1.0);
+                let offset = spread * (2.0 * unit_random() - 1.0);
+                Duration::from_secs_f64((delay.as_secs_f64() + offset).max(0.0))
+            }
+        };
+        let at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        DeliveryOutcome::Retry { at, error: text }
+    }
+}
+
+/// A random number in [0, 1), from a fresh UUIDv4 (no extra dependency).
+fn unit_random() -> f64 {
+    let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
+    bits as f64 / (1u64 << 53) as f64
+}
+
+/// The dispatcher's settings.
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// Deliveries claimed per round (default 100).
+    pub batch: u32,
+    /// How long a claim holds (default 2 min): a dispatcher that dies
+    /// mid-send delays its deliveries by at most this long.
+    pub lease: Duration,
+    /// How long to wait before looking again when the outbox was empty
+    /// (default 1 s).
+    pub poll_every: Duration,
+    /// Sends in flight at once (default 32).
+    pub concurrency: usize,
+    /// Retries and dead letters.
+    pub retry: RetryPolicy,
+    /// Most messages per second to one destination (one email address,
+    /// Slack webhook or channel, webhook URL), per channel; default 1 for
+    /// Slack (its webhook limit) and 10 for the others. The dispatcher waits
+    /// rather than cause a 429.
+    pub per_destination: HashMap<Channel, u32>,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        DispatcherConfig {
+            batch: 100,
+            lease: Duration::from_secs(120),
+            poll_every: Duration::from_secs(1),
+            concurrency: 32,
+            retry: RetryPolicy::default(),
+            per_destination: HashMap::from([
+                (Channel::Slack, 1),
+                (Channel::Email, 10),
+                (Channel::Webhook, 10),
+            ]),
+        }
+    }
+}
+
+/// Drains an [`Outbox`]: see the [module docs](self). Cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    outbox: Arc<dyn Outbox>,
+    directory: Arc<dyn Directory>,
+    notifiers: HashMap<Channel, Arc<dyn Notifier>>,
+    clock: Arc<dyn Clock>,
+    config: DispatcherConfig,
+    limiters: HashMap<Channel, DefaultKeyedRateLimiter<String>>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut channels: Vec<_> = self.inner.notifiers.keys().map(|c| c.as_str()).collect();
+        channels.sort_unstable();
+        f.debug_struct("Dispatcher")
+            .field("channels", &channels)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Dispatcher`].
+pub struct DispatcherBuilder {
+    outbox: Arc<dyn Outbox>,
+    directory: Arc<dyn Directory>,
+    notifiers: HashMap<Channel, Arc<dyn Notifier>>,
+    clock: Arc<dyn Clock>,
+    config: DispatcherConfig,
+}
+
+impl DispatcherBuilder {
+    /// Adds the notifier for its channel (replacing one for the same channel).
+    pub fn notifier(mut self, n: Arc<dyn Notifier>) -> Self {
+        self.notifiers.insert(n.channel(), n);
+        self
+    }
+
+    /// The clock (the system clock by default).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The settings.
+    pub fn config(mut self, config: DispatcherConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Builds it; [`Error::Invalid`] for a zero batch, lease or concurrency.
+    pub fn build(self) -> Result<Dispatcher> {
+        let c = &self.config;
+        if c.batch == 0 || c.concurrency == 0 || c.lease.is_zero() {
+            return Err(Error::invalid(
+                "dispatcher batch, concurrency and lease must be positive",
+            ));
+        }
+        let limiters = c
+            .per_destination
+            .iter()
+            .filter_map(|(ch, n)| {
+                NonZeroU32::new(*n).map(|n| (*ch, RateLimiter::keyed(Quota::per_second(n))))
+            })
+            .collect();
+        Ok(Dispatcher {
+            inner: Arc::new(Inner {
+                outbox: self.outbox,
+                directory: self.directory,
+                notifiers: self.notifiers,
+                clock: self.clock,
+                config: self.config,
+                limiters,
+            }),
+        })
+    }
+}
+
+/// A running dispatcher loop (from [`Dispatcher::spawn`]).
+#[derive(Debug)]
+pub struct DispatcherHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DispatcherHandle {
+    /// Stops claiming, lets the sends in flight finish (their outcomes are
+    /// recorded), and waits for the loop to end. Deliveries it had claimed
+    /// and not started are released when their lease lapses.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        let _ = self.task.await;
+    }
+
+    /// Aborts the loop at once, as a crash would: sends in flight are cut
+    /// off and their deliveries wait for their lease to lapse.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher draining `outbox`, reaching users through `directory`.
+    pub fn builder(outbox: Arc<dyn Outbox>, directory: Arc<dyn Directory>) -> DispatcherBuilder {
+        DispatcherBuilder {
+            outbox,
+            directory,
+            notifiers: HashMap::new(),
+            clock: Arc::new(SystemClock),
+            config: DispatcherConfig::default(),
+        }
+    }
+
+    /// Claims one batch and sends it; returns how many deliveries it claimed.
+    /// The loop of [`spawn`](Self::spawn) calls this; tests and jobs may too.
+    pub async fn run_once(&self) -> Result<usize> {
+        let c = &self.inner.config;
+        let lease = chrono::Duration::from_std(c.lease).unwrap_or(chrono::Duration::MAX);
+        let claimed = self
+            .inner
+            .outbox
+            .claim_deliveries(self.inner.clock.now(), lease, c.batch)
+            .await?;
+        let n = claimed.len();
+        futures::stream::iter(claimed)
+            .for_each_concurrent(c.concurrency, |d| async move { self.deliver(d).await })
+            .await;
+        Ok(n)
+    }
+
+    /// Runs the loop on the Tokio runtime until [`DispatcherHandle::shutdown`].
+    pub fn spawn(&self) -> DispatcherHandle {
+        let (stop, mut stopped) = watch::channel(false);
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                if *stopped.borrow() {
+                    return;
+                }
+                let full = match me.run_once().await {
+                    Ok(n) => n == me.inner.config.batch as usize,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "dispatcher: claiming deliveries failed");
+                        false
+                    }
+                };
+                if !full {
+                    tokio::select! {
+                        _ = tokio::time::sleep(me.inner.config.poll_every) => {}
+                        _ = stopped.changed() => return,
+                    }
+                }
+            }
+        });
+        DispatcherHandle { stop, task }
+    }
+
+    /// Sends one claimed delivery and records what happened.
+    async fn deliver(&self, claimed: ClaimedDelivery) {
+        let ClaimedDelivery { delivery, alert } = claimed;
+        let attempt = delivery.attempts;
+        let result = self
+            .send(
+                &delivery.user_id,
+                delivery.channel,
+                delivery.id,
+                alert,
+                attempt,
+            )
+            .await;
+        let now = self.inner.clock.now();
+        let outcome = match result {
+            Ok(()) => DeliveryOutcome::Sent,
+            Err(e) => {
+                tracing::info!(delivery = %delivery.id, attempt, error = %e, "delivery attempt failed");
+                self.inner.config.retry.outcome(attempt, &e, now)
+            }
+        };
+        match self
+            .inner
+            .outbox
+            .complete_delivery(delivery.id, attempt, outcome, now)
+            .await
+        {
+            Ok(_) => {}
+            // Our lease lapsed and another dispatcher took over: its word counts.
+            Err(Error::Conflict(_)) => {
+                tracing::warn!(delivery = %delivery.id, attempt, "delivery re-claimed while sending")
+            }
+            Err(e) => {
+                tracing::warn!(delivery = %delivery.id, error = %e, "recording a delivery outcome failed; the lease will lapse")
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        user_id: &str,
+        channel: Channel,
+        id: uuid::Uuid,
+        alert: alertkit_core::Alert,
+        attempt: u32,
+    ) -> Result<()> {
+        let notifier = self.inner.notifiers.get(&channel).ok_or_else(|| {
+            Error::invalid(format!("no notifier for channel {}", channel.as_str()))
+        })?;
+        let recipient = match self.inner.directory.recipient(user_id).await? {
+            Some(r) => r,
+            None => {
+                return Err(Error::invalid(format!(
+                    "no contact details for user {user_id}"
+                )));
+            }
+        };
+        let destination = destination(&recipient, channel).ok_or_else(|| {
+            Error::invalid(format!(
+                "user {user_id} has no {} address",
+                channel.as_str()
+            ))
+        })?;
+        if let Some(limiter) = self.inner.limiters.get(&channel) {
+            limiter.until_key_ready(&destination).await;
+        }
+        let n = Notification {
+            id,
+            alert,
+            recipient,
+            channel,
+            attempt,
+        };
+        notifier.notify(&n).await
+    }
+}
+
+/// The address a channel sends to, the rate limiter's key.
+fn destination(r: &Recipient, channel: Channel) -> Option<String> {
+    let addr = match channel {
+        Channel::Email => r.email.clone(),
+        Channel::Slack => r.slack_id.clone(),
+        Channel::Webhook => r.webhook_url.clone(),
+        Channel::InApp => Some(r.user_id.clone()),
+    }?;
+    Some(format!("{}:{addr}", channel.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_767_225_600, 0).unwrap()
+    }
+
+    #[test]
+    fn retry_schedule_then_dead_letter() {
+        let p = RetryPolicy::default();
+        let busy = Error::Unavailable("503".into());
+        for (attempt, base) in [(1, 60.0), (2, 300.0), (3, 900.0)] {
+            let DeliveryOutcome::Retry { at, .. } = p.outcome(attempt, &busy, t0()) else {
+                panic!("attempt {attempt} should retry");
+            };
+            let wait = (at - t0()).num_milliseconds() as f64 / 1000.0;
+            assert!(
+                (base * 0.8..=base * 1.2).contains(&wait),
+                "attempt {attempt}: {wait}"
+            );
+        }
+        assert!(matches!(
+            p.outcome(4, &busy, t0()),
+            DeliveryOutcome::Dead { error } if error.contains("gave up after 4")
+        ));
+    }
+
+    #[test]
+    fn retry_after_wins_and_permanent_errors_are_dead() {
+        let p = RetryPolicy::default();
+        let limited = Error::RateLimited {
+            retry_after: Some(Duration::from_secs(2)),
+        };
+        assert_eq!(
+            p.outcome(1, &limited, t0()),
+            DeliveryOutcome::Retry {
+                at: t0() + chrono::Duration::seconds(2),
+                error: limited.to_string()
+            }
+        );
+        assert!(matches!(
+            p.outcome(1, &Error::invalid("bad address"), t0()),
+            DeliveryOutcome::Dead { .. }
+        ));
+    }
+
+    #[test]
+    fn jitter_spreads_retries() {
+        let p = RetryPolicy::default();
+        let busy = Error::Unavailable("503".into());
+        let times: std::collections::BTreeSet<_> = (0..20)
+            .map(|_| match p.outcome(1, &busy, t0()) {
+                DeliveryOutcome::Retry { at, .. } => at,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(times.len() > 10, "jitter must spread retries: {times:?}");
+    }
+}
