@@ -137,9 +137,10 @@ ak_mongo() {
 
 ak_smtp() {
   local port=52525
+  # A maildir (new, cur, tmp) the sink writes each message into.
+  mkdir -p "$ak_state/mail/new" "$ak_state/mail/cur" "$ak_state/mail/tmp"
   if ! ak_port_open 127.0.0.1 $port; then
     ak_log "starting aiosmtpd on 127.0.0.1:$port (maildir $ak_state/mail)"
-    mkdir -p "$ak_state/mail"
     "$ak_venv/bin/python" -m aiosmtpd -n -l 127.0.0.1:$port -c aiosmtpd.handlers.Mailbox "$ak_state/mail" \
       >"$ak_state/smtp.log" 2>&1 &
     echo $! >"$ak_state/smtp.pid"
