@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use alertkit_core::{AlertId, Audience, Channel, ErrorKind, NewAlert, Notification, Notifier, Recipient, Severity};
+use alertkit_core::{
+    AlertId, Audience, Channel, ErrorKind, NewAlert, Notification, Notifier, Recipient, Severity,
+};
 use alertkit_notify::webhook::{DEFAULT_TOLERANCE, verify};
 use alertkit_notify::{EmailNotifier, SlackNotifier, Template, WebhookNotifier};
 use alertkit_testkit::services::service_url;
@@ -20,7 +22,9 @@ fn notification(recipient: Recipient, channel: Channel) -> Notification {
     let alert = NewAlert::new("capacity_warning", Severity::Critical, "VCH20 at 97%")
         .message("Forecast crosses capacity at 14:00")
         .tags(["VCH20", "hanoi"])
-        .into_alert(AlertId::new(), chrono::Utc::now(), || Audience::group("planners"))
+        .into_alert(AlertId::new(), chrono::Utc::now(), || {
+            Audience::group("planners")
+        })
         .unwrap();
     Notification {
         id: uuid::Uuid::now_v7(),
@@ -51,7 +55,11 @@ async fn webhook_posts_signed_json_that_verifies() {
         .mount(&sink)
         .await;
     let n = notification(to_webhook(format!("{}/hook", sink.uri())), Channel::Webhook);
-    WebhookNotifier::new(SECRET).unwrap().notify(&n).await.unwrap();
+    WebhookNotifier::new(SECRET)
+        .unwrap()
+        .notify(&n)
+        .await
+        .unwrap();
     let req = &sink.received_requests().await.unwrap()[0];
     let h = |k: &str| req.headers.get(k).unwrap().to_str().unwrap().to_owned();
     assert_eq!(h("idempotency-key"), n.id.to_string());
@@ -67,11 +75,35 @@ async fn webhook_posts_signed_json_that_verifies() {
     assert!(verify(SECRET, &ts, &req.body, &sig, now, DEFAULT_TOLERANCE));
     let mut tampered = req.body.clone();
     tampered[10] ^= 1;
-    assert!(!verify(SECRET, &ts, &tampered, &sig, now, DEFAULT_TOLERANCE));
-    assert!(!verify(b"another-secret-another-secret!!", &ts, &req.body, &sig, now, DEFAULT_TOLERANCE));
+    assert!(!verify(
+        SECRET,
+        &ts,
+        &tampered,
+        &sig,
+        now,
+        DEFAULT_TOLERANCE
+    ));
+    assert!(!verify(
+        b"another-secret-another-secret!!",
+        &ts,
+        &req.body,
+        &sig,
+        now,
+        DEFAULT_TOLERANCE
+    ));
     let later = now + chrono::Duration::minutes(10);
-    assert!(!verify(SECRET, &ts, &req.body, &sig, later, DEFAULT_TOLERANCE), "replay window");
-    assert!(!verify(SECRET, &ts, &req.body, "v1=zz", now, DEFAULT_TOLERANCE));
+    assert!(
+        !verify(SECRET, &ts, &req.body, &sig, later, DEFAULT_TOLERANCE),
+        "replay window"
+    );
+    assert!(!verify(
+        SECRET,
+        &ts,
+        &req.body,
+        "v1=zz",
+        now,
+        DEFAULT_TOLERANCE
+    ));
 }
 
 #[tokio::test]
@@ -91,7 +123,10 @@ async fn webhook_errors_map_to_retry_classes() {
         if let Some(r) = retry {
             res = res.insert_header("retry-after", r);
         }
-        Mock::given(path(p.clone())).respond_with(res).mount(&sink).await;
+        Mock::given(path(p.clone()))
+            .respond_with(res)
+            .mount(&sink)
+            .await;
         let n = notification(to_webhook(format!("{}{p}", sink.uri())), Channel::Webhook);
         let e = notifier.notify(&n).await.unwrap_err();
         assert_eq!(e.kind(), kind, "{status}");
@@ -99,12 +134,21 @@ async fn webhook_errors_map_to_retry_classes() {
         assert_eq!(e.is_retryable(), kind != ErrorKind::Invalid, "{status}");
     }
     // Nobody listening: retryable. Not http(s), or no URL: permanent.
-    let closed = notification(to_webhook("http://127.0.0.1:9/hook".into()), Channel::Webhook);
+    let closed = notification(
+        to_webhook("http://127.0.0.1:9/hook".into()),
+        Channel::Webhook,
+    );
     assert!(notifier.notify(&closed).await.unwrap_err().is_retryable());
     let ftp = notification(to_webhook("ftp://127.0.0.1/x".into()), Channel::Webhook);
-    assert_eq!(notifier.notify(&ftp).await.unwrap_err().kind(), ErrorKind::Invalid);
+    assert_eq!(
+        notifier.notify(&ftp).await.unwrap_err().kind(),
+        ErrorKind::Invalid
+    );
     let none = notification(Recipient::default(), Channel::Webhook);
-    assert_eq!(notifier.notify(&none).await.unwrap_err().kind(), ErrorKind::Invalid);
+    assert_eq!(
+        notifier.notify(&none).await.unwrap_err().kind(),
+        ErrorKind::Invalid
+    );
 }
 
 // ---- Slack ---------------------------------------------------------------------------------
@@ -131,19 +175,31 @@ async fn slack_webhook_gets_block_kit_with_severity_colour() {
         .default_webhook(format!("{}/services/T/B/X", slack.uri()))
         .unwrap()
         .template(Template::with_app_url("https://alerts.test"));
-    let n = notification(Recipient { user_id: "team".into(), ..Default::default() }, Channel::Slack);
+    let n = notification(
+        Recipient {
+            user_id: "team".into(),
+            ..Default::default()
+        },
+        Channel::Slack,
+    );
     notifier.notify(&n).await.unwrap();
-    let body: Value = serde_json::from_slice(&slack.received_requests().await.unwrap()[0].body).unwrap();
+    let body: Value =
+        serde_json::from_slice(&slack.received_requests().await.unwrap()[0].body).unwrap();
     assert_eq!(body["text"], "[CRITICAL] VCH20 at 97%");
     let att = &body["attachments"][0];
     assert_eq!(att["color"], "#E01E5A");
     let blocks = att["blocks"].as_array().unwrap();
     assert_eq!(blocks[0]["type"], "header");
     assert_eq!(blocks[0]["text"]["text"], "VCH20 at 97%");
-    assert_eq!(blocks[1]["text"]["text"], "Forecast crosses capacity at 14:00");
+    assert_eq!(
+        blocks[1]["text"]["text"],
+        "Forecast crosses capacity at 14:00"
+    );
     let fields = blocks[2]["fields"].to_string();
     assert!(fields.contains("capacity_warning") && fields.contains("VCH20, hanoi"));
-    let link = blocks.last().unwrap()["elements"][0]["url"].as_str().unwrap();
+    let link = blocks.last().unwrap()["elements"][0]["url"]
+        .as_str()
+        .unwrap();
     assert_eq!(link, format!("https://alerts.test/alerts/{}", n.alert.id));
 }
 
@@ -164,7 +220,10 @@ async fn slack_webhook_errors_map_to_retry_classes() {
         if let Some(r) = retry {
             res = res.insert_header("retry-after", r);
         }
-        Mock::given(path(p.clone())).respond_with(res).mount(&slack).await;
+        Mock::given(path(p.clone()))
+            .respond_with(res)
+            .mount(&slack)
+            .await;
         let n = notification(slack_to(&format!("{}{p}", slack.uri())), Channel::Slack);
         let e = notifier.notify(&n).await.unwrap_err();
         assert_eq!(e.kind(), kind, "{status} {text}");
@@ -185,10 +244,26 @@ async fn slack_api_posts_to_member_ids_and_maps_api_errors() {
         .mount(&slack)
         .await;
     for (channel, answer, kind) in [
-        ("C404", json!({"ok": false, "error": "channel_not_found"}), ErrorKind::Invalid),
-        ("CAUTH", json!({"ok": false, "error": "invalid_auth"}), ErrorKind::Invalid),
-        ("CBAD", json!({"ok": false, "error": "invalid_payload"}), ErrorKind::Invalid),
-        ("CFAIL", json!({"ok": false, "error": "internal_error"}), ErrorKind::Unavailable),
+        (
+            "C404",
+            json!({"ok": false, "error": "channel_not_found"}),
+            ErrorKind::Invalid,
+        ),
+        (
+            "CAUTH",
+            json!({"ok": false, "error": "invalid_auth"}),
+            ErrorKind::Invalid,
+        ),
+        (
+            "CBAD",
+            json!({"ok": false, "error": "invalid_payload"}),
+            ErrorKind::Invalid,
+        ),
+        (
+            "CFAIL",
+            json!({"ok": false, "error": "internal_error"}),
+            ErrorKind::Unavailable,
+        ),
     ] {
         Mock::given(path("/api/chat.postMessage"))
             .and(body_partial_json(json!({"channel": channel})))
@@ -222,7 +297,10 @@ async fn slack_api_posts_to_member_ids_and_maps_api_errors() {
         .notify(&notification(slack_to("CSLOW"), Channel::Slack))
         .await
         .unwrap_err();
-    assert_eq!((e.kind(), e.retry_after()), (ErrorKind::RateLimited, Some(Duration::from_secs(3))));
+    assert_eq!(
+        (e.kind(), e.retry_after()),
+        (ErrorKind::RateLimited, Some(Duration::from_secs(3)))
+    );
     notifier
         .notify(&notification(slack_to("U123"), Channel::Slack))
         .await
@@ -257,7 +335,9 @@ pub fn received(maildir: &str, id: uuid::Uuid) -> Vec<String> {
 
 #[tokio::test]
 async fn email_arrives_with_both_bodies_and_a_stable_message_id() {
-    let Some(url) = service_url("SMTP_URL") else { return };
+    let Some(url) = service_url("SMTP_URL") else {
+        return;
+    };
     let maildir = std::env::var("ALERTKIT_MAILDIR").expect("scripts/test sets ALERTKIT_MAILDIR");
     let notifier = EmailNotifier::from_url(&url, "Alertkit <alerts@alertkit.test>")
         .unwrap()
@@ -293,7 +373,10 @@ async fn email_arrives_with_both_bodies_and_a_stable_message_id() {
         email: Some("not an address".into()),
         ..Default::default()
     };
-    let e = notifier.notify(&notification(bad, Channel::Email)).await.unwrap_err();
+    let e = notifier
+        .notify(&notification(bad, Channel::Email))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Invalid);
     let down = EmailNotifier::from_url("smtp://127.0.0.1:9", "a@alertkit.test").unwrap();
     let to = Recipient {
@@ -301,5 +384,10 @@ async fn email_arrives_with_both_bodies_and_a_stable_message_id() {
         email: Some("alice@example.test".into()),
         ..Default::default()
     };
-    assert!(down.notify(&notification(to, Channel::Email)).await.unwrap_err().is_retryable());
+    assert!(
+        down.notify(&notification(to, Channel::Email))
+            .await
+            .unwrap_err()
+            .is_retryable()
+    );
 }
