@@ -21,12 +21,15 @@ use alertkit_storage::{MemoryAlertStore, PostgresAlertStore};
 use alertkit_testkit::services::service_url;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+/// When each request came, and its `Idempotency-Key`.
+type Seen = Arc<Mutex<Vec<(Instant, Option<String>)>>>;
+
 /// Answers with a script of statuses (the last repeats) and records when
 /// each request came, and its idempotency key.
 #[derive(Clone, Default)]
 struct Sink {
     script: Arc<Vec<(u16, Option<&'static str>)>>,
-    seen: Arc<Mutex<Vec<(Instant, Option<String>)>>>,
+    seen: Seen,
     delay: Duration,
 }
 
@@ -97,7 +100,7 @@ fn alert(i: usize) -> Alert {
         Severity::High,
         format!("ticket {i} breached"),
     )
-    .into_alert(AlertId::new(), chrono::Utc::now(), || Audience::everyone())
+    .into_alert(AlertId::new(), chrono::Utc::now(), Audience::everyone)
     .unwrap()
 }
 
