@@ -32,6 +32,7 @@ impl DeliveryTarget {
 }
 
 /// Where a delivery is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
@@ -76,11 +77,13 @@ impl std::str::FromStr for DeliveryStatus {
 /// Unique per (alert, user, channel, severity): raising the same alert again
 /// never enqueues a second delivery to a receiver, but an escalation (a new
 /// severity) does.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     /// Stable id, also the idempotency key handed to receivers.
     pub id: Uuid,
     /// The alert.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub alert_id: AlertId,
     /// The receiving user.
     pub user_id: String,

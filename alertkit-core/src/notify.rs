@@ -8,10 +8,12 @@ use crate::alert::Alert;
 use crate::error::Result;
 use crate::rule::Channel;
 
-/// Where one user can be reached.
+/// Where one user can be reached. Also the body of `GET/PUT /api/me/contacts`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
-    /// The user.
+    /// The user (on input, empty or the caller).
+    #[serde(default)]
     pub user_id: String,
     /// Email address.
     pub email: Option<String>,
@@ -19,6 +21,41 @@ pub struct Recipient {
     pub slack_id: Option<String>,
     /// Webhook URL.
     pub webhook_url: Option<String>,
+}
+
+impl Recipient {
+    /// Checks the contact details a user may set: an email address (at
+    /// most 254 characters, one `@`, no spaces or control characters), a
+    /// Slack id (member, channel or an `https://` incoming-webhook URL, at
+    /// most 256), a webhook URL (`http(s)://`, at most 2048).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str, v: &str| {
+            crate::Error::invalid(format!(
+                "{what} `{}` is not valid",
+                crate::id::truncate(v, 64)
+            ))
+        };
+        let clean = |v: &str| !v.chars().any(|c| c.is_control() || c.is_whitespace());
+        if let Some(e) = &self.email {
+            let at = e.matches('@').count();
+            if e.len() > 254 || at != 1 || !clean(e) || e.starts_with('@') || e.ends_with('@') {
+                return Err(bad("email", e));
+            }
+        }
+        if let Some(s) = &self.slack_id
+            && (s.is_empty() || s.len() > 256 || !clean(s))
+        {
+            return Err(bad("slack_id", s));
+        }
+        if let Some(u) = &self.webhook_url
+            && (u.len() > 2048
+                || !clean(u)
+                || !(u.starts_with("https://") || u.starts_with("http://")))
+        {
+            return Err(bad("webhook_url", u));
+        }
+        Ok(())
+    }
 }
 
 /// One delivery of one alert to one recipient on one channel.

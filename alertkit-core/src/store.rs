@@ -33,6 +33,7 @@ use crate::delivery::DeliveryStatus;
 use crate::delivery::{ClaimedDelivery, Delivery, DeliveryOutcome, DeliveryTarget};
 use crate::error::Result;
 use crate::id::AlertId;
+use crate::notify::Recipient;
 use crate::principal::Viewer;
 use crate::query::{AlertFilter, AlertQuery, Page, Stats};
 use crate::rule::{AlertRule, Subscription};
@@ -267,6 +268,12 @@ pub trait RuleStore: Send + Sync + 'static {
     /// The enabled subscriptions (of any user) that want an alert of this
     /// type and severity, by user.
     async fn subscribers(&self, alert_type: &str, severity: Severity) -> Result<Vec<Subscription>>;
+
+    /// A user's own contact details (email, Slack id, webhook), if set.
+    async fn contact(&self, user_id: &str) -> Result<Option<Recipient>>;
+
+    /// Sets (replaces) a user's contact details, keyed by `contact.user_id`.
+    async fn set_contact(&self, contact: Recipient) -> Result<()>;
 }
 
 /// The delivery outbox: rows enqueued by
@@ -369,6 +376,8 @@ mockall::mock! {
         async fn subscriptions(&self, user_id: &str) -> Result<Vec<Subscription>>;
         async fn set_subscriptions(&self, user_id: &str, subs: Vec<Subscription>) -> Result<()>;
         async fn subscribers(&self, alert_type: &str, severity: Severity) -> Result<Vec<Subscription>>;
+        async fn contact(&self, user_id: &str) -> Result<Option<Recipient>>;
+        async fn set_contact(&self, contact: Recipient) -> Result<()>;
     }
     #[async_trait]
     impl Outbox for Store {

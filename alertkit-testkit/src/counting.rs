@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use alertkit_core::{
     Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStore, AlertView, ClaimedDelivery,
     Delivery, DeliveryOutcome, DeliveryStatus, DeliveryTarget, JobRun, JobStore, Outbox, Page,
-    Raised, Receipt, Result, RuleStore, Severity, Stats, Store, Subscription, Viewer,
+    Raised, Receipt, Recipient, Result, RuleStore, Severity, Stats, Store, Subscription, Viewer,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -243,6 +243,14 @@ impl<S: Store> RuleStore for CountingStore<S> {
     async fn subscribers(&self, alert_type: &str, severity: Severity) -> Result<Vec<Subscription>> {
         self.count("subscribers");
         self.inner.subscribers(alert_type, severity).await
+    }
+    async fn contact(&self, user_id: &str) -> Result<Option<Recipient>> {
+        self.count("contact");
+        self.inner.contact(user_id).await
+    }
+    async fn set_contact(&self, contact: Recipient) -> Result<()> {
+        self.count("set_contact");
+        self.inner.set_contact(contact).await
     }
 }
 

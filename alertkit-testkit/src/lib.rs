@@ -122,6 +122,7 @@ macro_rules! rule_store_conformance {
         $crate::__cases!(rules, $setup;
             rules_crud,
             subscriptions_replace_and_match,
+            contacts_set_replace_and_read,
         );
     };
 }

@@ -3,7 +3,7 @@
 
 use alertkit_core::rule::ANY_ALERT_TYPE;
 use alertkit_core::{
-    AlertRule, Channel, Error, NewAlert, RuleKind, RuleStore, Severity, Subscription,
+    AlertRule, Channel, Error, NewAlert, Recipient, RuleKind, RuleStore, Severity, Subscription,
 };
 use serde_json::json;
 
@@ -144,4 +144,34 @@ pub async fn subscriptions_replace_and_match(store: &dyn RuleStore) {
     );
     store.set_subscriptions("alice", vec![]).await.unwrap();
     assert!(store.subscriptions("alice").await.unwrap().is_empty());
+}
+
+/// Contact details are per user, replaced whole, and read back exactly
+/// (hostile strings are data).
+pub async fn contacts_set_replace_and_read(store: &dyn RuleStore) {
+    assert_eq!(store.contact("alice").await.unwrap(), None);
+    let alice = Recipient {
+        user_id: "alice".into(),
+        email: Some("alice@example.test".into()),
+        slack_id: Some("U123".into()),
+        webhook_url: Some("https://hooks.example.test/a?x=1&y='; DROP TABLE contacts;--".into()),
+    };
+    store.set_contact(alice.clone()).await.unwrap();
+    let bob = Recipient {
+        user_id: "bob".into(),
+        email: Some("bob@example.test".into()),
+        ..Default::default()
+    };
+    store.set_contact(bob.clone()).await.unwrap();
+    assert_eq!(store.contact("alice").await.unwrap(), Some(alice));
+    let replaced = Recipient {
+        user_id: "alice".into(),
+        email: None,
+        slack_id: Some("$where".into()),
+        webhook_url: None,
+    };
+    store.set_contact(replaced.clone()).await.unwrap();
+    assert_eq!(store.contact("alice").await.unwrap(), Some(replaced));
+    assert_eq!(store.contact("bob").await.unwrap(), Some(bob));
+    assert_eq!(store.contact("carol").await.unwrap(), None);
 }

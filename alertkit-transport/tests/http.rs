@@ -676,6 +676,9 @@ async fn openapi_describes_every_route_and_the_real_json() {
         ("/ws/notifications/{user_id}", vec!["get"]),
         ("/api/ws/stats", vec!["get"]),
         ("/api/ws/push/broadcast", vec!["post"]),
+        ("/api/me/contacts", vec!["get", "put"]),
+        ("/api/deliveries", vec!["get"]),
+        ("/api/deliveries/{id}/retry", vec!["post"]),
     ];
     let paths = doc["paths"].as_object().unwrap();
     assert_eq!(paths.len(), expected.len(), "{:?}", paths.keys());
@@ -739,4 +742,97 @@ async fn openapi_describes_every_route_and_the_real_json() {
     let r = reqwest::get(format!("{}/docs/", api.base)).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("swagger"));
+}
+
+#[tokio::test]
+async fn contacts_are_ones_own_and_deliveries_are_for_managers() {
+    let api = start().await;
+    let (s, v) = api.get("/api/me/contacts", &api.alice).await;
+    assert_eq!(
+        (s, &v["user_id"], &v["email"]),
+        (StatusCode::OK, &json!("alice"), &Value::Null)
+    );
+    let mine = json!({"email": "alice@example.test", "slack_id": "U1", "webhook_url": "https://hooks.test/a"});
+    let (s, v) = api
+        .call(
+            reqwest::Method::PUT,
+            "/api/me/contacts",
+            Some(&api.alice),
+            Some(mine.clone()),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["user_id"], &v["email"]),
+        (StatusCode::OK, &json!("alice"), &mine["email"])
+    );
+    let (_, v) = api.get("/api/me/contacts", &api.alice).await;
+    assert_eq!(v["webhook_url"], "https://hooks.test/a");
+    let (_, v) = api.get("/api/me/contacts", &api.bob).await;
+    assert_eq!(v["email"], Value::Null, "bob sees his own, not alice's");
+    // Someone else's, or invalid addresses.
+    for (body, status) in [
+        (
+            json!({"user_id": "bob", "email": "x@y.test"}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            json!({"email": "no-at-sign"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"email": "a b@c.test"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"webhook_url": "file:///etc/passwd"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({"email": 5}), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let (s, v) = api
+            .call(
+                reqwest::Method::PUT,
+                "/api/me/contacts",
+                Some(&api.alice),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(s, status, "{body}: {v}");
+    }
+
+    // Deliveries: managers only; a filter is required.
+    let (s, v) = api.get("/api/deliveries?status=dead", &api.alice).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, v) = api.get("/api/deliveries?status=dead", &api.admin).await;
+    assert_eq!((s, v.as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
+    for bad in [
+        "/api/deliveries",
+        "/api/deliveries?status=lost",
+        "/api/deliveries?alert_id=x",
+        "/api/deliveries?status=dead&limit=x",
+    ] {
+        let (s, v) = api.get(bad, &api.admin).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{bad}"
+        );
+    }
+    let id = uuid::Uuid::now_v7();
+    let (s, v) = api
+        .post(
+            &format!("/api/deliveries/{id}/retry"),
+            &api.alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, v) = api
+        .post(
+            &format!("/api/deliveries/{id}/retry"),
+            &api.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
 }

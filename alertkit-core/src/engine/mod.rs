@@ -22,9 +22,11 @@ use crate::store::{JobStore, Outbox, Raised, RuleStore, Store};
 
 mod cursor;
 mod live;
+mod notify;
 mod rules;
 
 pub use live::{Change, Health};
+pub use notify::MAX_DELIVERIES;
 
 /// How long alerts are kept after their last update, by default.
 pub const DEFAULT_RETENTION_DAYS: i64 = 30;

@@ -7,6 +7,7 @@ mod raise;
 mod rows;
 mod rules;
 
+use alertkit_core::Recipient;
 use alertkit_core::query::{COUNT_CAP, CursorPosition};
 use alertkit_core::{
     Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStatus, AlertStore, AlertView,

@@ -13,6 +13,8 @@ pub(super) struct State {
     pub(super) receipts: HashMap<AlertId, HashMap<String, Receipt>>,
     pub(super) rules: BTreeMap<Uuid, AlertRule>,
     pub(super) subscriptions: BTreeMap<String, Vec<Subscription>>,
+    /// user → contact details.
+    pub(super) contacts: HashMap<String, Recipient>,
     pub(super) deliveries: BTreeMap<Uuid, Delivery>,
     /// (alert, user, channel, severity) of every delivery: the outbox's unique key.
     pub(super) delivery_keys: BTreeSet<(AlertId, String, Channel, Severity)>,

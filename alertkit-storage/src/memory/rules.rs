@@ -93,4 +93,15 @@ impl RuleStore for MemoryAlertStore {
             .cloned()
             .collect())
     }
+
+    async fn contact(&self, user_id: &str) -> Result<Option<Recipient>> {
+        Ok(self.read().contacts.get(user_id).cloned())
+    }
+
+    async fn set_contact(&self, contact: Recipient) -> Result<()> {
+        self.write()
+            .contacts
+            .insert(contact.user_id.clone(), contact);
+        Ok(())
+    }
 }

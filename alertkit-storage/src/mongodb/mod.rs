@@ -28,6 +28,7 @@ use crate::common::{
     audience_from, audience_strings, corrupt, in_input_order, pair_with_alerts, parse,
     severity_from, viewer_targets,
 };
+use alertkit_core::Recipient;
 use alertkit_core::query::COUNT_CAP;
 use alertkit_core::{
     Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStore, AlertView, ClaimedDelivery,

@@ -111,4 +111,40 @@ impl RuleStore for MongoAlertStore {
         .map(sub_from)
         .collect()
     }
+
+    async fn contact(&self, user_id: &str) -> Result<Option<Recipient>> {
+        let d = self
+            .db
+            .collection::<Document>("contacts")
+            .find_one(doc! { "_id": user_id })
+            .await
+            .mongo()?;
+        d.map(|d| {
+            Ok(Recipient {
+                user_id: user_id.to_owned(),
+                email: get_opt_str(&d, "email")?,
+                slack_id: get_opt_str(&d, "slack_id")?,
+                webhook_url: get_opt_str(&d, "webhook_url")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_contact(&self, c: Recipient) -> Result<()> {
+        let mut d = doc! { "_id": &c.user_id };
+        set_opt(&mut d, "email", c.email.clone().map(Bson::String));
+        set_opt(&mut d, "slack_id", c.slack_id.clone().map(Bson::String));
+        set_opt(
+            &mut d,
+            "webhook_url",
+            c.webhook_url.clone().map(Bson::String),
+        );
+        self.db
+            .collection::<Document>("contacts")
+            .replace_one(doc! { "_id": &c.user_id }, d)
+            .upsert(true)
+            .await
+            .mongo()?;
+        Ok(())
+    }
 }

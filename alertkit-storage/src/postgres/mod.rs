@@ -37,6 +37,7 @@ use crate::common::{
     audience_from, audience_strings, corrupt, count_from, in_input_order, pair_with_alerts, parse,
     set_seqs, severity_from, to_i32, to_u64, touched, viewer_targets,
 };
+use alertkit_core::Recipient;
 use alertkit_core::query::COUNT_CAP;
 use alertkit_core::{
     Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStore, AlertView, ClaimedDelivery,

@@ -103,6 +103,40 @@ impl RuleStore for SqliteAlertStore {
         .map(subscription_from_row)
         .collect()
     }
+
+    async fn contact(&self, user_id: &str) -> Result<Option<Recipient>> {
+        let row = sqlx::query(
+            "SELECT user_id, email, slack_id, webhook_url FROM contacts WHERE user_id = ?",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .lite()?;
+        row.map(|r| {
+            Ok(Recipient {
+                user_id: r.try_get("user_id").lite()?,
+                email: r.try_get("email").lite()?,
+                slack_id: r.try_get("slack_id").lite()?,
+                webhook_url: r.try_get("webhook_url").lite()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_contact(&self, c: Recipient) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO contacts (user_id, email, slack_id, webhook_url) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (user_id) DO UPDATE SET email = ?2, slack_id = ?3, webhook_url = ?4",
+        )
+        .bind(&c.user_id)
+        .bind(c.email.as_deref())
+        .bind(c.slack_id.as_deref())
+        .bind(c.webhook_url.as_deref())
+        .execute(&self.pool)
+        .await
+        .lite()?;
+        Ok(())
+    }
 }
 
 impl SqliteAlertStore {

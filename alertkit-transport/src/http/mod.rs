@@ -22,6 +22,7 @@ pub(crate) mod alerts;
 mod errors;
 mod extractors;
 pub(crate) mod live;
+pub(crate) mod notify;
 pub mod openapi;
 pub(crate) mod rules;
 
@@ -41,6 +42,7 @@ pub use errors::ApiError;
 use errors::*;
 use extractors::*;
 use live::*;
+use notify::*;
 use rules::*;
 
 /// Largest request body accepted, in bytes (413 beyond).
@@ -134,6 +136,9 @@ pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpCon
         .route("/api/alerts/{id}/dismiss", post(dismiss))
         .route("/ws", get(ws_upgrade))
         .route("/api/ws/stats", get(ws_stats))
+        .route("/api/me/contacts", get(get_contacts).put(put_contacts))
+        .route("/api/deliveries", get(list_deliveries))
+        .route("/api/deliveries/{id}/retry", post(retry_delivery))
         .route("/api/ws/push/broadcast", post(push_broadcast))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .route("/ws/alerts/{user_id}", get(ws_upgrade_for))

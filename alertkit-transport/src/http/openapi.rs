@@ -306,7 +306,7 @@ impl Modify for BearerAuth {
         description = "Alerts raised by the application, stored durably, queried with per-user \
             read/dismiss state, pushed live over WebSocket (`/ws`: see the `alertkit_transport::ws` \
             docs for the protocol). Every route but `/health` needs `Authorization: Bearer <JWT>` \
-            (or `?token=`)."
+            (`?token=` is accepted only on WebSocket upgrades)."
     ),
     paths(
         crate::http::live::health,
@@ -331,6 +331,10 @@ impl Modify for BearerAuth {
         crate::http::live::ws_notifications_for,
         crate::http::live::ws_stats,
         crate::http::live::push_broadcast,
+        crate::http::notify::get_contacts,
+        crate::http::notify::put_contacts,
+        crate::http::notify::list_deliveries,
+        crate::http::notify::retry_delivery,
     ),
     components(schemas(ErrorDoc, AlertViewDoc, AlertPageDoc)),
     modifiers(&BearerAuth),
@@ -340,6 +344,7 @@ impl Modify for BearerAuth {
         (name = "rules", description = "Alert rules (change with `alerts.manage`)"),
         (name = "subscriptions", description = "The caller's delivery subscriptions"),
         (name = "live", description = "WebSocket and broadcasts"),
+        (name = "notify", description = "Contact details and the delivery outbox"),
         (name = "health", description = "Liveness"),
     )
 )]
