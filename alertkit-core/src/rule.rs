@@ -131,7 +131,9 @@ pub const ANY_ALERT_TYPE: &str = "*";
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {
-    /// Whose subscription.
+    /// Whose subscription; on `PUT /api/alerts/subscriptions` it may be
+    /// left out (it is the caller's).
+    #[serde(default)]
     pub user_id: String,
     /// The alert type, or [`ANY_ALERT_TYPE`].
     pub alert_type: String,

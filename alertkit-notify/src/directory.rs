@@ -58,3 +58,51 @@ impl Directory for StaticDirectory {
             .unwrap_or_default())
     }
 }
+
+/// A [`Directory`] reading each user's own contact details from the store
+/// ([`RuleStore::contact`](alertkit_core::RuleStore::contact), set through
+/// `PUT /api/me/contacts`), with group membership from another directory
+/// when given (none: groups have no members).
+#[derive(Clone)]
+pub struct StoreDirectory {
+    rules: std::sync::Arc<dyn alertkit_core::RuleStore>,
+    groups: Option<std::sync::Arc<dyn Directory>>,
+}
+
+impl std::fmt::Debug for StoreDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreDirectory")
+            .field("groups", &self.groups.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreDirectory {
+    /// Contacts from `rules` (e.g. [`AlertKit::rule_store`](alertkit_core::AlertKit::rule_store)).
+    pub fn new(rules: std::sync::Arc<dyn alertkit_core::RuleStore>) -> Self {
+        StoreDirectory {
+            rules,
+            groups: None,
+        }
+    }
+
+    /// Group members from `groups` (your identity provider's directory).
+    pub fn with_groups(mut self, groups: std::sync::Arc<dyn Directory>) -> Self {
+        self.groups = Some(groups);
+        self
+    }
+}
+
+#[async_trait]
+impl Directory for StoreDirectory {
+    async fn recipient(&self, user_id: &str) -> Result<Option<Recipient>> {
+        self.rules.contact(user_id).await
+    }
+
+    async fn members(&self, group: &str) -> Result<Vec<String>> {
+        match &self.groups {
+            Some(g) => g.members(group).await,
+            None => Ok(Vec::new()),
+        }
+    }
+}

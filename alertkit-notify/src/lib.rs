@@ -51,7 +51,7 @@ pub mod template;
 pub mod webhook;
 
 pub use alertkit_core::{Channel, Notification, Notifier, Recipient};
-pub use directory::StaticDirectory;
+pub use directory::{StaticDirectory, StoreDirectory};
 pub use dispatcher::{
     Dispatcher, DispatcherBuilder, DispatcherConfig, DispatcherHandle, RetryPolicy,
 };

@@ -16,10 +16,17 @@
 //! | `ALERTKIT_JWT_AUDIENCE` | (not checked) | tokens must carry this `aud` |
 //! | `ALERTKIT_RATE_LIMIT` | `60` | requests per minute per user; `0` turns it off |
 //!
-//! It serves the REST API and the WebSocket hub (`/ws`, with resume).
-//! Ctrl-C or SIGTERM shuts down gracefully: every WebSocket is closed with
-//! 1001 first, then in-flight requests finish. It has no dashboard,
-//! scheduled jobs or external notifiers yet.
+//! Notifications: `SMTP_URL`, `SMTP_FROM`, `SLACK_WEBHOOK_URL`,
+//! `SLACK_BOT_TOKEN`, `ALERTKIT_WEBHOOK_SECRET`, `ALERTKIT_APP_URL` (see
+//! `notify.rs`); with none set, deliveries are written to the log.
+//!
+//! It serves the REST API and the WebSocket hub (`/ws`, with resume), and
+//! runs the delivery dispatcher. Ctrl-C or SIGTERM shuts down gracefully:
+//! every WebSocket is closed with 1001 first, then in-flight requests and
+//! sends finish. A bad setting exits with status 2 and one line naming the
+//! variable. It has no dashboard or scheduled jobs yet.
+
+mod notify;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +38,17 @@ use alertkit::{AlertKit, Broadcaster, Principal, Store};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
+/// A non-empty environment variable.
+pub fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+/// Exits with status 2 and one line naming the variable at fault.
+pub fn fail(var: &str, why: &str) -> ! {
+    eprintln!("alertkit: bad {var}: {why}");
+    std::process::exit(2)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
     tracing_subscriber::fmt()
@@ -38,7 +56,6 @@ async fn main() -> Result<(), Failure> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
 
     let database = env("DATABASE_URL").unwrap_or_else(|| "sqlite://alertkit.db?mode=rwc".into());
     let store: Arc<dyn Store> = if database.starts_with("postgres") {
@@ -65,7 +82,8 @@ async fn main() -> Result<(), Failure> {
             true,
         ),
     };
-    let mut auth = JwtAuthenticator::hs256(secret.as_bytes())?;
+    let mut auth = JwtAuthenticator::hs256(secret.as_bytes())
+        .unwrap_or_else(|e| fail("ALERTKIT_JWT_SECRET", &e.to_string()));
     if let Some(iss) = env("ALERTKIT_JWT_ISSUER") {
         auth = auth.issuer(&iss);
     }
@@ -79,8 +97,10 @@ async fn main() -> Result<(), Failure> {
         .cursor_key(format!("alertkit list cursors:{secret}"))
         .build()?;
     let rate = env("ALERTKIT_RATE_LIMIT")
-        .map(|r| r.parse())
-        .transpose()?
+        .map(|r| {
+            r.parse()
+                .unwrap_or_else(|_| fail("ALERTKIT_RATE_LIMIT", "must be a whole number"))
+        })
         .unwrap_or(http::DEFAULT_RATE_LIMIT);
     let addr = env("ALERTKIT_ADDR").unwrap_or_else(|| "127.0.0.1:8000".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
@@ -114,6 +134,8 @@ async fn main() -> Result<(), Failure> {
         println!("API reference: http://{addr}/docs (OpenAPI at /openapi.json)");
     }
 
+    let notify = notify::start(&kit, &secret, &format!("http://{addr}"));
+    println!("notifications: {}", notify.summary);
     let hub = WsHub::new(kit, WsConfig::default());
     let closer = hub.clone();
     let app = http::router_with_hub(
@@ -133,6 +155,7 @@ async fn main() -> Result<(), Failure> {
         .await?;
     // Upgraded connections outlive `serve`: let them write their 1001.
     hub.drained(Duration::from_secs(5)).await;
+    notify.handle.shutdown().await;
     Ok(())
 }
 

@@ -1,0 +1,84 @@
+//! The server's notification side: which notifiers, from the environment,
+//! and the dispatcher draining the store's outbox.
+//!
+//! | variable | effect |
+//! |---|---|
+//! | `SMTP_URL` | email through this server (`smtps://user:pass@host:465`, `smtp://host:587?tls=required`, plain `smtp://` only to loopback); else emails are logged |
+//! | `SMTP_FROM` | the sender (default `alertkit@localhost`) |
+//! | `SLACK_WEBHOOK_URL` | Slack messages for users without a Slack id of their own go to this incoming webhook |
+//! | `SLACK_BOT_TOKEN` | Slack messages to member ids go through `chat.postMessage` |
+//! | `ALERTKIT_WEBHOOK_SECRET` | signs webhooks (default: derived from the JWT secret) |
+//! | `ALERTKIT_APP_URL` | links in messages (default: the server's own URL) |
+
+use std::sync::Arc;
+
+use alertkit::notify::{
+    Dispatcher, DispatcherHandle, EmailNotifier, LogNotifier, SlackNotifier, StoreDirectory,
+    Template, WebhookNotifier,
+};
+use alertkit::{AlertKit, Channel, Notifier};
+
+use crate::{env, fail};
+
+/// What the dispatcher was given, for the start-up banner.
+pub struct Notify {
+    pub handle: DispatcherHandle,
+    pub summary: String,
+}
+
+/// Builds the notifiers from the environment and starts the dispatcher.
+/// A bad value exits with status 2 and a line naming the variable.
+pub fn start(kit: &AlertKit, jwt_secret: &str, app_url: &str) -> Notify {
+    let template =
+        Template::with_app_url(env("ALERTKIT_APP_URL").unwrap_or_else(|| app_url.into()));
+    let mut summary = Vec::new();
+    let email: Arc<dyn Notifier> = match env("SMTP_URL") {
+        Some(url) => {
+            let from = env("SMTP_FROM").unwrap_or_else(|| "alertkit@localhost".into());
+            let n = EmailNotifier::from_url(&url, &from)
+                .unwrap_or_else(|e| fail("SMTP_URL or SMTP_FROM", &e.to_string()));
+            summary.push("email: SMTP");
+            Arc::new(n.template(template.clone()))
+        }
+        None => {
+            summary.push("email: logged");
+            Arc::new(LogNotifier::new(Channel::Email))
+        }
+    };
+    let (hook, token) = (env("SLACK_WEBHOOK_URL"), env("SLACK_BOT_TOKEN"));
+    let slack: Arc<dyn Notifier> = if hook.is_some() || token.is_some() {
+        let mut n = SlackNotifier::new()
+            .unwrap_or_else(|e| fail("SLACK_WEBHOOK_URL", &e.to_string()))
+            .template(template.clone());
+        if let Some(url) = hook {
+            n = n
+                .default_webhook(url)
+                .unwrap_or_else(|e| fail("SLACK_WEBHOOK_URL", &e.to_string()));
+        }
+        if let Some(t) = token {
+            n = n.bot_token(t);
+        }
+        summary.push("slack: on");
+        Arc::new(n)
+    } else {
+        summary.push("slack: logged");
+        Arc::new(LogNotifier::new(Channel::Slack))
+    };
+    let secret = env("ALERTKIT_WEBHOOK_SECRET").unwrap_or_else(|| format!("webhooks:{jwt_secret}"));
+    let webhook = WebhookNotifier::new(secret.into_bytes())
+        .unwrap_or_else(|e| fail("ALERTKIT_WEBHOOK_SECRET", &e.to_string()));
+    let dispatcher = Dispatcher::builder(
+        kit.outbox(),
+        Arc::new(StoreDirectory::new(kit.rule_store())),
+    )
+    .notifier(email)
+    .notifier(slack)
+    .notifier(Arc::new(webhook))
+    .clock(kit.clock().clone())
+    .build()
+    .unwrap_or_else(|e| fail("dispatcher", &e.to_string()));
+    Notify {
+        handle: dispatcher.spawn(),
+        summary: summary.join(", "),
+    }
+}
