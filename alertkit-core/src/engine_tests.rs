@@ -17,6 +17,7 @@ fn t0() -> chrono::DateTime<Utc> {
 fn store() -> MockAlertStore {
     let mut s = MockAlertStore::new();
     s.expect_subscribers().returning(|_, _| Ok(vec![]));
+    s.expect_routes().returning(|| Ok(vec![]));
     s
 }
 
@@ -401,6 +402,7 @@ impl Directory for Dir {
 #[tokio::test]
 async fn deliveries_go_to_subscribers_in_the_audience_on_external_channels() {
     let mut store = MockAlertStore::new();
+    store.expect_routes().returning(|| Ok(vec![]));
     store
         .expect_subscribers()
         .withf(|t, s| t == "capacity_warning" && *s == Severity::Medium)

@@ -47,6 +47,7 @@ pub mod id;
 pub mod notify;
 pub mod principal;
 pub mod query;
+pub mod route;
 pub mod rule;
 pub mod scheduler;
 pub mod store;
@@ -64,6 +65,7 @@ pub use id::AlertId;
 pub use notify::{Notification, Notifier, Recipient};
 pub use principal::{Permission, Principal, Viewer};
 pub use query::{AlertFilter, AlertQuery, Cursor, CursorPosition, Page, Stats};
+pub use route::{Destination, NewRoute, Route};
 pub use rule::{AlertRule, Channel, Digest, NewRule, RuleKind, Subscription};
 pub use scheduler::{
     Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, RunStatus, Schedule, Scheduler,

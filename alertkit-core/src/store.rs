@@ -36,6 +36,7 @@ use crate::id::AlertId;
 use crate::notify::Recipient;
 use crate::principal::Viewer;
 use crate::query::{AlertFilter, AlertQuery, Page, Stats};
+use crate::route::Route;
 use crate::rule::{AlertRule, Subscription};
 use crate::scheduler::JobRun;
 use crate::severity::Severity;
@@ -274,6 +275,15 @@ pub trait RuleStore: Send + Sync + 'static {
 
     /// Sets (replaces) a user's contact details, keyed by `contact.user_id`.
     async fn set_contact(&self, contact: Recipient) -> Result<()>;
+
+    /// Every team route, oldest first.
+    async fn routes(&self) -> Result<Vec<Route>>;
+
+    /// Stores a team route (replacing the one with its id).
+    async fn put_route(&self, route: Route) -> Result<()>;
+
+    /// Deletes a team route; `NotFound` if absent.
+    async fn delete_route(&self, id: Uuid) -> Result<()>;
 }
 
 /// The delivery outbox: rows enqueued by
@@ -378,6 +388,9 @@ mockall::mock! {
         async fn subscribers(&self, alert_type: &str, severity: Severity) -> Result<Vec<Subscription>>;
         async fn contact(&self, user_id: &str) -> Result<Option<Recipient>>;
         async fn set_contact(&self, contact: Recipient) -> Result<()>;
+        async fn routes(&self) -> Result<Vec<Route>>;
+        async fn put_route(&self, route: Route) -> Result<()>;
+        async fn delete_route(&self, id: Uuid) -> Result<()>;
     }
     #[async_trait]
     impl Outbox for Store {

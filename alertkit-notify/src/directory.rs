@@ -95,7 +95,13 @@ impl StoreDirectory {
 
 #[async_trait]
 impl Directory for StoreDirectory {
+    /// A user's contacts, or for a team route's delivery (`route:<id>`)
+    /// the route's destination.
     async fn recipient(&self, user_id: &str) -> Result<Option<Recipient>> {
+        if let Some(id) = alertkit_core::Route::id_of(user_id) {
+            let routes = self.rules.routes().await?;
+            return Ok(routes.iter().find(|r| r.id == id).map(|r| r.recipient()));
+        }
         self.rules.contact(user_id).await
     }
 

@@ -110,12 +110,15 @@ impl EmailNotifier {
         let to = n.recipient.email.as_deref().ok_or_else(|| {
             Error::invalid(format!("{} has no email address", n.recipient.user_id))
         })?;
-        let to: Mailbox = to
-            .parse()
-            .map_err(|e| Error::invalid(format!("email address `{to}`: {e}")))?;
-        Message::builder()
-            .from(self.from.clone())
-            .to(to)
+        // A team route's list arrives as `a@x, b@y`.
+        let mut builder = Message::builder().from(self.from.clone());
+        for addr in to.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            let mailbox: Mailbox = addr
+                .parse()
+                .map_err(|e| Error::invalid(format!("email address `{addr}`: {e}")))?;
+            builder = builder.to(mailbox);
+        }
+        builder
             .subject(self.template.subject(&n.alert))
             .message_id(Some(format!("<{}@alertkit>", n.id)))
             .multipart(MultiPart::alternative_plain_html(

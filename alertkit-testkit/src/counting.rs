@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use alertkit_core::{
     Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStore, AlertView, ClaimedDelivery,
     Delivery, DeliveryOutcome, DeliveryStatus, DeliveryTarget, JobRun, JobStore, Outbox, Page,
-    Raised, Receipt, Recipient, Result, RuleStore, Severity, Stats, Store, Subscription, Viewer,
+    Raised, Receipt, Recipient, Result, Route, RuleStore, Severity, Stats, Store, Subscription,
+    Viewer,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -251,6 +252,18 @@ impl<S: Store> RuleStore for CountingStore<S> {
     async fn set_contact(&self, contact: Recipient) -> Result<()> {
         self.count("set_contact");
         self.inner.set_contact(contact).await
+    }
+    async fn routes(&self) -> Result<Vec<Route>> {
+        self.count("routes");
+        self.inner.routes().await
+    }
+    async fn put_route(&self, route: Route) -> Result<()> {
+        self.count("put_route");
+        self.inner.put_route(route).await
+    }
+    async fn delete_route(&self, id: Uuid) -> Result<()> {
+        self.count("delete_route");
+        self.inner.delete_route(id).await
     }
 }
 

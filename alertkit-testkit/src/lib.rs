@@ -123,6 +123,7 @@ macro_rules! rule_store_conformance {
             rules_crud,
             subscriptions_replace_and_match,
             contacts_set_replace_and_read,
+            routes_put_list_replace_delete,
         );
     };
 }

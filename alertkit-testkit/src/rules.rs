@@ -175,3 +175,56 @@ pub async fn contacts_set_replace_and_read(store: &dyn RuleStore) {
     assert_eq!(store.contact("bob").await.unwrap(), Some(bob));
     assert_eq!(store.contact("carol").await.unwrap(), None);
 }
+
+/// Team routes are stored whole, replaced by id, listed oldest first and
+/// deleted once.
+pub async fn routes_put_list_replace_delete(store: &dyn RuleStore) {
+    use alertkit_core::{Destination, NewRoute, Route};
+    assert!(store.routes().await.unwrap().is_empty());
+    let mk = |name: &str, min: i64, destination: Destination| Route {
+        id: uuid::Uuid::now_v7(),
+        spec: NewRoute {
+            name: name.into(),
+            enabled: true,
+            alert_types: vec!["capacity_warning".into()],
+            min_severity: Severity::High,
+            tags: vec!["VCH20".into(), "$where".into()],
+            destination,
+        },
+        created_at: crate::fixtures::at(min),
+        updated_at: crate::fixtures::at(min),
+    };
+    let slack = mk(
+        "ops slack",
+        1,
+        Destination::Slack {
+            webhook_url: "https://hooks.slack.test/T/B/X".into(),
+        },
+    );
+    let mail = mk(
+        "planners' mail",
+        2,
+        Destination::Email {
+            addresses: vec!["a@x.test".into(), "b@x.test".into()],
+        },
+    );
+    store.put_route(mail.clone()).await.unwrap();
+    store.put_route(slack.clone()).await.unwrap();
+    assert_eq!(
+        store.routes().await.unwrap(),
+        vec![slack.clone(), mail.clone()]
+    );
+    let mut changed = mail.clone();
+    changed.spec.enabled = false;
+    changed.spec.destination = Destination::Webhook {
+        url: "https://hooks.test/w".into(),
+    };
+    store.put_route(changed.clone()).await.unwrap();
+    assert_eq!(store.routes().await.unwrap(), vec![slack.clone(), changed]);
+    store.delete_route(mail.id).await.unwrap();
+    assert!(matches!(
+        store.delete_route(mail.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(store.routes().await.unwrap(), vec![slack]);
+}

@@ -679,6 +679,8 @@ async fn openapi_describes_every_route_and_the_real_json() {
         ("/api/me/contacts", vec!["get", "put"]),
         ("/api/deliveries", vec!["get"]),
         ("/api/deliveries/{id}/retry", vec!["post"]),
+        ("/api/notify/routes", vec!["get", "post"]),
+        ("/api/notify/routes/{id}", vec!["delete", "put"]),
     ];
     let paths = doc["paths"].as_object().unwrap();
     assert_eq!(paths.len(), expected.len(), "{:?}", paths.keys());
@@ -833,6 +835,67 @@ async fn contacts_are_ones_own_and_deliveries_are_for_managers() {
             &api.admin,
             json!({}),
         )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+#[tokio::test]
+async fn team_routes_are_for_managers_and_validated() {
+    let api = start().await;
+    let route = json!({"name": "ops slack", "min_severity": "high", "alert_types": ["capacity_warning"],
+                       "destination": {"kind": "slack", "webhook_url": "https://hooks.slack.test/T/B/X"}});
+    let (s, v) = api
+        .post("/api/notify/routes", &api.alice, route.clone())
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, created) = api
+        .post("/api/notify/routes", &api.admin, route.clone())
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    assert_eq!(created["enabled"], true);
+    assert_eq!(created["destination"]["kind"], "slack");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (s, list) = api.get("/api/notify/routes", &api.admin).await;
+    assert_eq!(
+        (s, list.as_array().map(Vec::len)),
+        (StatusCode::OK, Some(1))
+    );
+    let (s, _) = api.get("/api/notify/routes", &api.alice).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let mut changed = route.clone();
+    changed["destination"] = json!({"kind": "email", "addresses": ["a@x.test", "b@x.test"]});
+    let (s, v) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/notify/routes/{id}"),
+            Some(&api.admin),
+            Some(changed),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["destination"]["addresses"][1]),
+        (StatusCode::OK, &json!("b@x.test"))
+    );
+    assert_eq!(v["created_at"], created["created_at"]);
+    for bad in [
+        json!({"name": "", "destination": {"kind": "webhook", "url": "https://h.test"}}),
+        json!({"name": "x", "destination": {"kind": "slack", "webhook_url": "http://plain.test"}}),
+        json!({"name": "x", "destination": {"kind": "email", "addresses": []}}),
+        json!({"name": "x", "destination": {"kind": "webhook", "url": "gopher://h.test"}}),
+        json!({"name": "x", "destination": {"kind": "pager"}}),
+    ] {
+        let (s, v) = api
+            .post("/api/notify/routes", &api.admin, bad.clone())
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+    }
+    let path = format!("/api/notify/routes/{id}");
+    let (s, _) = api
+        .call(reqwest::Method::DELETE, &path, Some(&api.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = api
+        .call(reqwest::Method::DELETE, &path, Some(&api.admin), None)
         .await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
 }

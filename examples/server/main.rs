@@ -134,7 +134,7 @@ async fn main() -> Result<(), Failure> {
         println!("API reference: http://{addr}/docs (OpenAPI at /openapi.json)");
     }
 
-    let notify = notify::start(&kit, &secret, &format!("http://{addr}"));
+    let notify = notify::start(&kit, &secret, &format!("http://{addr}")).await;
     println!("notifications: {}", notify.summary);
     let hub = WsHub::new(kit, WsConfig::default());
     let closer = hub.clone();

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `SMTP_URL` | email through this server (`smtps://user:pass@host:465`, `smtp://host:587?tls=required`, plain `smtp://` only to loopback); else emails are logged |
 //! | `SMTP_FROM` | the sender (default `alertkit@localhost`) |
-//! | `SLACK_WEBHOOK_URL` | Slack messages for users without a Slack id of their own go to this incoming webhook |
+//! | `SLACK_WEBHOOK_URL` | a team route (`default slack`) sending every high and critical alert to this incoming webhook |
 //! | `SLACK_BOT_TOKEN` | Slack messages to member ids go through `chat.postMessage` |
 //! | `ALERTKIT_WEBHOOK_SECRET` | signs webhooks (default: derived from the JWT secret) |
 //! | `ALERTKIT_APP_URL` | links in messages (default: the server's own URL) |
@@ -16,7 +16,7 @@ use alertkit::notify::{
     Dispatcher, DispatcherHandle, EmailNotifier, LogNotifier, SlackNotifier, StoreDirectory,
     Template, WebhookNotifier,
 };
-use alertkit::{AlertKit, Channel, Notifier};
+use alertkit::{AlertKit, Channel, Destination, NewRoute, Notifier, Principal, Severity};
 
 use crate::{env, fail};
 
@@ -28,7 +28,7 @@ pub struct Notify {
 
 /// Builds the notifiers from the environment and starts the dispatcher.
 /// A bad value exits with status 2 and a line naming the variable.
-pub fn start(kit: &AlertKit, jwt_secret: &str, app_url: &str) -> Notify {
+pub async fn start(kit: &AlertKit, jwt_secret: &str, app_url: &str) -> Notify {
     let template =
         Template::with_app_url(env("ALERTKIT_APP_URL").unwrap_or_else(|| app_url.into()));
     let mut summary = Vec::new();
@@ -46,15 +46,13 @@ pub fn start(kit: &AlertKit, jwt_secret: &str, app_url: &str) -> Notify {
         }
     };
     let (hook, token) = (env("SLACK_WEBHOOK_URL"), env("SLACK_BOT_TOKEN"));
+    if let Some(url) = &hook {
+        default_slack_route(kit, url).await;
+    }
     let slack: Arc<dyn Notifier> = if hook.is_some() || token.is_some() {
         let mut n = SlackNotifier::new()
             .unwrap_or_else(|e| fail("SLACK_WEBHOOK_URL", &e.to_string()))
             .template(template.clone());
-        if let Some(url) = hook {
-            n = n
-                .default_webhook(url)
-                .unwrap_or_else(|e| fail("SLACK_WEBHOOK_URL", &e.to_string()));
-        }
         if let Some(t) = token {
             n = n.bot_token(t);
         }
@@ -80,5 +78,38 @@ pub fn start(kit: &AlertKit, jwt_secret: &str, app_url: &str) -> Notify {
     Notify {
         handle: dispatcher.spawn(),
         summary: summary.join(", "),
+    }
+}
+
+/// The name of the team route `SLACK_WEBHOOK_URL` keeps up to date.
+const DEFAULT_SLACK_ROUTE: &str = "default slack";
+
+/// Creates or updates the `default slack` team route: every high and
+/// critical alert goes to the webhook. (Personal Slack messages never fall
+/// back to this shared channel.)
+async fn default_slack_route(kit: &AlertKit, url: &str) {
+    let system = Principal::system();
+    let spec = NewRoute {
+        name: DEFAULT_SLACK_ROUTE.into(),
+        enabled: true,
+        alert_types: vec![],
+        min_severity: Severity::High,
+        tags: vec![],
+        destination: Destination::Slack {
+            webhook_url: url.to_owned(),
+        },
+    };
+    let existing = kit
+        .routes(&system)
+        .await
+        .unwrap_or_else(|e| fail("DATABASE_URL", &e.to_string()))
+        .into_iter()
+        .find(|r| r.spec.name == DEFAULT_SLACK_ROUTE);
+    let result = match existing {
+        Some(r) => kit.update_route(&system, r.id, spec).await.map(|_| ()),
+        None => kit.create_route(&system, spec).await.map(|_| ()),
+    };
+    if let Err(e) = result {
+        fail("SLACK_WEBHOOK_URL", &e.to_string());
     }
 }

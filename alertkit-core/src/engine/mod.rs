@@ -285,18 +285,29 @@ impl AlertKit {
         self.publish(event).await;
     }
 
-    /// Who gets this alert off-app: every enabled subscription wanting its
+    /// Who gets this alert off-app: every enabled team route matching it,
+    /// and every enabled subscription wanting its
     /// type and severity, whose user is in the audience, on each channel
     /// other than in-app (the inbox itself). Digest subscriptions are left
     /// to the digest job.
     async fn plan_deliveries(&self, alert: &Alert) -> Result<Vec<DeliveryTarget>> {
+        // Team routes: one delivery per (alert, matching route).
+        let mut out = BTreeSet::new();
+        for route in self.inner.store.routes().await? {
+            if route.matches(alert) {
+                out.insert(DeliveryTarget::new(
+                    route.target_user(),
+                    route.spec.destination.channel(),
+                ));
+            }
+        }
         let subs = self
             .inner
             .store
             .subscribers(&alert.alert_type, alert.severity)
             .await?;
         if subs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(out.into_iter().collect());
         }
         let targets = alert.audience.targets();
         let everyone = targets.contains(&Target::Everyone);
@@ -308,7 +319,6 @@ impl AlertKit {
                 }
             }
         }
-        let mut out = BTreeSet::new();
         for sub in subs.iter().filter(|s| s.digest.is_none()) {
             let in_audience = everyone
                 || targets.iter().any(|t| match t {

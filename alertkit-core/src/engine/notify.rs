@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::id::AlertId;
 use crate::notify::Recipient;
 use crate::principal::{Permission, Principal};
+use crate::route::{NewRoute, Route};
 
 use super::AlertKit;
 
@@ -71,5 +72,53 @@ impl AlertKit {
     pub async fn retry_delivery(&self, by: &Principal, id: Uuid) -> Result<Delivery> {
         by.require(Permission::AlertsManage)?;
         self.inner.store.retry_delivery(id, self.now()).await
+    }
+
+    /// Every team route (needs `alerts.manage`).
+    pub async fn routes(&self, by: &Principal) -> Result<Vec<Route>> {
+        by.require(Permission::AlertsManage)?;
+        self.inner.store.routes().await
+    }
+
+    /// Creates a team route (needs `alerts.manage`).
+    pub async fn create_route(&self, by: &Principal, spec: NewRoute) -> Result<Route> {
+        by.require(Permission::AlertsManage)?;
+        spec.validate()?;
+        let now = self.now();
+        let route = Route {
+            id: Uuid::now_v7(),
+            spec,
+            created_at: now,
+            updated_at: now,
+        };
+        self.inner.store.put_route(route.clone()).await?;
+        Ok(route)
+    }
+
+    /// Replaces a team route (needs `alerts.manage`).
+    pub async fn update_route(&self, by: &Principal, id: Uuid, spec: NewRoute) -> Result<Route> {
+        by.require(Permission::AlertsManage)?;
+        spec.validate()?;
+        let old = self
+            .inner
+            .store
+            .routes()
+            .await?
+            .into_iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| Error::not_found(format!("route {id}")))?;
+        let route = Route {
+            spec,
+            updated_at: self.now(),
+            ..old
+        };
+        self.inner.store.put_route(route.clone()).await?;
+        Ok(route)
+    }
+
+    /// Deletes a team route (needs `alerts.manage`).
+    pub async fn delete_route(&self, by: &Principal, id: Uuid) -> Result<()> {
+        by.require(Permission::AlertsManage)?;
+        self.inner.store.delete_route(id).await
     }
 }

@@ -7,7 +7,6 @@ mod raise;
 mod rows;
 mod rules;
 
-use alertkit_core::Recipient;
 use alertkit_core::query::{COUNT_CAP, CursorPosition};
 use alertkit_core::{
     Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStatus, AlertStore, AlertView,
@@ -15,6 +14,7 @@ use alertkit_core::{
     JobRun, JobStore, Outbox, Page, Raised, Receipt, Result, RuleStore, Severity, Stats,
     Subscription, Viewer,
 };
+use alertkit_core::{Recipient, Route};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

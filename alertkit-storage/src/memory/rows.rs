@@ -15,6 +15,8 @@ pub(super) struct State {
     pub(super) subscriptions: BTreeMap<String, Vec<Subscription>>,
     /// user → contact details.
     pub(super) contacts: HashMap<String, Recipient>,
+    /// Team routes by id.
+    pub(super) routes: BTreeMap<Uuid, Route>,
     pub(super) deliveries: BTreeMap<Uuid, Delivery>,
     /// (alert, user, channel, severity) of every delivery: the outbox's unique key.
     pub(super) delivery_keys: BTreeSet<(AlertId, String, Channel, Severity)>,

@@ -104,4 +104,23 @@ impl RuleStore for MemoryAlertStore {
             .insert(contact.user_id.clone(), contact);
         Ok(())
     }
+
+    async fn routes(&self) -> Result<Vec<Route>> {
+        let mut out: Vec<Route> = self.read().routes.values().cloned().collect();
+        out.sort_by_key(|r| (r.created_at, r.id));
+        Ok(out)
+    }
+
+    async fn put_route(&self, route: Route) -> Result<()> {
+        self.write().routes.insert(route.id, route);
+        Ok(())
+    }
+
+    async fn delete_route(&self, id: Uuid) -> Result<()> {
+        self.write()
+            .routes
+            .remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| Error::not_found(format!("route {id}")))
+    }
 }

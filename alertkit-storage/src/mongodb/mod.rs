@@ -28,13 +28,13 @@ use crate::common::{
     audience_from, audience_strings, corrupt, in_input_order, pair_with_alerts, parse,
     severity_from, viewer_targets,
 };
-use alertkit_core::Recipient;
 use alertkit_core::query::COUNT_CAP;
 use alertkit_core::{
     Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStore, AlertView, ClaimedDelivery,
     Delivery, DeliveryOutcome, DeliveryStatus, DeliveryTarget, Error, JobRun, JobStore, Outbox,
     Page, Raised, Receipt, Resource, Result, RuleStore, Severity, Stats, Subscription, Viewer,
 };
+use alertkit_core::{Recipient, Route};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 pub use config::MongoBuilder;

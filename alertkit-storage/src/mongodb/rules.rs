@@ -147,4 +147,46 @@ impl RuleStore for MongoAlertStore {
             .mongo()?;
         Ok(())
     }
+
+    async fn routes(&self) -> Result<Vec<Route>> {
+        collect(
+            self.db
+                .collection::<Document>("notify_routes")
+                .find(doc! {})
+                .sort(doc! { "created_at": 1, "_id": 1 })
+                .await
+                .mongo()?,
+        )
+        .await?
+        .iter()
+        .map(|d| get_json(d, "body"))
+        .collect()
+    }
+
+    async fn put_route(&self, route: Route) -> Result<()> {
+        let body = serde_json::to_string(&route).map_err(|e| Error::backend(BACKEND, e))?;
+        self.db
+            .collection::<Document>("notify_routes")
+            .replace_one(
+                doc! { "_id": id_bson(route.id) },
+                doc! { "_id": id_bson(route.id), "body": body, "created_at": time_bson(route.created_at) },
+            )
+            .upsert(true)
+            .await
+            .mongo()?;
+        Ok(())
+    }
+
+    async fn delete_route(&self, id: Uuid) -> Result<()> {
+        let res = self
+            .db
+            .collection::<Document>("notify_routes")
+            .delete_one(doc! { "_id": id_bson(id) })
+            .await
+            .mongo()?;
+        if res.deleted_count == 0 {
+            return Err(Error::not_found(format!("route {id}")));
+        }
+        Ok(())
+    }
 }

@@ -37,7 +37,6 @@ use crate::common::{
     audience_from, audience_strings, corrupt, count_from, in_input_order, pair_with_alerts, parse,
     set_seqs, severity_from, to_i32, to_u64, touched, viewer_targets,
 };
-use alertkit_core::Recipient;
 use alertkit_core::query::COUNT_CAP;
 use alertkit_core::{
     Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStore, AlertView, ClaimedDelivery,
@@ -45,6 +44,7 @@ use alertkit_core::{
     Outbox, Page, Raised, Receipt, Resource, Result, RuleStore, Severity, Stats, Subscription,
     Viewer,
 };
+use alertkit_core::{Recipient, Route};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 pub use config::PostgresBuilder;

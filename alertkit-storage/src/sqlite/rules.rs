@@ -137,6 +137,46 @@ impl RuleStore for SqliteAlertStore {
         .lite()?;
         Ok(())
     }
+
+    async fn routes(&self) -> Result<Vec<Route>> {
+        let rows = sqlx::query("SELECT body FROM notify_routes ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .lite()?;
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get("body").lite()?;
+                serde_json::from_str(&body).map_err(|e| corrupt(BACKEND, e))
+            })
+            .collect()
+    }
+
+    async fn put_route(&self, route: Route) -> Result<()> {
+        let body = serde_json::to_string(&route).map_err(|e| Error::backend(BACKEND, e))?;
+        sqlx::query(
+            "INSERT INTO notify_routes (id, body, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (id) DO UPDATE SET body = ?2",
+        )
+        .bind(route.id)
+        .bind(body)
+        .bind(ms(route.created_at))
+        .execute(&self.pool)
+        .await
+        .lite()?;
+        Ok(())
+    }
+
+    async fn delete_route(&self, id: Uuid) -> Result<()> {
+        let res = sqlx::query("DELETE FROM notify_routes WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .lite()?;
+        if res.rows_affected() == 0 {
+            return Err(Error::not_found(format!("route {id}")));
+        }
+        Ok(())
+    }
 }
 
 impl SqliteAlertStore {

@@ -42,7 +42,11 @@ pub use errors::ApiError;
 use errors::*;
 use extractors::*;
 use live::*;
-use notify::*;
+use notify::{
+    create_route as create_route_handler, delete_route as delete_route_handler, get_contacts,
+    list_deliveries, list_routes, put_contacts, retry_delivery,
+    update_route as update_route_handler,
+};
 use rules::*;
 
 /// Largest request body accepted, in bytes (413 beyond).
@@ -138,6 +142,14 @@ pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpCon
         .route("/api/ws/stats", get(ws_stats))
         .route("/api/me/contacts", get(get_contacts).put(put_contacts))
         .route("/api/deliveries", get(list_deliveries))
+        .route(
+            "/api/notify/routes",
+            get(list_routes).post(create_route_handler),
+        )
+        .route(
+            "/api/notify/routes/{id}",
+            put(update_route_handler).delete(delete_route_handler),
+        )
         .route("/api/deliveries/{id}/retry", post(retry_delivery))
         .route("/api/ws/push/broadcast", post(push_broadcast))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))

@@ -98,3 +98,70 @@ pub(crate) async fn retry_delivery(
     let id = uuid::Uuid::parse_str(&id).map_err(|_| Error::not_found(format!("delivery {id}")))?;
     Ok(Json(s.kit.retry_delivery(&p, id).await?).into_response())
 }
+
+#[utoipa::path(
+    get, path = "/api/notify/routes", tag = "notify",
+    responses((status = 200, description = "Every team route, oldest first", body = Vec<alertkit_core::Route>),
+              (status = 403, description = "Needs `alerts.manage`", body = crate::http::openapi::ErrorDoc))
+)]
+pub(crate) async fn list_routes(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+) -> ApiResult<Response> {
+    Ok(Json(s.kit.routes(&p).await?).into_response())
+}
+
+#[utoipa::path(
+    post, path = "/api/notify/routes", tag = "notify", request_body = alertkit_core::NewRoute,
+    responses((status = 201, description = "Created", body = alertkit_core::Route),
+              (status = 400, description = "Malformed request", body = crate::http::openapi::ErrorDoc),
+              (status = 403, description = "Needs `alerts.manage`", body = crate::http::openapi::ErrorDoc),
+              (status = 422, description = "Invalid matchers or destination", body = crate::http::openapi::ErrorDoc))
+)]
+pub(crate) async fn create_route(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    body: Result<Json<alertkit_core::NewRoute>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(spec) = body?;
+    let route = s.kit.create_route(&p, spec).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(route)).into_response())
+}
+
+fn route_id(raw: &str) -> ApiResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(raw).map_err(|_| Error::not_found(format!("route {raw}")).into())
+}
+
+#[utoipa::path(
+    put, path = "/api/notify/routes/{id}", tag = "notify", params(("id" = String, Path, description = "Route id")),
+    request_body = alertkit_core::NewRoute,
+    responses((status = 200, description = "Replaced", body = alertkit_core::Route),
+              (status = 403, description = "Needs `alerts.manage`", body = crate::http::openapi::ErrorDoc),
+              (status = 404, description = "No such route", body = crate::http::openapi::ErrorDoc),
+              (status = 422, description = "Invalid matchers or destination", body = crate::http::openapi::ErrorDoc))
+)]
+pub(crate) async fn update_route(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    Path(id): Path<String>,
+    body: Result<Json<alertkit_core::NewRoute>, JsonRejection>,
+) -> ApiResult<Response> {
+    let id = route_id(&id)?;
+    let Json(spec) = body?;
+    Ok(Json(s.kit.update_route(&p, id, spec).await?).into_response())
+}
+
+#[utoipa::path(
+    delete, path = "/api/notify/routes/{id}", tag = "notify", params(("id" = String, Path, description = "Route id")),
+    responses((status = 204, description = "Deleted"),
+              (status = 403, description = "Needs `alerts.manage`", body = crate::http::openapi::ErrorDoc),
+              (status = 404, description = "No such route", body = crate::http::openapi::ErrorDoc))
+)]
+pub(crate) async fn delete_route(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    s.kit.delete_route(&p, route_id(&id)?).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
