@@ -19,8 +19,8 @@ use alertkit::notify::{
 use alertkit::storage::{PostgresAlertStore, SqliteAlertStore};
 use alertkit::transport::LocalBroadcaster;
 use alertkit::{
-    AlertId, AlertKit, Audience, Channel, DeliveryTarget, NewAlert, Principal, Recipient,
-    Severity, Store, Subscription,
+    AlertId, AlertKit, Audience, Channel, DeliveryTarget, NewAlert, Principal, Recipient, Severity,
+    Store, Subscription,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -59,7 +59,9 @@ fn dispatcher(store: Arc<dyn Store>, url: &str) -> Dispatcher {
         });
     }
     Dispatcher::builder(store, Arc::new(dir))
-        .notifier(Arc::new(WebhookNotifier::new(b"bench-secret-bench-secret".to_vec()).unwrap()))
+        .notifier(Arc::new(
+            WebhookNotifier::new(b"bench-secret-bench-secret".to_vec()).unwrap(),
+        ))
         .config(DispatcherConfig {
             batch: 500,
             concurrency: 64,

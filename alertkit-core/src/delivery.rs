@@ -176,6 +176,45 @@ impl Delivery {
     }
 }
 
+/// One recorded attempt of a delivery: when it ended, how, and why not.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryAttempt {
+    /// The delivery.
+    pub delivery_id: Uuid,
+    /// Its attempt number (from 1; a replayed dead letter starts again at 1).
+    pub attempt: u32,
+    /// When the attempt's outcome was recorded.
+    pub at: DateTime<Utc>,
+    /// `sent`, `retry` or `dead`.
+    pub outcome: String,
+    /// What went wrong, when it did.
+    pub error: Option<String>,
+}
+
+impl DeliveryAttempt {
+    /// The record of attempt `attempt` of `delivery_id` ending in `outcome` at `at`.
+    pub fn of(
+        delivery_id: Uuid,
+        attempt: u32,
+        outcome: &DeliveryOutcome,
+        at: DateTime<Utc>,
+    ) -> Self {
+        let (name, error) = match outcome {
+            DeliveryOutcome::Sent => ("sent", None),
+            DeliveryOutcome::Retry { error, .. } => ("retry", Some(error.clone())),
+            DeliveryOutcome::Dead { error } => ("dead", Some(error.clone())),
+        };
+        DeliveryAttempt {
+            delivery_id,
+            attempt,
+            at,
+            outcome: name.to_owned(),
+            error,
+        }
+    }
+}
+
 /// A claimed delivery with the alert to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedDelivery {

@@ -56,7 +56,9 @@ pub use alert::{Alert, AlertStatus, AlertView, NewAlert, Receipt, Resource};
 pub use audience::{Audience, Target};
 pub use broadcast::{Broadcaster, BusMessage, EventStream};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use delivery::{ClaimedDelivery, Delivery, DeliveryOutcome, DeliveryStatus, DeliveryTarget};
+pub use delivery::{
+    ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryOutcome, DeliveryStatus, DeliveryTarget,
+};
 pub use engine::{AlertKit, AlertKitBuilder, Change, Health};
 pub use error::{Error, ErrorKind, Result};
 pub use event::AlertEvent;

@@ -30,7 +30,9 @@ use uuid::Uuid;
 
 use crate::alert::{Alert, AlertView, Receipt};
 use crate::delivery::DeliveryStatus;
-use crate::delivery::{ClaimedDelivery, Delivery, DeliveryOutcome, DeliveryTarget};
+use crate::delivery::{
+    ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryOutcome, DeliveryTarget,
+};
 use crate::error::Result;
 use crate::id::AlertId;
 use crate::notify::Recipient;
@@ -302,7 +304,8 @@ pub trait Outbox: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<ClaimedDelivery>>;
 
-    /// Records the outcome of attempt number `attempt` of a delivery.
+    /// Records the outcome of attempt number `attempt` of a delivery, and
+    /// keeps a [`DeliveryAttempt`] for it (see [`attempts`](Self::attempts)).
     /// [`Conflict`](crate::Error::Conflict) unless the delivery is in flight
     /// on that attempt (a dispatcher whose lease lapsed and was re-claimed
     /// must not overwrite the newer attempt).
@@ -325,6 +328,10 @@ pub trait Outbox: Send + Sync + 'static {
     /// retry schedule ([`Delivery::replay`]). `NotFound` if absent,
     /// [`Conflict`](crate::Error::Conflict) unless it is dead.
     async fn retry_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<Delivery>;
+
+    /// Every recorded attempt of a delivery, oldest first (empty for an
+    /// unknown delivery). Deleted with the delivery's alert.
+    async fn attempts(&self, delivery_id: Uuid) -> Result<Vec<DeliveryAttempt>>;
 }
 
 /// Job runs: the scheduler's record, and its once-per-tick claim across
@@ -399,6 +406,7 @@ mockall::mock! {
         async fn deliveries(&self, alert_id: AlertId) -> Result<Vec<Delivery>>;
         async fn deliveries_in(&self, status: DeliveryStatus, limit: u32) -> Result<Vec<Delivery>>;
         async fn retry_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<Delivery>;
+        async fn attempts(&self, delivery_id: Uuid) -> Result<Vec<DeliveryAttempt>>;
     }
     #[async_trait]
     impl JobStore for Store {

@@ -6,9 +6,9 @@ use std::sync::Mutex;
 
 use alertkit_core::{
     Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStore, AlertView, ClaimedDelivery,
-    Delivery, DeliveryOutcome, DeliveryStatus, DeliveryTarget, JobRun, JobStore, Outbox, Page,
-    Raised, Receipt, Recipient, Result, Route, RuleStore, Severity, Stats, Store, Subscription,
-    Viewer,
+    Delivery, DeliveryAttempt, DeliveryOutcome, DeliveryStatus, DeliveryTarget, JobRun, JobStore,
+    Outbox, Page, Raised, Receipt, Recipient, Result, Route, RuleStore, Severity, Stats, Store,
+    Subscription, Viewer,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -301,6 +301,10 @@ impl<S: Store> Outbox for CountingStore<S> {
     async fn retry_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<Delivery> {
         self.count("retry_delivery");
         self.inner.retry_delivery(id, now).await
+    }
+    async fn attempts(&self, delivery_id: Uuid) -> Result<Vec<DeliveryAttempt>> {
+        self.count("attempts");
+        self.inner.attempts(delivery_id).await
     }
 }
 

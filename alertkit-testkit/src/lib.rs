@@ -143,6 +143,7 @@ macro_rules! outbox_conformance {
             outbox_follows_alert_deletion,
             outbox_lists_by_status,
             outbox_dead_letters_replay,
+            outbox_records_every_attempt,
             insert_many_matches_single_raises,
         );
     };

@@ -543,3 +543,73 @@ pub async fn outbox_dead_letters_replay<S: AlertStore + Outbox + ?Sized>(store: 
             .is_empty()
     );
 }
+
+/// Every completed attempt is recorded, in order, also across a replay;
+/// the record goes with the alert.
+pub async fn outbox_records_every_attempt<S: AlertStore + Outbox + ?Sized>(store: &S) {
+    let t = targets(&[("u1", Channel::Webhook)]);
+    let a = store
+        .insert_or_dedup(keyed(Severity::High, 1), &t, at(1))
+        .await
+        .unwrap()
+        .alert;
+    let lease = Duration::minutes(5);
+    let d = store.claim_deliveries(at(1), lease, 10).await.unwrap()[0]
+        .delivery
+        .clone();
+    assert!(store.attempts(d.id).await.unwrap().is_empty());
+    let retry = DeliveryOutcome::Retry {
+        at: at(3),
+        error: "503".into(),
+    };
+    store
+        .complete_delivery(d.id, 1, retry, at(2))
+        .await
+        .unwrap();
+    store.claim_deliveries(at(3), lease, 10).await.unwrap();
+    let dead = DeliveryOutcome::Dead {
+        error: "410 Gone".into(),
+    };
+    store.complete_delivery(d.id, 2, dead, at(4)).await.unwrap();
+    store.retry_delivery(d.id, at(5)).await.unwrap();
+    store.claim_deliveries(at(5), lease, 10).await.unwrap();
+    store
+        .complete_delivery(d.id, 1, DeliveryOutcome::Sent, at(6))
+        .await
+        .unwrap();
+    let got: Vec<_> = store
+        .attempts(d.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.attempt, x.at, x.outcome, x.error))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, at(2), "retry".to_owned(), Some("503".to_owned())),
+            (2, at(4), "dead".to_owned(), Some("410 Gone".to_owned())),
+            (1, at(6), "sent".to_owned(), None),
+        ]
+    );
+    // A refused completion records nothing.
+    assert!(
+        store
+            .complete_delivery(d.id, 1, DeliveryOutcome::Sent, at(7))
+            .await
+            .is_err()
+    );
+    assert_eq!(store.attempts(d.id).await.unwrap().len(), 3);
+    assert!(
+        store
+            .attempts(uuid::Uuid::now_v7())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.delete(a.id).await.unwrap();
+    assert!(
+        store.attempts(d.id).await.unwrap().is_empty(),
+        "gone with the alert"
+    );
+}

@@ -679,6 +679,7 @@ async fn openapi_describes_every_route_and_the_real_json() {
         ("/api/me/contacts", vec!["get", "put"]),
         ("/api/deliveries", vec!["get"]),
         ("/api/deliveries/{id}/retry", vec!["post"]),
+        ("/api/deliveries/{id}/attempts", vec!["get"]),
         ("/api/notify/routes", vec!["get", "post"]),
         ("/api/notify/routes/{id}", vec!["delete", "put"]),
     ];
@@ -821,6 +822,14 @@ async fn contacts_are_ones_own_and_deliveries_are_for_managers() {
         );
     }
     let id = uuid::Uuid::now_v7();
+    let (s, v) = api
+        .get(&format!("/api/deliveries/{id}/attempts"), &api.alice)
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, v) = api
+        .get(&format!("/api/deliveries/{id}/attempts"), &api.admin)
+        .await;
+    assert_eq!((s, v.as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
     let (s, v) = api
         .post(
             &format!("/api/deliveries/{id}/retry"),

@@ -74,6 +74,16 @@ impl AlertKit {
         self.inner.store.retry_delivery(id, self.now()).await
     }
 
+    /// Every recorded attempt of a delivery, oldest first (needs `alerts.manage`).
+    pub async fn delivery_attempts(
+        &self,
+        by: &Principal,
+        id: Uuid,
+    ) -> Result<Vec<crate::delivery::DeliveryAttempt>> {
+        by.require(Permission::AlertsManage)?;
+        self.inner.store.attempts(id).await
+    }
+
     /// Every team route (needs `alerts.manage`).
     pub async fn routes(&self, by: &Principal) -> Result<Vec<Route>> {
         by.require(Permission::AlertsManage)?;

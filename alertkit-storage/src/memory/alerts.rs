@@ -51,6 +51,15 @@ impl State {
         self.by_seq.remove(&alert.seq);
         self.order.remove(&(alert.created_at, id));
         self.receipts.remove(&id);
+        let gone: Vec<Uuid> = self
+            .deliveries
+            .values()
+            .filter(|d| d.alert_id == id)
+            .map(|d| d.id)
+            .collect();
+        for d in gone {
+            self.attempts.remove(&d);
+        }
         self.deliveries.retain(|_, d| d.alert_id != id);
         self.delivery_keys.retain(|k| k.0 != id);
         if let Some(scope) = alert.dedup_scope()

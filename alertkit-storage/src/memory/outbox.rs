@@ -54,7 +54,14 @@ impl Outbox for MemoryAlertStore {
             )));
         }
         d.complete(&outcome, now);
-        Ok(d.clone())
+        let out = d.clone();
+        s.attempts
+            .entry(id)
+            .or_default()
+            .push(alertkit_core::DeliveryAttempt::of(
+                id, attempt, &outcome, now,
+            ));
+        Ok(out)
     }
 
     async fn deliveries(&self, alert_id: AlertId) -> Result<Vec<Delivery>> {
@@ -95,5 +102,14 @@ impl Outbox for MemoryAlertStore {
         }
         d.replay(now);
         Ok(d.clone())
+    }
+
+    async fn attempts(&self, delivery_id: Uuid) -> Result<Vec<alertkit_core::DeliveryAttempt>> {
+        Ok(self
+            .read()
+            .attempts
+            .get(&delivery_id)
+            .cloned()
+            .unwrap_or_default())
     }
 }

@@ -15,6 +15,8 @@ pub(super) struct State {
     pub(super) subscriptions: BTreeMap<String, Vec<Subscription>>,
     /// user → contact details.
     pub(super) contacts: HashMap<String, Recipient>,
+    /// delivery → its recorded attempts, oldest first.
+    pub(super) attempts: HashMap<Uuid, Vec<alertkit_core::DeliveryAttempt>>,
     /// Team routes by id.
     pub(super) routes: BTreeMap<Uuid, Route>,
     pub(super) deliveries: BTreeMap<Uuid, Delivery>,

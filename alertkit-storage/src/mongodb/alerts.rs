@@ -171,6 +171,11 @@ impl MongoAlertStore {
             .delete_many(filter.clone())
             .await
             .mongo()?;
+        self.db
+            .collection::<Document>("delivery_attempts")
+            .delete_many(filter.clone())
+            .await
+            .mongo()?;
         self.deliveries_coll().delete_many(filter).await.mongo()?;
         Ok(())
     }

@@ -146,6 +146,14 @@ impl MongoAlertStore {
             ])
             .await
             .mongo()?;
+        self.db
+            .collection::<Document>("delivery_attempts")
+            .create_indexes([
+                index(doc! { "delivery_id": 1, "at": 1 }),
+                index(doc! { "alert_id": 1 }),
+            ])
+            .await
+            .mongo()?;
         self.runs()
             .create_index(unique(doc! { "job_id": 1, "scheduled_at": 1 }, None))
             .await

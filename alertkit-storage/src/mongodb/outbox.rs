@@ -83,7 +83,25 @@ impl Outbox for MongoAlertStore {
             .await
             .mongo()?;
         match updated {
-            Some(d) => delivery_from(&d),
+            Some(d) => {
+                let d = delivery_from(&d)?;
+                let a = alertkit_core::DeliveryAttempt::of(id, attempt, &outcome, now);
+                let mut doc = doc! {
+                    "_id": id_bson(Uuid::now_v7()),
+                    "delivery_id": id_bson(id),
+                    "alert_id": id_bson(d.alert_id.as_uuid()),
+                    "attempt": i64::from(attempt),
+                    "at": time_bson(now),
+                    "outcome": &a.outcome,
+                };
+                set_opt(&mut doc, "error", a.error.map(Bson::String));
+                self.db
+                    .collection::<Document>("delivery_attempts")
+                    .insert_one(doc)
+                    .await
+                    .mongo()?;
+                Ok(d)
+            }
             None => match self
                 .deliveries_coll()
                 .find_one(doc! { "_id": id_bson(id) })
@@ -159,5 +177,28 @@ impl Outbox for MongoAlertStore {
                 None => Err(Error::not_found(format!("delivery {id}"))),
             },
         }
+    }
+
+    async fn attempts(&self, delivery_id: Uuid) -> Result<Vec<alertkit_core::DeliveryAttempt>> {
+        collect(
+            self.db
+                .collection::<Document>("delivery_attempts")
+                .find(doc! { "delivery_id": id_bson(delivery_id) })
+                .sort(doc! { "at": 1, "_id": 1 })
+                .await
+                .mongo()?,
+        )
+        .await?
+        .iter()
+        .map(|d| {
+            Ok(alertkit_core::DeliveryAttempt {
+                delivery_id,
+                attempt: get_u32(d, "attempt")?,
+                at: get_time(d, "at")?,
+                outcome: get_str(d, "outcome")?,
+                error: get_opt_str(d, "error")?,
+            })
+        })
+        .collect()
     }
 }

@@ -88,6 +88,20 @@ impl Outbox for PostgresAlertStore {
         .execute(&mut *tx)
         .await
         .pg()?;
+        let a = alertkit_core::DeliveryAttempt::of(id, attempt, &outcome, now);
+        sqlx::query(
+            "INSERT INTO delivery_attempts (id, delivery_id, attempt, at, outcome, error) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(id)
+        .bind(to_i32(attempt))
+        .bind(now)
+        .bind(&a.outcome)
+        .bind(a.error.as_deref())
+        .execute(&mut *tx)
+        .await
+        .pg()?;
         tx.commit().await.pg()?;
         Ok(d)
     }
@@ -152,5 +166,27 @@ impl Outbox for PostgresAlertStore {
         .pg()?;
         tx.commit().await.pg()?;
         Ok(d)
+    }
+
+    async fn attempts(&self, delivery_id: Uuid) -> Result<Vec<alertkit_core::DeliveryAttempt>> {
+        let rows = sqlx::query(
+            "SELECT attempt, at, outcome, error FROM delivery_attempts \
+             WHERE delivery_id = $1 ORDER BY at, id",
+        )
+        .bind(delivery_id)
+        .fetch_all(&self.pool)
+        .await
+        .pg()?;
+        rows.iter()
+            .map(|r| {
+                Ok(alertkit_core::DeliveryAttempt {
+                    delivery_id,
+                    attempt: count_from(BACKEND, r.try_get("attempt").pg()?)?,
+                    at: r.try_get("at").pg()?,
+                    outcome: r.try_get("outcome").pg()?,
+                    error: r.try_get("error").pg()?,
+                })
+            })
+            .collect()
     }
 }

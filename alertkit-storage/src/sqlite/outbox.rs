@@ -90,6 +90,20 @@ impl Outbox for SqliteAlertStore {
         .execute(&mut *tx)
         .await
         .lite()?;
+        let a = alertkit_core::DeliveryAttempt::of(id, attempt, &outcome, now);
+        sqlx::query(
+            "INSERT INTO delivery_attempts (id, delivery_id, attempt, at, outcome, error) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(id)
+        .bind(to_i32(attempt))
+        .bind(ms(now))
+        .bind(&a.outcome)
+        .bind(a.error.as_deref())
+        .execute(&mut *tx)
+        .await
+        .lite()?;
         tx.commit().await.lite()?;
         Ok(d)
     }
@@ -155,5 +169,27 @@ impl Outbox for SqliteAlertStore {
         .lite()?;
         tx.commit().await.lite()?;
         Ok(d)
+    }
+
+    async fn attempts(&self, delivery_id: Uuid) -> Result<Vec<alertkit_core::DeliveryAttempt>> {
+        let rows = sqlx::query(
+            "SELECT attempt, at, outcome, error FROM delivery_attempts \
+             WHERE delivery_id = ? ORDER BY at, id",
+        )
+        .bind(delivery_id)
+        .fetch_all(&self.pool)
+        .await
+        .lite()?;
+        rows.iter()
+            .map(|r| {
+                Ok(alertkit_core::DeliveryAttempt {
+                    delivery_id,
+                    attempt: count_from(BACKEND, r.try_get("attempt").lite()?)?,
+                    at: time(r.try_get("at").lite()?)?,
+                    outcome: r.try_get("outcome").lite()?,
+                    error: r.try_get("error").lite()?,
+                })
+            })
+            .collect()
     }
 }

@@ -43,8 +43,8 @@ use errors::*;
 use extractors::*;
 use live::*;
 use notify::{
-    create_route as create_route_handler, delete_route as delete_route_handler, get_contacts,
-    list_deliveries, list_routes, put_contacts, retry_delivery,
+    create_route as create_route_handler, delete_route as delete_route_handler, delivery_attempts,
+    get_contacts, list_deliveries, list_routes, put_contacts, retry_delivery,
     update_route as update_route_handler,
 };
 use rules::*;
@@ -151,6 +151,7 @@ pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpCon
             put(update_route_handler).delete(delete_route_handler),
         )
         .route("/api/deliveries/{id}/retry", post(retry_delivery))
+        .route("/api/deliveries/{id}/attempts", get(delivery_attempts))
         .route("/api/ws/push/broadcast", post(push_broadcast))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .route("/ws/alerts/{user_id}", get(ws_upgrade_for))

@@ -165,3 +165,17 @@ pub(crate) async fn delete_route(
     s.kit.delete_route(&p, route_id(&id)?).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
+
+#[utoipa::path(
+    get, path = "/api/deliveries/{id}/attempts", tag = "notify", params(("id" = String, Path, description = "Delivery id")),
+    responses((status = 200, description = "Every recorded attempt: when, outcome, error", body = Vec<alertkit_core::DeliveryAttempt>),
+              (status = 403, description = "Needs `alerts.manage`", body = crate::http::openapi::ErrorDoc))
+)]
+pub(crate) async fn delivery_attempts(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| Error::not_found(format!("delivery {id}")))?;
+    Ok(Json(s.kit.delivery_attempts(&p, id).await?).into_response())
+}

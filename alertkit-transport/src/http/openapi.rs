@@ -335,6 +335,7 @@ impl Modify for BearerAuth {
         crate::http::notify::put_contacts,
         crate::http::notify::list_deliveries,
         crate::http::notify::retry_delivery,
+        crate::http::notify::delivery_attempts,
         crate::http::notify::list_routes,
         crate::http::notify::create_route,
         crate::http::notify::update_route,
