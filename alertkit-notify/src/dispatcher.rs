@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alertkit_core::{
-    Channel, ClaimedDelivery, Clock, DeliveryOutcome, Directory, Error, Notification, Notifier,
-    Outbox, Recipient, Result, SystemClock,
+    AlertEvent, Broadcaster, BusMessage, Channel, ClaimedDelivery, Clock, DeliveryOutcome,
+    Directory, Error, EventStream, Notification, Notifier, Outbox, Recipient, Result, SystemClock,
 };
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -145,6 +145,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     config: DispatcherConfig,
     limiters: HashMap<Channel, DefaultKeyedRateLimiter<String>>,
+    wake: Option<Arc<dyn Broadcaster>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -165,9 +166,18 @@ pub struct DispatcherBuilder {
     notifiers: HashMap<Channel, Arc<dyn Notifier>>,
     clock: Arc<dyn Clock>,
     config: DispatcherConfig,
+    wake: Option<Arc<dyn Broadcaster>>,
 }
 
 impl DispatcherBuilder {
+    /// Wakes the loop as soon as an alert is raised or escalated (its
+    /// `created`/`updated` event on this bus), instead of waiting for the
+    /// next poll; polling goes on, so a lost event only delays a delivery.
+    pub fn wake_on(mut self, bus: Arc<dyn Broadcaster>) -> Self {
+        self.wake = Some(bus);
+        self
+    }
+
     /// Adds the notifier for its channel (replacing one for the same channel).
     pub fn notifier(mut self, n: Arc<dyn Notifier>) -> Self {
         self.notifiers.insert(n.channel(), n);
@@ -209,6 +219,7 @@ impl DispatcherBuilder {
                 clock: self.clock,
                 config: self.config,
                 limiters,
+                wake: self.wake,
             }),
         })
     }
@@ -246,6 +257,7 @@ impl Dispatcher {
             notifiers: HashMap::new(),
             clock: Arc::new(SystemClock),
             config: DispatcherConfig::default(),
+            wake: None,
         }
     }
 
@@ -271,9 +283,15 @@ impl Dispatcher {
         let (stop, mut stopped) = watch::channel(false);
         let me = self.clone();
         let task = tokio::spawn(async move {
+            let mut events: Option<EventStream> = None;
             loop {
                 if *stopped.borrow() {
                     return;
+                }
+                if events.is_none()
+                    && let Some(bus) = &me.inner.wake
+                {
+                    events = bus.subscribe().await.ok();
                 }
                 let full = match me.run_once().await {
                     Ok(n) => n == me.inner.config.batch as usize,
@@ -283,9 +301,21 @@ impl Dispatcher {
                     }
                 };
                 if !full {
-                    tokio::select! {
-                        _ = tokio::time::sleep(me.inner.config.poll_every) => {}
-                        _ = stopped.changed() => return,
+                    let poll = tokio::time::sleep(me.inner.config.poll_every);
+                    tokio::pin!(poll);
+                    loop {
+                        tokio::select! {
+                            _ = &mut poll => break,
+                            _ = stopped.changed() => return,
+                            msg = next(&mut events) => match msg {
+                                Some(m) if wakes(&m) => break,
+                                Some(_) => {}
+                                None => {
+                                    events = None;
+                                    break;
+                                }
+                            },
+                        }
                     }
                 }
             }
@@ -367,6 +397,24 @@ impl Dispatcher {
             attempt,
         };
         notifier.notify(&n).await
+    }
+}
+
+/// The next bus message, or never when there is no bus.
+async fn next(events: &mut Option<EventStream>) -> Option<BusMessage> {
+    match events {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether a bus message may mean new deliveries in the outbox.
+fn wakes(msg: &BusMessage) -> bool {
+    match msg {
+        BusMessage::Event(e) => {
+            matches!(**e, AlertEvent::Created { .. } | AlertEvent::Updated { .. })
+        }
+        BusMessage::Lagged(_) | BusMessage::Gap => true,
     }
 }
 

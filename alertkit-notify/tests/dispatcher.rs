@@ -481,11 +481,43 @@ async fn a_team_route_gets_one_message_per_alert_and_one_per_escalation() {
     assert_eq!(count(&*store, DeliveryStatus::Sent).await, 2);
 }
 
-/// A broadcaster that drops everything (the dispatcher test needs no bus).
+/// In-test broadcasters: one that drops everything, one in process.
 mod quiet_bus {
-    use alertkit_core::{AlertEvent, Broadcaster, EventStream, Result};
+    use std::sync::Arc;
+
+    use alertkit_core::{AlertEvent, Broadcaster, BusMessage, EventStream, Result};
+    use futures::StreamExt;
 
     pub struct Bus;
+
+    /// Events to every subscriber of this process.
+    pub struct Local(pub tokio::sync::broadcast::Sender<Arc<AlertEvent>>);
+
+    #[async_trait::async_trait]
+    impl Broadcaster for Local {
+        async fn publish(&self, e: AlertEvent) -> Result<()> {
+            let _ = self.0.send(Arc::new(e));
+            Ok(())
+        }
+        async fn subscribe(&self) -> Result<EventStream> {
+            let rx = self.0.subscribe();
+            Ok(Box::pin(receiver_stream(rx).map(BusMessage::Event)))
+        }
+    }
+
+    fn receiver_stream(
+        rx: tokio::sync::broadcast::Receiver<Arc<AlertEvent>>,
+    ) -> impl futures::Stream<Item = Arc<AlertEvent>> + Send {
+        futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) => return Some((e, rx)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return None,
+                }
+            }
+        })
+    }
 
     #[async_trait::async_trait]
     impl Broadcaster for Bus {
@@ -496,4 +528,65 @@ mod quiet_bus {
             Ok(Box::pin(futures::stream::empty()))
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raise_wakes_the_dispatcher_without_waiting_for_the_poll() {
+    use alertkit_core::{AlertKit, Principal, Subscription};
+    let s = Sink::new(vec![(200, None)]);
+    let server = sink(&s).await;
+    let store = Arc::new(MemoryAlertStore::new());
+    let bus = Arc::new(quiet_bus::Local(tokio::sync::broadcast::channel(64).0));
+    let kit = AlertKit::builder()
+        .store(store.clone())
+        .broadcaster(bus.clone())
+        .build()
+        .unwrap();
+    let alice = Principal::user("alice");
+    kit.set_contacts(
+        &alice,
+        Recipient {
+            webhook_url: Some(format!("{}/hook", server.uri())),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    kit.set_subscriptions(
+        &alice,
+        vec![Subscription {
+            user_id: String::new(),
+            alert_type: "sla_breached".into(),
+            enabled: true,
+            channels: vec![Channel::Webhook],
+            min_severity: Severity::Info,
+            digest: None,
+        }],
+    )
+    .await
+    .unwrap();
+    let running = Dispatcher::builder(store.clone(), Arc::new(StoreDirectory::new(store.clone())))
+        .notifier(Arc::new(
+            WebhookNotifier::new(b"wake-test-secret-wake-test".to_vec()).unwrap(),
+        ))
+        .config(DispatcherConfig {
+            poll_every: Duration::from_secs(60),
+            ..config(HashMap::new())
+        })
+        .wake_on(bus)
+        .build()
+        .unwrap()
+        .spawn();
+    tokio::time::sleep(Duration::from_millis(200)).await; // the first (empty) round
+    let t = Instant::now();
+    let n =
+        NewAlert::new("sla_breached", Severity::High, "ticket 7").audience(Audience::user("alice"));
+    kit.raise(&Principal::system(), n).await.unwrap();
+    until_sent(&*store, 1, Duration::from_secs(5)).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "woken by the raise, not the 60 s poll"
+    );
+    running.shutdown().await;
+    assert_eq!(s.seen().len(), 1);
 }

@@ -73,6 +73,7 @@ pub async fn start(kit: &AlertKit, jwt_secret: &str, app_url: &str) -> Notify {
     .notifier(slack)
     .notifier(Arc::new(webhook))
     .clock(kit.clock().clone())
+    .wake_on(kit.broadcaster().clone())
     .build()
     .unwrap_or_else(|e| fail("dispatcher", &e.to_string()));
     Notify {
