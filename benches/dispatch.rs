@@ -60,7 +60,10 @@ fn dispatcher(store: Arc<dyn Store>, url: &str) -> Dispatcher {
     }
     Dispatcher::builder(store, Arc::new(dir))
         .notifier(Arc::new(
-            WebhookNotifier::new(b"bench-secret-bench-secret".to_vec()).unwrap(),
+            WebhookNotifier::new(b"bench-secret-bench-secret".to_vec())
+                .unwrap()
+                .allow_private(true)
+                .unwrap(),
         ))
         .config(DispatcherConfig {
             batch: 500,

@@ -1,6 +1,8 @@
 //! What an HTTP answer means for a delivery (shared by the Slack and
 //! webhook notifiers).
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use alertkit_core::Error;
@@ -62,12 +64,91 @@ pub fn check_url(what: &str, url: &str) -> Result<reqwest::Url, Error> {
     }
 }
 
-/// A client with bounded timeouts.
-pub fn client(timeout: Duration) -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
+/// Whether an address is on the public internet: not loopback, private
+/// (RFC 1918, unique-local), link-local (cloud metadata), shared (CGNAT),
+/// unspecified, multicast or broadcast.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || v6.is_unique_local()
+                    || v6.is_unicast_link_local())
+            }
+        },
+    }
+}
+
+/// Refuses, as a permanent error, a URL whose host is (or resolves only
+/// to) a non-public address: user-set webhook URLs must not reach the
+/// server's own network. The client's resolver ([`client`]) enforces the
+/// same at connect time, so a name that changes its answer (DNS rebinding)
+/// gains nothing.
+pub async fn check_public(what: &str, url: &reqwest::Url) -> Result<(), Error> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| Error::invalid(format!("{what} URL has no host")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| Error::Unavailable(format!("{what}: resolving {host}: {e}")))?
+            .collect(),
+    };
+    if addrs.iter().any(|a| is_public(a.ip())) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{what} URL points at a private or loopback address ({host}); not sent"
+        )))
+    }
+}
+
+/// A resolver that keeps only public addresses.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} has no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// A client with bounded timeouts and no redirects; unless
+/// `allow_private`, it connects only to public addresses.
+pub fn client(timeout: Duration, allow_private: bool) -> Result<reqwest::Client, Error> {
+    let mut b = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| Error::backend("http", e))
+        .redirect(reqwest::redirect::Policy::none());
+    if !allow_private {
+        b = b.dns_resolver(Arc::new(PublicOnly));
+    }
+    b.build().map_err(|e| Error::backend("http", e))
 }

@@ -20,7 +20,7 @@ use alertkit_core::{Alert, Channel, Error, Notification, Notifier, Result};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::http::{check_url, client, retry_after, send_error, status_error};
+use crate::http::{check_public, check_url, client, retry_after, send_error, status_error};
 use crate::template::{Template, colour};
 
 /// The Slack Web API base, overridable for tests.
@@ -34,6 +34,7 @@ pub struct SlackNotifier {
     default_webhook: Option<String>,
     api_base: String,
     template: Template,
+    allow_private: bool,
 }
 
 impl std::fmt::Debug for SlackNotifier {
@@ -54,12 +55,22 @@ impl SlackNotifier {
     /// to recipients whose `slack_id` is an incoming-webhook URL.
     pub fn new() -> Result<Self> {
         Ok(SlackNotifier {
-            client: client(Duration::from_secs(10))?,
+            client: client(Duration::from_secs(10), false)?,
             bot_token: None,
             default_webhook: None,
             api_base: SLACK_API.to_owned(),
             template: Template::default(),
+            allow_private: false,
         })
+    }
+
+    /// Also sends to loopback and private addresses (default: refused as a
+    /// permanent error; webhook URLs may come from users). For tests and
+    /// closed networks.
+    pub fn allow_private(mut self, allow: bool) -> Result<Self> {
+        self.client = client(Duration::from_secs(10), allow)?;
+        self.allow_private = allow;
+        Ok(self)
     }
 
     /// Sends to member and channel ids with `chat.postMessage` and this bot
@@ -126,6 +137,9 @@ impl SlackNotifier {
 
     async fn via_webhook(&self, url: &str, body: &Value) -> Result<()> {
         let url = check_url("Slack webhook", url)?;
+        if !self.allow_private {
+            check_public("Slack webhook", &url).await?;
+        }
         let res = self
             .client
             .post(url)

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::http::{check_url, client, retry_after, send_error, status_error};
+use crate::http::{check_public, check_url, client, retry_after, send_error, status_error};
 
 /// How far a signed timestamp may be from the receiver's clock.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
@@ -45,6 +45,7 @@ pub struct SignedRequest {
 pub struct WebhookNotifier {
     client: reqwest::Client,
     secret: Vec<u8>,
+    allow_private: bool,
 }
 
 impl std::fmt::Debug for WebhookNotifier {
@@ -115,9 +116,19 @@ impl WebhookNotifier {
             return Err(Error::invalid("the webhook secret needs at least 16 bytes"));
         }
         Ok(WebhookNotifier {
-            client: client(Duration::from_secs(10))?,
+            client: client(Duration::from_secs(10), false)?,
             secret,
+            allow_private: false,
         })
+    }
+
+    /// Also sends to loopback and private addresses (default: refused, as a
+    /// permanent error, because users choose webhook URLs and must not reach
+    /// the server's own network). For tests and closed networks.
+    pub fn allow_private(mut self, allow: bool) -> Result<Self> {
+        self.client = client(Duration::from_secs(10), allow)?;
+        self.allow_private = allow;
+        Ok(self)
     }
 
     /// The JSON body and its headers for one notification, signed at `now`.
@@ -157,6 +168,9 @@ impl Notifier for WebhookNotifier {
                 Error::invalid(format!("{} has no webhook URL", n.recipient.user_id))
             })?;
         let url = check_url("webhook", url)?;
+        if !self.allow_private {
+            check_public("webhook", &url).await?;
+        }
         let SignedRequest { body, headers } = self.request(n, chrono::Utc::now())?;
         let mut req = self.client.post(url).body(body);
         for (k, v) in headers {

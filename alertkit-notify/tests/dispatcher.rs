@@ -163,7 +163,9 @@ async fn slack_429_with_retry_after_waits_then_succeeds() {
     });
     enqueue(&*store, 1, &[DeliveryTarget::new("ops", Channel::Slack)]).await;
     let d = Dispatcher::builder(store.clone(), dir)
-        .notifier(Arc::new(SlackNotifier::new().unwrap()))
+        .notifier(Arc::new(
+            SlackNotifier::new().unwrap().allow_private(true).unwrap(),
+        ))
         .config(config(HashMap::new()))
         .build()
         .unwrap();
@@ -266,7 +268,10 @@ async fn a_dispatcher_killed_mid_batch_and_restarted_sends_everything() {
     let make = || {
         Dispatcher::builder(store.clone(), dir.clone())
             .notifier(Arc::new(
-                WebhookNotifier::new(b"kill-test-secret-kill-test".to_vec()).unwrap(),
+                WebhookNotifier::new(b"kill-test-secret-kill-test".to_vec())
+                    .unwrap()
+                    .allow_private(true)
+                    .unwrap(),
             ))
             .config(DispatcherConfig {
                 batch: 20,
@@ -307,7 +312,10 @@ async fn a_permanent_error_dead_letters_and_a_replay_sends_once() {
     enqueue(&*store, 1, &targets).await;
     let d = Dispatcher::builder(store.clone(), dir)
         .notifier(Arc::new(
-            WebhookNotifier::new(b"dead-letter-secret-dead".to_vec()).unwrap(),
+            WebhookNotifier::new(b"dead-letter-secret-dead".to_vec())
+                .unwrap()
+                .allow_private(true)
+                .unwrap(),
         ))
         .config(config(HashMap::new()))
         .build()
@@ -343,7 +351,9 @@ async fn slack_messages_to_one_webhook_are_paced_at_one_per_second() {
     });
     enqueue(&*store, 3, &[DeliveryTarget::new("ops", Channel::Slack)]).await;
     let d = Dispatcher::builder(store.clone(), dir)
-        .notifier(Arc::new(SlackNotifier::new().unwrap()))
+        .notifier(Arc::new(
+            SlackNotifier::new().unwrap().allow_private(true).unwrap(),
+        ))
         .config(config(HashMap::from([(Channel::Slack, 1)])))
         .build()
         .unwrap();
@@ -388,7 +398,10 @@ async fn two_dispatchers_on_one_postgres_store_send_5000_once_each() {
         let spawn = |store: Arc<dyn Store>| {
             Dispatcher::builder(store, dir.clone())
                 .notifier(Arc::new(
-                    WebhookNotifier::new(b"two-dispatchers-secret".to_vec()).unwrap(),
+                    WebhookNotifier::new(b"two-dispatchers-secret".to_vec())
+                        .unwrap()
+                        .allow_private(true)
+                        .unwrap(),
                 ))
                 .config(DispatcherConfig {
                     lease: Duration::from_secs(30),
@@ -472,7 +485,9 @@ async fn a_team_route_gets_one_message_per_alert_and_one_per_escalation() {
     .await
     .unwrap();
     let d = Dispatcher::builder(store.clone(), Arc::new(StoreDirectory::new(store.clone())))
-        .notifier(Arc::new(SlackNotifier::new().unwrap()))
+        .notifier(Arc::new(
+            SlackNotifier::new().unwrap().allow_private(true).unwrap(),
+        ))
         .config(config(HashMap::new()))
         .build()
         .unwrap();
@@ -567,7 +582,10 @@ async fn a_raise_wakes_the_dispatcher_without_waiting_for_the_poll() {
     .unwrap();
     let running = Dispatcher::builder(store.clone(), Arc::new(StoreDirectory::new(store.clone())))
         .notifier(Arc::new(
-            WebhookNotifier::new(b"wake-test-secret-wake-test".to_vec()).unwrap(),
+            WebhookNotifier::new(b"wake-test-secret-wake-test".to_vec())
+                .unwrap()
+                .allow_private(true)
+                .unwrap(),
         ))
         .config(DispatcherConfig {
             poll_every: Duration::from_secs(60),

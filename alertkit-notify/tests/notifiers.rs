@@ -57,6 +57,8 @@ async fn webhook_posts_signed_json_that_verifies() {
     let n = notification(to_webhook(format!("{}/hook", sink.uri())), Channel::Webhook);
     WebhookNotifier::new(SECRET)
         .unwrap()
+        .allow_private(true)
+        .unwrap()
         .notify(&n)
         .await
         .unwrap();
@@ -116,7 +118,10 @@ async fn webhook_errors_map_to_retry_classes() {
         (410, None, ErrorKind::Invalid, None),
         (400, None, ErrorKind::Invalid, None),
     ];
-    let notifier = WebhookNotifier::new(SECRET).unwrap();
+    let notifier = WebhookNotifier::new(SECRET)
+        .unwrap()
+        .allow_private(true)
+        .unwrap();
     for (status, retry, kind, wait) in cases {
         let p = format!("/s{status}");
         let mut res = ResponseTemplate::new(status);
@@ -172,6 +177,8 @@ async fn slack_webhook_gets_block_kit_with_severity_colour() {
         .await;
     let notifier = SlackNotifier::new()
         .unwrap()
+        .allow_private(true)
+        .unwrap()
         .default_webhook(format!("{}/services/T/B/X", slack.uri()))
         .unwrap()
         .template(Template::with_app_url("https://alerts.test"));
@@ -213,7 +220,7 @@ async fn slack_webhook_errors_map_to_retry_classes() {
         (404, "channel_not_found", None, ErrorKind::Invalid),
         (403, "invalid_token", None, ErrorKind::Invalid),
     ];
-    let notifier = SlackNotifier::new().unwrap();
+    let notifier = SlackNotifier::new().unwrap().allow_private(true).unwrap();
     for (status, text, retry, kind) in cases {
         let p = format!("/services/{status}");
         let mut res = ResponseTemplate::new(status).set_body_string(text);
@@ -272,6 +279,8 @@ async fn slack_api_posts_to_member_ids_and_maps_api_errors() {
             .await;
         let notifier = SlackNotifier::new()
             .unwrap()
+            .allow_private(true)
+            .unwrap()
             .bot_token("xoxb-test")
             .api_base(format!("{}/api", slack.uri()));
         let e = notifier
@@ -291,6 +300,8 @@ async fn slack_api_posts_to_member_ids_and_maps_api_errors() {
         .await;
     let notifier = SlackNotifier::new()
         .unwrap()
+        .allow_private(true)
+        .unwrap()
         .bot_token("xoxb-test")
         .api_base(format!("{}/api", slack.uri()));
     let e = notifier
@@ -306,7 +317,7 @@ async fn slack_api_posts_to_member_ids_and_maps_api_errors() {
         .await
         .unwrap();
     // A member id without a bot token cannot be reached: permanent.
-    let no_token = SlackNotifier::new().unwrap();
+    let no_token = SlackNotifier::new().unwrap().allow_private(true).unwrap();
     let e = no_token
         .notify(&notification(slack_to("U123"), Channel::Slack))
         .await
@@ -390,4 +401,59 @@ async fn email_arrives_with_both_bodies_and_a_stable_message_id() {
             .unwrap_err()
             .is_retryable()
     );
+}
+
+#[tokio::test]
+async fn private_and_loopback_destinations_are_refused_unless_allowed() {
+    let sink = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&sink)
+        .await;
+    let strict_hook = WebhookNotifier::new(SECRET).unwrap();
+    let strict_slack = SlackNotifier::new().unwrap();
+    let port = sink.address().port();
+    for url in [
+        format!("http://127.0.0.1:{port}/hook"),
+        format!("http://localhost:{port}/hook"),
+        format!("http://[::1]:{port}/hook"),
+        "http://10.1.2.3/hook".to_owned(),
+        "http://192.168.0.10/hook".to_owned(),
+        "http://169.254.169.254/latest/meta-data".to_owned(),
+        "http://100.64.0.1/hook".to_owned(),
+        "http://[::ffff:127.0.0.1]/hook".to_owned(),
+    ] {
+        let e = strict_hook
+            .notify(&notification(to_webhook(url.clone()), Channel::Webhook))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid, "{url}: {e}");
+        let e = strict_slack
+            .notify(&notification(slack_to(&url), Channel::Slack))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid, "{url}: {e}");
+    }
+    assert!(
+        sink.received_requests().await.unwrap().is_empty(),
+        "nothing reached the sink"
+    );
+    // Allowed explicitly (tests, closed networks): it goes through.
+    let open = WebhookNotifier::new(SECRET)
+        .unwrap()
+        .allow_private(true)
+        .unwrap();
+    open.notify(&notification(
+        to_webhook(format!("http://127.0.0.1:{port}/hook")),
+        Channel::Webhook,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(sink.received_requests().await.unwrap().len(), 1);
+    for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+        assert!(
+            alertkit_notify::http::is_public(ip.parse().unwrap()),
+            "{ip}"
+        );
+    }
 }

@@ -9,6 +9,7 @@
 //! | `SLACK_BOT_TOKEN` | Slack messages to member ids go through `chat.postMessage` |
 //! | `ALERTKIT_WEBHOOK_SECRET` | signs webhooks (default: derived from the JWT secret) |
 //! | `ALERTKIT_APP_URL` | links in messages (default: the server's own URL) |
+//! | `ALERTKIT_ALLOW_PRIVATE_WEBHOOKS` | `1`: Slack and webhook URLs may point at loopback and private addresses (default: refused, since users choose webhook URLs) |
 
 use std::sync::Arc;
 
@@ -49,8 +50,14 @@ pub async fn start(kit: &AlertKit, jwt_secret: &str, app_url: &str) -> Notify {
     if let Some(url) = &hook {
         default_slack_route(kit, url).await;
     }
+    let private = match env("ALERTKIT_ALLOW_PRIVATE_WEBHOOKS").as_deref() {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(_) => fail("ALERTKIT_ALLOW_PRIVATE_WEBHOOKS", "must be 0 or 1"),
+    };
     let slack: Arc<dyn Notifier> = if hook.is_some() || token.is_some() {
         let mut n = SlackNotifier::new()
+            .and_then(|n| n.allow_private(private))
             .unwrap_or_else(|e| fail("SLACK_WEBHOOK_URL", &e.to_string()))
             .template(template.clone());
         if let Some(t) = token {
@@ -64,6 +71,7 @@ pub async fn start(kit: &AlertKit, jwt_secret: &str, app_url: &str) -> Notify {
     };
     let secret = env("ALERTKIT_WEBHOOK_SECRET").unwrap_or_else(|| format!("webhooks:{jwt_secret}"));
     let webhook = WebhookNotifier::new(secret.into_bytes())
+        .and_then(|n| n.allow_private(private))
         .unwrap_or_else(|e| fail("ALERTKIT_WEBHOOK_SECRET", &e.to_string()));
     let dispatcher = Dispatcher::builder(
         kit.outbox(),
