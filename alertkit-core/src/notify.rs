@@ -23,36 +23,50 @@ pub struct Recipient {
     pub webhook_url: Option<String>,
 }
 
+fn invalid(what: &str, v: &str) -> crate::Error {
+    crate::Error::invalid(format!(
+        "{what} `{}` is not valid",
+        crate::id::truncate(v, 64)
+    ))
+}
+
+fn clean(v: &str) -> bool {
+    !v.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
+/// An email address: at most 254 characters, one `@` not at either end, no
+/// spaces or control characters.
+pub(crate) fn check_email(e: &str) -> Result<()> {
+    let ok = e.len() <= 254
+        && e.matches('@').count() == 1
+        && clean(e)
+        && !e.starts_with('@')
+        && !e.ends_with('@');
+    if ok { Ok(()) } else { Err(invalid("email", e)) }
+}
+
+/// An `http(s)://` URL of at most 2048 characters without spaces.
+pub(crate) fn check_url(what: &str, u: &str) -> Result<()> {
+    let ok = u.len() <= 2048 && clean(u) && (u.starts_with("https://") || u.starts_with("http://"));
+    if ok { Ok(()) } else { Err(invalid(what, u)) }
+}
+
 impl Recipient {
     /// Checks the contact details a user may set: an email address (at
     /// most 254 characters, one `@`, no spaces or control characters), a
     /// Slack id (member, channel or an `https://` incoming-webhook URL, at
     /// most 256), a webhook URL (`http(s)://`, at most 2048).
     pub fn validate(&self) -> Result<()> {
-        let bad = |what: &str, v: &str| {
-            crate::Error::invalid(format!(
-                "{what} `{}` is not valid",
-                crate::id::truncate(v, 64)
-            ))
-        };
-        let clean = |v: &str| !v.chars().any(|c| c.is_control() || c.is_whitespace());
         if let Some(e) = &self.email {
-            let at = e.matches('@').count();
-            if e.len() > 254 || at != 1 || !clean(e) || e.starts_with('@') || e.ends_with('@') {
-                return Err(bad("email", e));
-            }
+            check_email(e)?;
         }
         if let Some(s) = &self.slack_id
             && (s.is_empty() || s.len() > 256 || !clean(s))
         {
-            return Err(bad("slack_id", s));
+            return Err(invalid("slack_id", s));
         }
-        if let Some(u) = &self.webhook_url
-            && (u.len() > 2048
-                || !clean(u)
-                || !(u.starts_with("https://") || u.starts_with("http://")))
-        {
-            return Err(bad("webhook_url", u));
+        if let Some(u) = &self.webhook_url {
+            check_url("webhook_url", u)?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::alert::Alert;
 use crate::error::{Error, Result};
-use crate::notify::Recipient;
+use crate::notify::{Recipient, check_email, check_url};
 use crate::rule::Channel;
 use crate::severity::Severity;
 
@@ -110,30 +110,18 @@ impl NewRoute {
                 )));
             }
         }
-        let check = |r: Recipient| r.validate();
         match &self.destination {
             Destination::Slack { webhook_url } if !webhook_url.starts_with("https://") => Err(
                 Error::invalid("a Slack destination needs an https:// incoming-webhook URL"),
             ),
-            Destination::Slack { webhook_url } => check(Recipient {
-                webhook_url: Some(webhook_url.clone()),
-                ..Default::default()
-            }),
+            Destination::Slack { webhook_url } => check_url("webhook_url", webhook_url),
             Destination::Email { addresses } if addresses.is_empty() || addresses.len() > 50 => {
                 Err(Error::invalid(
                     "an email destination needs 1 to 50 addresses",
                 ))
             }
-            Destination::Email { addresses } => addresses.iter().try_for_each(|a| {
-                check(Recipient {
-                    email: Some(a.clone()),
-                    ..Default::default()
-                })
-            }),
-            Destination::Webhook { url } => check(Recipient {
-                webhook_url: Some(url.clone()),
-                ..Default::default()
-            }),
+            Destination::Email { addresses } => addresses.iter().try_for_each(|a| check_email(a)),
+            Destination::Webhook { url } => check_url("url", url),
         }
     }
 }

@@ -81,7 +81,9 @@ impl SlackNotifier {
     }
 
     /// The incoming webhook for recipients without a Slack id of their own
-    /// (a team channel). Checked to be an http(s) URL.
+    /// (a team channel). Checked to be an http(s) URL. Mind that personal
+    /// alerts then land in that shared channel; to send chosen alerts to a
+    /// team channel, prefer a team route ([`alertkit_core::Route`]).
     pub fn default_webhook(mut self, url: impl Into<String>) -> Result<Self> {
         let url = url.into();
         check_url("Slack webhook", &url)?;

@@ -32,18 +32,20 @@ impl CursorKey {
         CursorKey(k)
     }
 
-    fn tag(&self, body: &str) -> Vec<u8> {
-        // HMAC takes keys of any length; the error branch cannot happen.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
-            return Vec::new();
-        };
+    /// The MAC over a cursor body (`None` only if HMAC refused the key,
+    /// which it does for no length).
+    fn mac(&self, body: &str) -> Option<Hmac<Sha256>> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).ok()?;
         mac.update(body.as_bytes());
-        mac.finalize().into_bytes()[..TAG].to_vec()
+        Some(mac)
     }
 
     /// The cursor to hand to a client: the store's cursor and its tag.
     pub(crate) fn seal(&self, c: &Cursor) -> Cursor {
-        let tag = URL_SAFE_NO_PAD.encode(self.tag(c.as_str()));
+        let tag = self
+            .mac(c.as_str())
+            .map(|m| URL_SAFE_NO_PAD.encode(&m.finalize().into_bytes()[..TAG]))
+            .unwrap_or_default();
         Cursor::from_raw(format!("{}.{tag}", c.as_str()))
     }
 
@@ -56,11 +58,10 @@ impl CursorKey {
         if tag.len() != TAG {
             return Err(bad());
         }
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
-            return Err(bad());
-        };
-        mac.update(body.as_bytes());
-        mac.verify_truncated_left(&tag).map_err(|_| bad())?;
+        self.mac(body)
+            .ok_or_else(bad)?
+            .verify_truncated_left(&tag)
+            .map_err(|_| bad())?;
         let inner = Cursor::from_raw(body);
         inner.position()?;
         Ok(inner)

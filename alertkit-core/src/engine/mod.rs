@@ -17,6 +17,7 @@ use crate::hooks::Directory;
 use crate::id::AlertId;
 use crate::principal::{Permission, Principal};
 use crate::query::{AlertFilter, AlertQuery, Page, Stats};
+use crate::route::Route;
 use crate::rule::Channel;
 use crate::store::{JobStore, Outbox, Raised, RuleStore, Store};
 
@@ -237,7 +238,8 @@ impl AlertKit {
         let mut alert =
             new.into_alert(AlertId::new(), now, || Audience::user(by.user_id.clone()))?;
         alert.created_by = Some(by.user_id.clone());
-        let targets = self.plan_deliveries(&alert).await?;
+        let routes = self.inner.store.routes().await?;
+        let targets = self.plan_deliveries(&alert, &routes).await?;
         let raised = self
             .inner
             .store
@@ -256,12 +258,14 @@ impl AlertKit {
             by.require(Permission::AlertsBroadcast)?;
         }
         let now = self.now();
+        // One read of the routes for the whole batch.
+        let routes = self.inner.store.routes().await?;
         let mut items = Vec::with_capacity(batch.len());
         for new in batch {
             let mut alert =
                 new.into_alert(AlertId::new(), now, || Audience::user(by.user_id.clone()))?;
             alert.created_by = Some(by.user_id.clone());
-            let targets = self.plan_deliveries(&alert).await?;
+            let targets = self.plan_deliveries(&alert, &routes).await?;
             items.push((alert, targets));
         }
         let raised = self.inner.store.insert_many(items, now).await?;
@@ -290,10 +294,14 @@ impl AlertKit {
     /// type and severity, whose user is in the audience, on each channel
     /// other than in-app (the inbox itself). Digest subscriptions are left
     /// to the digest job.
-    async fn plan_deliveries(&self, alert: &Alert) -> Result<Vec<DeliveryTarget>> {
+    async fn plan_deliveries(
+        &self,
+        alert: &Alert,
+        routes: &[Route],
+    ) -> Result<Vec<DeliveryTarget>> {
         // Team routes: one delivery per (alert, matching route).
         let mut out = BTreeSet::new();
-        for route in self.inner.store.routes().await? {
+        for route in routes {
             if route.matches(alert) {
                 out.insert(DeliveryTarget::new(
                     route.target_user(),
@@ -355,15 +363,23 @@ impl AlertKit {
     /// be one this engine (or one sharing its cursor key) handed out.
     pub async fn list(&self, by: &Principal, query: &AlertQuery) -> Result<Page> {
         by.require(Permission::AlertsRead)?;
-        let mut query = query.clone();
-        if let Some(c) = &query.cursor {
-            query.cursor = Some(self.inner.cursor_key.open(c)?);
-        }
+        // The store sees its own cursor, unsealed (a copy only when there is one).
+        let opened;
+        let query = match &query.cursor {
+            Some(c) => {
+                opened = AlertQuery {
+                    cursor: Some(self.inner.cursor_key.open(c)?),
+                    ..query.clone()
+                };
+                &opened
+            }
+            None => query,
+        };
         query.validate()?;
         let mut page = self
             .inner
             .store
-            .list(&by.viewer(), &query, self.now())
+            .list(&by.viewer(), query, self.now())
             .await?;
         page.next_cursor = page.next_cursor.map(|c| self.inner.cursor_key.seal(&c));
         Ok(page)
