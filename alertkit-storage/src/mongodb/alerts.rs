@@ -2,36 +2,6 @@
 
 use super::*;
 
-impl MongoAlertStore {
-    pub(super) fn alerts(&self) -> Collection<Document> {
-        self.db.collection("alerts")
-    }
-
-    pub(super) fn receipts_coll(&self) -> Collection<Document> {
-        self.db.collection("alert_receipts")
-    }
-
-    pub(super) fn rules(&self) -> Collection<Document> {
-        self.db.collection("alert_rules")
-    }
-
-    pub(super) fn subs(&self) -> Collection<Document> {
-        self.db.collection("alert_subscriptions")
-    }
-
-    pub(super) fn seq_coll(&self) -> Collection<Document> {
-        self.db.collection("alert_seq")
-    }
-
-    pub(super) fn deliveries_coll(&self) -> Collection<Document> {
-        self.db.collection("deliveries")
-    }
-
-    pub(super) fn runs(&self) -> Collection<Document> {
-        self.db.collection("job_runs")
-    }
-}
-
 // ---- queries ----------------------------------------------------------------
 
 /// One viewer's receipts, by alert.
@@ -171,8 +141,7 @@ impl MongoAlertStore {
             .delete_many(filter.clone())
             .await
             .mongo()?;
-        self.db
-            .collection::<Document>("delivery_attempts")
+        self.attempts_coll()
             .delete_many(filter.clone())
             .await
             .mongo()?;

@@ -146,8 +146,7 @@ impl MongoAlertStore {
             ])
             .await
             .mongo()?;
-        self.db
-            .collection::<Document>("delivery_attempts")
+        self.attempts_coll()
             .create_indexes([
                 index(doc! { "delivery_id": 1, "at": 1 }),
                 index(doc! { "alert_id": 1 }),
@@ -164,5 +163,48 @@ impl MongoAlertStore {
     /// Drops the database. For tests and tenant removal.
     pub async fn drop_database(&self) -> Result<()> {
         self.db.drop().await.mongo()
+    }
+}
+
+/// The collections, one accessor each.
+impl MongoAlertStore {
+    pub(super) fn alerts(&self) -> Collection<Document> {
+        self.db.collection("alerts")
+    }
+
+    pub(super) fn receipts_coll(&self) -> Collection<Document> {
+        self.db.collection("alert_receipts")
+    }
+
+    pub(super) fn rules(&self) -> Collection<Document> {
+        self.db.collection("alert_rules")
+    }
+
+    pub(super) fn subs(&self) -> Collection<Document> {
+        self.db.collection("alert_subscriptions")
+    }
+
+    pub(super) fn seq_coll(&self) -> Collection<Document> {
+        self.db.collection("alert_seq")
+    }
+
+    pub(super) fn deliveries_coll(&self) -> Collection<Document> {
+        self.db.collection("deliveries")
+    }
+
+    pub(super) fn runs(&self) -> Collection<Document> {
+        self.db.collection("job_runs")
+    }
+
+    pub(super) fn contacts_coll(&self) -> Collection<Document> {
+        self.db.collection("contacts")
+    }
+
+    pub(super) fn routes_coll(&self) -> Collection<Document> {
+        self.db.collection("notify_routes")
+    }
+
+    pub(super) fn attempts_coll(&self) -> Collection<Document> {
+        self.db.collection("delivery_attempts")
     }
 }

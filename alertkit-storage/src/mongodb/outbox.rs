@@ -95,11 +95,7 @@ impl Outbox for MongoAlertStore {
                     "outcome": &a.outcome,
                 };
                 set_opt(&mut doc, "error", a.error.map(Bson::String));
-                self.db
-                    .collection::<Document>("delivery_attempts")
-                    .insert_one(doc)
-                    .await
-                    .mongo()?;
+                self.attempts_coll().insert_one(doc).await.mongo()?;
                 Ok(d)
             }
             None => match self
@@ -181,8 +177,7 @@ impl Outbox for MongoAlertStore {
 
     async fn attempts(&self, delivery_id: Uuid) -> Result<Vec<alertkit_core::DeliveryAttempt>> {
         collect(
-            self.db
-                .collection::<Document>("delivery_attempts")
+            self.attempts_coll()
                 .find(doc! { "delivery_id": id_bson(delivery_id) })
                 .sort(doc! { "at": 1, "_id": 1 })
                 .await

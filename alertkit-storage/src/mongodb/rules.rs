@@ -114,8 +114,7 @@ impl RuleStore for MongoAlertStore {
 
     async fn contact(&self, user_id: &str) -> Result<Option<Recipient>> {
         let d = self
-            .db
-            .collection::<Document>("contacts")
+            .contacts_coll()
             .find_one(doc! { "_id": user_id })
             .await
             .mongo()?;
@@ -139,8 +138,7 @@ impl RuleStore for MongoAlertStore {
             "webhook_url",
             c.webhook_url.clone().map(Bson::String),
         );
-        self.db
-            .collection::<Document>("contacts")
+        self.contacts_coll()
             .replace_one(doc! { "_id": &c.user_id }, d)
             .upsert(true)
             .await
@@ -150,8 +148,7 @@ impl RuleStore for MongoAlertStore {
 
     async fn routes(&self) -> Result<Vec<Route>> {
         collect(
-            self.db
-                .collection::<Document>("notify_routes")
+            self.routes_coll()
                 .find(doc! {})
                 .sort(doc! { "created_at": 1, "_id": 1 })
                 .await
@@ -165,8 +162,7 @@ impl RuleStore for MongoAlertStore {
 
     async fn put_route(&self, route: Route) -> Result<()> {
         let body = serde_json::to_string(&route).map_err(|e| Error::backend(BACKEND, e))?;
-        self.db
-            .collection::<Document>("notify_routes")
+        self.routes_coll()
             .replace_one(
                 doc! { "_id": id_bson(route.id) },
                 doc! { "_id": id_bson(route.id), "body": body, "created_at": time_bson(route.created_at) },
@@ -179,8 +175,7 @@ impl RuleStore for MongoAlertStore {
 
     async fn delete_route(&self, id: Uuid) -> Result<()> {
         let res = self
-            .db
-            .collection::<Document>("notify_routes")
+            .routes_coll()
             .delete_one(doc! { "_id": id_bson(id) })
             .await
             .mongo()?;
