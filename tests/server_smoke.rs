@@ -90,6 +90,10 @@ async fn reference_server_serves_rest_and_ws_and_shuts_down_with_1001() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(up, "the server did not answer /health within 10 s");
+    // A person opening the printed address gets a page saying where to go.
+    let landing = http.get(format!("http://{addr}/")).send().await.unwrap();
+    assert_eq!(landing.status().as_u16(), 200);
+    assert!(landing.text().await.unwrap().contains("/docs"));
 
     let auth = JwtAuthenticator::hs256(SECRET.as_bytes()).unwrap();
     let admin = auth

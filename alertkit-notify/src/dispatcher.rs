@@ -340,8 +340,13 @@ impl Dispatcher {
         let outcome = match result {
             Ok(()) => DeliveryOutcome::Sent,
             Err(e) => {
-                tracing::info!(delivery = %delivery.id, attempt, error = %e, "delivery attempt failed");
-                self.inner.config.retry.outcome(attempt, &e, now)
+                let outcome = self.inner.config.retry.outcome(attempt, &e, now);
+                if let DeliveryOutcome::Dead { error } = &outcome {
+                    tracing::warn!(delivery = %delivery.id, attempt, %error, "delivery dead-lettered");
+                } else {
+                    tracing::info!(delivery = %delivery.id, attempt, error = %e, "delivery attempt failed; will retry");
+                }
+                outcome
             }
         };
         match self

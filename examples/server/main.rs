@@ -145,7 +145,9 @@ async fn main() -> Result<(), Failure> {
             rate_limit_per_minute: rate,
             ..Default::default()
         },
-    );
+    )
+    // Until the dashboard exists, the address the banner prints says where to go.
+    .route("/", axum::routing::get(landing));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
@@ -157,6 +159,21 @@ async fn main() -> Result<(), Failure> {
     hub.drained(Duration::from_secs(5)).await;
     notify.handle.shutdown().await;
     Ok(())
+}
+
+/// `GET /`: what this server offers, for a person opening it in a browser.
+async fn landing() -> axum::response::Html<&'static str> {
+    axum::response::Html(
+        "<!doctype html><html><head><meta charset=utf-8><title>alertkit</title></head>\
+         <body style=\"font-family:sans-serif;max-width:40em;margin:2em auto\">\
+         <h1>alertkit reference server</h1>\
+         <p>The dashboard page is not built yet. What is here:</p><ul>\
+         <li><a href=\"/docs\">API reference</a> (Swagger UI; <a href=\"/openapi.json\">OpenAPI JSON</a>)</li>\
+         <li><a href=\"/health\">/health</a>: whether the store answers</li>\
+         <li><code>/ws?token=…</code>: live alerts over WebSocket</li></ul>\
+         <p>Every API call needs <code>Authorization: Bearer &lt;token&gt;</code>; \
+         the server printed an admin and a demo token when it started.</p></body></html>",
+    )
 }
 
 /// Ctrl-C, or SIGTERM on Unix.
