@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::alert::Alert;
 use crate::error::{Error, Result};
 use crate::id::AlertId;
-use crate::rule::Channel;
+use crate::rule::{Channel, Digest};
 use crate::severity::Severity;
 
 /// Who to deliver a raised alert to, on which channel.
@@ -19,14 +19,36 @@ pub struct DeliveryTarget {
     pub user_id: String,
     /// The channel.
     pub channel: Channel,
+    /// For a digest subscription: the period the alert goes into.
+    pub digest: Option<DigestSlot>,
+}
+
+/// The digest period an alert was raised in, for one receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DigestSlot {
+    /// Hourly or daily.
+    pub period: Digest,
+    /// When the period ends (in the receiver's time zone, see
+    /// [`Digest::period_end`]): the digest is due then.
+    pub ends_at: DateTime<Utc>,
 }
 
 impl DeliveryTarget {
-    /// A target.
+    /// A target sent at once.
     pub fn new(user_id: impl Into<String>, channel: Channel) -> Self {
         DeliveryTarget {
             user_id: user_id.into(),
             channel,
+            digest: None,
+        }
+    }
+
+    /// A target collected into the digest of `slot`'s period.
+    pub fn digest(user_id: impl Into<String>, channel: Channel, slot: DigestSlot) -> Self {
+        DeliveryTarget {
+            user_id: user_id.into(),
+            channel,
+            digest: Some(slot),
         }
     }
 }
@@ -91,6 +113,11 @@ pub struct Delivery {
     pub channel: Channel,
     /// The alert's severity when this delivery was enqueued.
     pub severity: Severity,
+    /// For an item of a digest: its period. Digest items are due when their
+    /// period ends and are sent together, one message per (user, channel),
+    /// claimed with [`Outbox::claim_digest`](crate::Outbox::claim_digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
     /// Where it is.
     pub status: DeliveryStatus,
     /// Attempts started so far.
@@ -108,7 +135,8 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// A pending delivery of `alert` to `target`, due at `now`.
+    /// A pending delivery of `alert` to `target`, due at `now`, or for a
+    /// digest item when its period ends.
     pub fn new(alert: &Alert, target: &DeliveryTarget, now: DateTime<Utc>) -> Self {
         Delivery {
             id: Uuid::now_v7(),
@@ -116,9 +144,10 @@ impl Delivery {
             user_id: target.user_id.clone(),
             channel: target.channel,
             severity: alert.severity,
+            digest: target.digest.map(|s| s.period),
             status: DeliveryStatus::Pending,
             attempts: 0,
-            next_attempt_at: now,
+            next_attempt_at: target.digest.map_or(now, |s| s.ends_at),
             lease_until: None,
             last_error: None,
             created_at: now,

@@ -58,13 +58,14 @@ pub use broadcast::{Broadcaster, BusMessage, EventStream};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{
     ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryOutcome, DeliveryStatus, DeliveryTarget,
+    DigestSlot,
 };
 pub use engine::{AlertKit, AlertKitBuilder, Change, Health};
 pub use error::{Error, ErrorKind, Result};
 pub use event::AlertEvent;
 pub use hooks::{Authenticator, Directory};
 pub use id::AlertId;
-pub use notify::{Notification, Notifier, Recipient};
+pub use notify::{DigestBatch, Notification, Notifier, Recipient};
 pub use principal::{Permission, Principal, Viewer};
 pub use query::{AlertFilter, AlertQuery, Cursor, CursorPosition, Page, Stats};
 pub use route::{Destination, NewRoute, Route};

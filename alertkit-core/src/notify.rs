@@ -6,7 +6,8 @@ use uuid::Uuid;
 
 use crate::alert::Alert;
 use crate::error::Result;
-use crate::rule::Channel;
+use crate::rule::{Channel, Digest};
+use chrono_tz::Tz;
 
 /// Where one user can be reached. Also the body of `GET/PUT /api/me/contacts`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -21,6 +22,10 @@ pub struct Recipient {
     pub slack_id: Option<String>,
     /// Webhook URL.
     pub webhook_url: Option<String>,
+    /// The user's IANA time zone (`Europe/Berlin`), where digest periods
+    /// start and end; UTC when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 fn invalid(what: &str, v: &str) -> crate::Error {
@@ -55,8 +60,17 @@ impl Recipient {
     /// Checks the contact details a user may set: an email address (at
     /// most 254 characters, one `@`, no spaces or control characters), a
     /// Slack id (member, channel or an `https://` incoming-webhook URL, at
-    /// most 256), a webhook URL (`http(s)://`, at most 2048).
+    /// most 256), a webhook URL (`http(s)://`, at most 2048), an IANA time
+    /// zone name.
     pub fn validate(&self) -> Result<()> {
+        if let Some(tz) = &self.time_zone
+            && tz.parse::<Tz>().is_err()
+        {
+            return Err(crate::Error::invalid(format!(
+                "time_zone `{}` is not an IANA time zone name (like Europe/Berlin)",
+                crate::id::truncate(tz, 64)
+            )));
+        }
         if let Some(e) = &self.email {
             check_email(e)?;
         }
@@ -69,6 +83,15 @@ impl Recipient {
             check_url("webhook_url", u)?;
         }
         Ok(())
+    }
+
+    /// The user's time zone ([`time_zone`](Self::time_zone)), UTC when
+    /// unset or unknown.
+    pub fn tz(&self) -> Tz {
+        self.time_zone
+            .as_deref()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(Tz::UTC)
     }
 }
 
@@ -85,6 +108,47 @@ pub struct Notification {
     pub channel: Channel,
     /// Which attempt this is, from 1.
     pub attempt: u32,
+    /// For a digest: the period and every alert it lists, highest severity
+    /// first (`alert` is the first of them). `None` for a single alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<DigestBatch>,
+}
+
+/// The alerts of one digest period, for one recipient on one channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DigestBatch {
+    /// Hourly or daily.
+    pub period: Digest,
+    /// The alerts, highest severity first, then oldest first; each once.
+    pub alerts: Vec<Alert>,
+}
+
+impl Notification {
+    /// A notification of one alert (not a digest).
+    pub fn single(
+        id: Uuid,
+        alert: Alert,
+        recipient: Recipient,
+        channel: Channel,
+        attempt: u32,
+    ) -> Self {
+        Notification {
+            id,
+            alert,
+            recipient,
+            channel,
+            attempt,
+            digest: None,
+        }
+    }
+
+    /// The alerts it tells about: the digest's, or the one alert.
+    pub fn alerts(&self) -> &[Alert] {
+        match &self.digest {
+            Some(d) if !d.alerts.is_empty() => &d.alerts,
+            _ => std::slice::from_ref(&self.alert),
+        }
+    }
 }
 
 /// Sends notifications on one channel.

@@ -1,6 +1,7 @@
 //! Alert rules and per-user subscriptions.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, LocalResult, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -115,7 +116,7 @@ impl std::str::FromStr for Channel {
 
 /// How often batched deliveries go out, when a subscription asks for a digest.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Digest {
     /// One message an hour.
@@ -166,6 +167,38 @@ impl Digest {
             Digest::Daily => "daily",
         }
     }
+
+    /// When the period holding `at` ends in time zone `tz`: the next full
+    /// hour (hourly) or the next midnight (daily), local time, as a UTC
+    /// instant after `at`. A local time that a DST change skips becomes the
+    /// first instant after the gap (a skipped midnight → 01:00); a repeated
+    /// one is taken at its first occurrence.
+    pub fn period_end(self, at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+        let local = at.with_timezone(&tz).naive_local();
+        let next = match self {
+            Digest::Hourly => {
+                local.date().and_time(NaiveTime::MIN)
+                    + chrono::Duration::hours(i64::from(local.hour()) + 1)
+            }
+            Digest::Daily => (local.date() + chrono::Days::new(1)).and_time(NaiveTime::MIN),
+        };
+        first_instant_at_or_after(tz, next)
+    }
+}
+
+/// The first real instant at or after the local time `t` in `tz`.
+fn first_instant_at_or_after(tz: Tz, t: NaiveDateTime) -> DateTime<Utc> {
+    let mut t = t;
+    // DST gaps are at most a few hours; step through them in quarter hours.
+    for _ in 0..32 {
+        match tz.from_local_datetime(&t) {
+            LocalResult::Single(at) | LocalResult::Ambiguous(at, _) => {
+                return at.with_timezone(&Utc);
+            }
+            LocalResult::None => t += chrono::Duration::minutes(15),
+        }
+    }
+    t.and_utc()
 }
 
 impl std::str::FromStr for Digest {
@@ -265,6 +298,63 @@ mod tests {
         s.enabled = false;
         assert!(!s.wants("sla_breached", Severity::Critical));
         assert!(Subscription::new("u", "t", []).validate().is_err());
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn digest_periods_end_at_local_hours_and_midnights() {
+        let hcm: Tz = "Asia/Ho_Chi_Minh".parse().unwrap();
+        // 23:10 local on the 1st (16:10 UTC) → midnight local (17:00 UTC).
+        let at = utc("2026-03-01T16:10:00Z");
+        assert_eq!(
+            Digest::Daily.period_end(at, hcm),
+            utc("2026-03-01T17:00:00Z")
+        );
+        assert_eq!(
+            Digest::Hourly.period_end(at, hcm),
+            utc("2026-03-01T17:00:00Z")
+        );
+        // 00:00 local exactly starts the next day: it ends at the next midnight.
+        let midnight = utc("2026-03-01T17:00:00Z");
+        assert_eq!(
+            Digest::Daily.period_end(midnight, hcm),
+            utc("2026-03-02T17:00:00Z")
+        );
+        let kolkata: Tz = "Asia/Kolkata".parse().unwrap();
+        assert_eq!(
+            Digest::Hourly.period_end(utc("2026-03-01T10:10:00Z"), kolkata),
+            utc("2026-03-01T10:30:00Z"),
+            "hours are local hours (UTC+5:30)"
+        );
+    }
+
+    #[test]
+    fn digest_periods_across_dst() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        // Spring forward (2026-03-29, 02:00 → 03:00): the day is 23 h long.
+        let start = utc("2026-03-28T23:00:00Z");
+        let end = Digest::Daily.period_end(start, berlin);
+        assert_eq!(end, utc("2026-03-29T22:00:00Z"));
+        // 01:30 local → 02:00 does not exist → the period ends at 03:00 local.
+        assert_eq!(
+            Digest::Hourly.period_end(utc("2026-03-29T00:30:00Z"), berlin),
+            utc("2026-03-29T01:00:00Z")
+        );
+        // Fall back (2026-10-25): the day is 25 h long, one period.
+        let start = utc("2026-10-24T22:00:00Z");
+        assert_eq!(
+            Digest::Daily.period_end(start, berlin),
+            utc("2026-10-25T23:00:00Z")
+        );
+        // Havana skips midnight itself (2026-03-08): the day ends at 01:00.
+        let havana: Tz = "America/Havana".parse().unwrap();
+        assert_eq!(
+            Digest::Daily.period_end(utc("2026-03-07T12:00:00Z"), havana),
+            utc("2026-03-08T05:00:00Z")
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ use crate::notify::Recipient;
 use crate::principal::Viewer;
 use crate::query::{AlertFilter, AlertQuery, Page, Stats};
 use crate::route::Route;
-use crate::rule::{AlertRule, Subscription};
+use crate::rule::{AlertRule, Channel, Subscription};
 use crate::scheduler::JobRun;
 use crate::severity::Severity;
 
@@ -304,6 +304,20 @@ pub trait Outbox: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<ClaimedDelivery>>;
 
+    /// Atomically claims up to `limit` claimable digest items
+    /// ([`Delivery::digest`] set) of one user on one channel, oldest due
+    /// first, as [`claim_deliveries`](Self::claim_deliveries) does. A
+    /// dispatcher that claimed one item of a digest calls this to gather the
+    /// rest and send them as one message.
+    async fn claim_digest(
+        &self,
+        user_id: &str,
+        channel: Channel,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>>;
+
     /// Records the outcome of attempt number `attempt` of a delivery, and
     /// keeps a [`DeliveryAttempt`] for it (see [`attempts`](Self::attempts)).
     /// [`Conflict`](crate::Error::Conflict) unless the delivery is in flight
@@ -402,6 +416,7 @@ mockall::mock! {
     #[async_trait]
     impl Outbox for Store {
         async fn claim_deliveries( &self, now: DateTime<Utc>, lease: Duration, limit: u32, ) -> Result<Vec<ClaimedDelivery>>;
+        async fn claim_digest( &self, user_id: &str, channel: Channel, now: DateTime<Utc>, lease: Duration, limit: u32, ) -> Result<Vec<ClaimedDelivery>>;
         async fn complete_delivery( &self, id: Uuid, attempt: u32, outcome: DeliveryOutcome, now: DateTime<Utc>, ) -> Result<Delivery>;
         async fn deliveries(&self, alert_id: AlertId) -> Result<Vec<Delivery>>;
         async fn deliveries_in(&self, status: DeliveryStatus, limit: u32) -> Result<Vec<Delivery>>;

@@ -21,14 +21,15 @@
 //! Dead letters stay in the outbox ([`Outbox::deliveries_in`]) and can be
 //! replayed with [`Outbox::retry_delivery`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alertkit_core::{
-    AlertEvent, Broadcaster, BusMessage, Channel, ClaimedDelivery, Clock, DeliveryOutcome,
-    Directory, Error, EventStream, Notification, Notifier, Outbox, Recipient, Result, SystemClock,
+    Alert, AlertEvent, Broadcaster, BusMessage, Channel, ClaimedDelivery, Clock, DeliveryOutcome,
+    DigestBatch, Directory, Error, EventStream, Notification, Notifier, Outbox, Recipient, Result,
+    SystemClock,
 };
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -261,19 +262,53 @@ impl Dispatcher {
         }
     }
 
-    /// Claims one batch and sends it; returns how many deliveries it claimed.
+    /// Claims one batch and sends it; returns how many deliveries it claimed
+    /// (digest items gathered for a digest not counted).
     /// The loop of [`spawn`](Self::spawn) calls this; tests and jobs may too.
+    ///
+    /// A claimed digest item brings the rest of its user's due items on that
+    /// channel ([`Outbox::claim_digest`], at most [`DIGEST_MAX`]), and they
+    /// go out as one message.
     pub async fn run_once(&self) -> Result<usize> {
         let c = &self.inner.config;
         let lease = chrono::Duration::from_std(c.lease).unwrap_or(chrono::Duration::MAX);
+        let now = self.inner.clock.now();
         let claimed = self
             .inner
             .outbox
-            .claim_deliveries(self.inner.clock.now(), lease, c.batch)
+            .claim_deliveries(now, lease, c.batch)
             .await?;
         let n = claimed.len();
-        futures::stream::iter(claimed)
-            .for_each_concurrent(c.concurrency, |d| async move { self.deliver(d).await })
+        let mut units: Vec<Vec<ClaimedDelivery>> = Vec::with_capacity(n);
+        let mut digests: BTreeMap<(String, Channel), Vec<ClaimedDelivery>> = BTreeMap::new();
+        for d in claimed {
+            if d.delivery.digest.is_some() {
+                let key = (d.delivery.user_id.clone(), d.delivery.channel);
+                digests.entry(key).or_default().push(d);
+            } else {
+                units.push(vec![d]);
+            }
+        }
+        for ((user, channel), mut items) in digests {
+            let room = DIGEST_MAX.saturating_sub(u32::try_from(items.len()).unwrap_or(u32::MAX));
+            if room > 0 {
+                match self
+                    .inner
+                    .outbox
+                    .claim_digest(&user, channel, now, lease, room)
+                    .await
+                {
+                    Ok(more) => items.extend(more),
+                    // What was claimed still goes out; the rest follows.
+                    Err(e) => {
+                        tracing::warn!(user, error = %e, "dispatcher: gathering a digest failed")
+                    }
+                }
+            }
+            units.push(items);
+        }
+        futures::stream::iter(units)
+            .for_each_concurrent(c.concurrency, |u| async move { self.deliver(u).await })
             .await;
         Ok(n)
     }
@@ -323,56 +358,83 @@ impl Dispatcher {
         DispatcherHandle { stop, task }
     }
 
-    /// Sends one claimed delivery and records what happened.
-    async fn deliver(&self, claimed: ClaimedDelivery) {
-        let ClaimedDelivery { delivery, alert } = claimed;
-        let attempt = delivery.attempts;
-        let result = self
-            .send(
-                &delivery.user_id,
-                delivery.channel,
-                delivery.id,
-                alert,
-                attempt,
-            )
-            .await;
+    /// Sends one claimed delivery, or the items of one digest as one
+    /// message, and records what happened to each.
+    async fn deliver(&self, items: Vec<ClaimedDelivery>) {
+        let Some(first) = items.first() else {
+            return;
+        };
+        let (user_id, channel) = (first.delivery.user_id.clone(), first.delivery.channel);
+        // The same items make the same id on every attempt, so receivers can
+        // drop a repeat (the lowest delivery id of the digest).
+        let id = items
+            .iter()
+            .map(|i| i.delivery.id)
+            .min()
+            .unwrap_or(first.delivery.id);
+        let attempt = items.iter().map(|i| i.delivery.attempts).max().unwrap_or(1);
+        let digest = first.delivery.digest.map(|period| DigestBatch {
+            period,
+            alerts: digest_alerts(&items),
+        });
+        let alert = match &digest {
+            Some(d) => d.alerts.first().cloned(),
+            None => Some(first.alert.clone()),
+        };
+        let result = match alert {
+            Some(alert) => {
+                self.send(&user_id, channel, |recipient| Notification {
+                    id,
+                    alert,
+                    recipient,
+                    channel,
+                    attempt,
+                    digest,
+                })
+                .await
+            }
+            None => Ok(()),
+        };
         let now = self.inner.clock.now();
         let outcome = match result {
             Ok(()) => DeliveryOutcome::Sent,
             Err(e) => {
                 let outcome = self.inner.config.retry.outcome(attempt, &e, now);
                 if let DeliveryOutcome::Dead { error } = &outcome {
-                    tracing::warn!(delivery = %delivery.id, attempt, %error, "delivery dead-lettered");
+                    tracing::warn!(delivery = %id, attempt, %error, "delivery dead-lettered");
                 } else {
-                    tracing::info!(delivery = %delivery.id, attempt, error = %e, "delivery attempt failed; will retry");
+                    tracing::info!(delivery = %id, attempt, error = %e, "delivery attempt failed; will retry");
                 }
                 outcome
             }
         };
-        match self
-            .inner
-            .outbox
-            .complete_delivery(delivery.id, attempt, outcome, now)
-            .await
-        {
-            Ok(_) => {}
-            // Our lease lapsed and another dispatcher took over: its word counts.
-            Err(Error::Conflict(_)) => {
-                tracing::warn!(delivery = %delivery.id, attempt, "delivery re-claimed while sending")
-            }
-            Err(e) => {
-                tracing::warn!(delivery = %delivery.id, error = %e, "recording a delivery outcome failed; the lease will lapse")
+        for item in &items {
+            let d = &item.delivery;
+            match self
+                .inner
+                .outbox
+                .complete_delivery(d.id, d.attempts, outcome.clone(), now)
+                .await
+            {
+                Ok(_) => {}
+                // Our lease lapsed and another dispatcher took over: its word counts.
+                Err(Error::Conflict(_)) => {
+                    tracing::warn!(delivery = %d.id, attempt = d.attempts, "delivery re-claimed while sending")
+                }
+                Err(e) => {
+                    tracing::warn!(delivery = %d.id, error = %e, "recording a delivery outcome failed; the lease will lapse")
+                }
             }
         }
     }
 
+    /// Resolves the user's address, waits for the destination's rate
+    /// limit, and sends what `build` makes for that recipient.
     async fn send(
         &self,
         user_id: &str,
         channel: Channel,
-        id: uuid::Uuid,
-        alert: alertkit_core::Alert,
-        attempt: u32,
+        build: impl FnOnce(Recipient) -> Notification,
     ) -> Result<()> {
         let notifier = self.inner.notifiers.get(&channel).ok_or_else(|| {
             Error::invalid(format!("no notifier for channel {}", channel.as_str()))
@@ -394,15 +456,29 @@ impl Dispatcher {
         if let Some(limiter) = self.inner.limiters.get(&channel) {
             limiter.until_key_ready(&destination).await;
         }
-        let n = Notification {
-            id,
-            alert,
-            recipient,
-            channel,
-            attempt,
-        };
-        notifier.notify(&n).await
+        notifier.notify(&build(recipient)).await
     }
+}
+
+/// Most items one digest message lists; more go out in the next message.
+pub const DIGEST_MAX: u32 = 500;
+
+/// A digest's alerts: each once (as stored now), highest severity first,
+/// then oldest first.
+fn digest_alerts(items: &[ClaimedDelivery]) -> Vec<Alert> {
+    let mut seen = std::collections::HashSet::new();
+    let mut alerts: Vec<Alert> = items
+        .iter()
+        .filter(|i| seen.insert(i.alert.id))
+        .map(|i| i.alert.clone())
+        .collect();
+    alerts.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.created_at.cmp(&b.created_at))
+            .then(a.id.cmp(&b.id))
+    });
+    alerts
 }
 
 /// The next bus message, or never when there is no bus.

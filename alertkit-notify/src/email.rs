@@ -119,11 +119,11 @@ impl EmailNotifier {
             builder = builder.to(mailbox);
         }
         builder
-            .subject(self.template.subject(&n.alert))
+            .subject(self.template.subject_of(n))
             .message_id(Some(format!("<{}@alertkit>", n.id)))
             .multipart(MultiPart::alternative_plain_html(
-                self.template.text(&n.alert),
-                self.template.html(&n.alert),
+                self.template.text_of(n),
+                self.template.html_of(n),
             ))
             .map_err(|e| Error::invalid(format!("email: {e}")))
     }

@@ -26,6 +26,17 @@ impl Notifier for LogNotifier {
     }
 
     async fn notify(&self, n: &Notification) -> Result<()> {
+        if let Some(d) = &n.digest {
+            tracing::info!(
+                channel = n.channel.as_str(),
+                to = %n.recipient.user_id,
+                period = d.period.as_str(),
+                alerts = d.alerts.len(),
+                attempt = n.attempt,
+                "digest"
+            );
+            return Ok(());
+        }
         tracing::info!(
             channel = n.channel.as_str(),
             to = %n.recipient.user_id,
@@ -98,6 +109,7 @@ mod tests {
             },
             channel: Channel::Email,
             attempt,
+            digest: None,
         }
     }
 

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use alertkit_core::{Alert, Channel, Error, Notification, Notifier, Result};
+use alertkit_core::{Alert, Channel, DigestBatch, Error, Notification, Notifier, Result};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
@@ -137,6 +137,46 @@ impl SlackNotifier {
         })
     }
 
+    /// The Block Kit message for a digest: a header with the counts, then
+    /// one line per alert (highest severity first, at most 45 lines, Slack's
+    /// block limit leaving room for the header), coloured by the most severe.
+    pub fn digest_message(&self, d: &DigestBatch) -> Value {
+        const MAX_LINES: usize = 45;
+        let subject = self.template.digest_subject(d);
+        let mut blocks = vec![
+            json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&subject, 150)}}),
+        ];
+        for a in d.alerts.iter().take(MAX_LINES) {
+            let title = escape_mrkdwn(&truncate(&a.title, 200));
+            let line = match self.template.link(a) {
+                Some(link) => format!(
+                    "*{}* <{link}|{title}> · {}",
+                    a.severity.as_str(),
+                    escape_mrkdwn(&a.alert_type)
+                ),
+                None => format!(
+                    "*{}* {title} · {}",
+                    a.severity.as_str(),
+                    escape_mrkdwn(&a.alert_type)
+                ),
+            };
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": line}}));
+        }
+        if d.alerts.len() > MAX_LINES {
+            blocks.push(json!({"type": "context", "elements": [
+                {"type": "mrkdwn", "text": format!("and {} more", d.alerts.len() - MAX_LINES)}
+            ]}));
+        }
+        let top = d
+            .alerts
+            .first()
+            .map_or(alertkit_core::Severity::Info, |a| a.severity);
+        json!({
+            "text": subject,
+            "attachments": [{"color": colour(top), "blocks": blocks}],
+        })
+    }
+
     async fn via_webhook(&self, url: &str, body: &Value) -> Result<()> {
         let url = check_url("Slack webhook", url)?;
         if !self.allow_private {
@@ -200,6 +240,14 @@ fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
+/// Escapes the three characters Slack's mrkdwn treats as control (`&`,
+/// `<`, `>`), so a title cannot forge a link or a mention.
+fn escape_mrkdwn(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 #[async_trait]
 impl Notifier for SlackNotifier {
     fn channel(&self) -> Channel {
@@ -207,7 +255,10 @@ impl Notifier for SlackNotifier {
     }
 
     async fn notify(&self, n: &Notification) -> Result<()> {
-        let body = self.message(&n.alert);
+        let body = match &n.digest {
+            Some(d) => self.digest_message(d),
+            None => self.message(&n.alert),
+        };
         match (
             n.recipient.slack_id.as_deref(),
             &self.bot_token,

@@ -1,7 +1,7 @@
 //! The words of a notification: subject, plain text and HTML, from the
 //! alert's fields and a link back to the app.
 
-use alertkit_core::{Alert, Severity};
+use alertkit_core::{Alert, Digest, DigestBatch, Notification, Severity};
 
 /// Renders notifications. `Template::default()` links nowhere; give it the
 /// app's base URL to add a link to each alert (`{app_url}/alerts/{id}`).
@@ -85,6 +85,99 @@ impl Template {
             ));
         }
         out.push_str("</body></html>");
+        out
+    }
+}
+
+impl Template {
+    /// The subject of a notification: [`subject`](Self::subject) for one
+    /// alert, [`digest_subject`](Self::digest_subject) for a digest.
+    pub fn subject_of(&self, n: &Notification) -> String {
+        match &n.digest {
+            Some(d) => self.digest_subject(d),
+            None => self.subject(&n.alert),
+        }
+    }
+
+    /// The plain-text body of a notification (one alert or a digest).
+    pub fn text_of(&self, n: &Notification) -> String {
+        match &n.digest {
+            Some(d) => self.digest_text(d),
+            None => self.text(&n.alert),
+        }
+    }
+
+    /// The HTML body of a notification (one alert or a digest).
+    pub fn html_of(&self, n: &Notification) -> String {
+        match &n.digest {
+            Some(d) => self.digest_html(d),
+            None => self.html(&n.alert),
+        }
+    }
+
+    /// `Daily digest: 3 alerts (1 critical, 2 high)`.
+    pub fn digest_subject(&self, d: &DigestBatch) -> String {
+        let period = match d.period {
+            Digest::Hourly => "Hourly",
+            Digest::Daily => "Daily",
+        };
+        let n = d.alerts.len();
+        let mut counts: Vec<String> = Vec::new();
+        for sev in Severity::ALL.iter().rev() {
+            let c = d.alerts.iter().filter(|a| a.severity == *sev).count();
+            if c > 0 {
+                counts.push(format!("{c} {}", sev.as_str()));
+            }
+        }
+        format!(
+            "{period} digest: {n} alert{} ({})",
+            if n == 1 { "" } else { "s" },
+            counts.join(", ")
+        )
+    }
+
+    /// The plain-text digest: one line per alert, highest severity first.
+    pub fn digest_text(&self, d: &DigestBatch) -> String {
+        let mut out = format!("{}\n\n", self.digest_subject(d));
+        for a in &d.alerts {
+            let title: String = a.title.chars().filter(|c| !c.is_control()).collect();
+            out.push_str(&format!(
+                "- [{}] {title} ({}, {})\n",
+                a.severity.as_str().to_uppercase(),
+                a.alert_type,
+                a.created_at.format("%Y-%m-%d %H:%M UTC")
+            ));
+            if let Some(link) = self.link(a) {
+                out.push_str(&format!("  {link}\n"));
+            }
+        }
+        out
+    }
+
+    /// The HTML digest: a table of the alerts, every field escaped.
+    pub fn digest_html(&self, d: &DigestBatch) -> String {
+        let e = escape;
+        let mut out = format!(
+            "<!doctype html><html><body style=\"font-family:sans-serif\"><h2>{}</h2><table>\
+             <tr><th align=\"left\">Severity</th><th align=\"left\">Alert</th>\
+             <th align=\"left\">Type</th><th align=\"left\">Raised (UTC)</th></tr>",
+            e(&self.digest_subject(d))
+        );
+        for a in &d.alerts {
+            let title = match self.link(a) {
+                Some(link) => format!("<a href=\"{}\">{}</a>", e(&link), e(&a.title)),
+                None => e(&a.title),
+            };
+            out.push_str(&format!(
+                "<tr><td style=\"border-left:6px solid {};padding-left:6px\">{}</td>\
+                 <td>{title}</td><td>{}</td><td>{}</td></tr>",
+                colour(a.severity),
+                a.severity.as_str(),
+                e(&a.alert_type),
+                a.created_at.format("%Y-%m-%d %H:%M")
+            ));
+        }
+        out.push_str("</table></body></html>");
         out
     }
 }

@@ -136,12 +136,15 @@ impl WebhookNotifier {
         n: &Notification,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<SignedRequest> {
-        let body = serde_json::to_vec(&serde_json::json!({
+        let mut body = serde_json::json!({
             "delivery_id": n.id,
             "attempt": n.attempt,
             "alert": n.alert,
-        }))
-        .map_err(|e| Error::backend("webhook", e))?;
+        });
+        if let Some(d) = &n.digest {
+            body["digest"] = serde_json::json!({ "period": d.period, "alerts": d.alerts });
+        }
+        let body = serde_json::to_vec(&body).map_err(|e| Error::backend("webhook", e))?;
         let ts = now.timestamp();
         let sig = sign(&self.secret, ts, &body)
             .ok_or_else(|| Error::invalid("the webhook secret cannot key HMAC"))?;

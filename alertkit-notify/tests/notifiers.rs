@@ -32,6 +32,7 @@ fn notification(recipient: Recipient, channel: Channel) -> Notification {
         recipient,
         channel,
         attempt: 1,
+        digest: None,
     }
 }
 

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use alertkit_core::{
-    Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStore, AlertView, ClaimedDelivery,
-    Delivery, DeliveryAttempt, DeliveryOutcome, DeliveryStatus, DeliveryTarget, JobRun, JobStore,
-    Outbox, Page, Raised, Receipt, Recipient, Result, Route, RuleStore, Severity, Stats, Store,
-    Subscription, Viewer,
+    Alert, AlertFilter, AlertId, AlertQuery, AlertRule, AlertStore, AlertView, Channel,
+    ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryOutcome, DeliveryStatus, DeliveryTarget,
+    JobRun, JobStore, Outbox, Page, Raised, Receipt, Recipient, Result, Route, RuleStore, Severity,
+    Stats, Store, Subscription, Viewer,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -277,6 +277,19 @@ impl<S: Store> Outbox for CountingStore<S> {
     ) -> Result<Vec<ClaimedDelivery>> {
         self.count("claim_deliveries");
         self.inner.claim_deliveries(now, lease, limit).await
+    }
+    async fn claim_digest(
+        &self,
+        user_id: &str,
+        channel: Channel,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        self.count("claim_digest");
+        self.inner
+            .claim_digest(user_id, channel, now, lease, limit)
+            .await
     }
     async fn complete_delivery(
         &self,

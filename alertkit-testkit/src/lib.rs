@@ -144,6 +144,7 @@ macro_rules! outbox_conformance {
             outbox_lists_by_status,
             outbox_dead_letters_replay,
             outbox_records_every_attempt,
+            outbox_digest_items_wait_and_gather,
             insert_many_matches_single_raises,
         );
     };

@@ -613,3 +613,143 @@ pub async fn outbox_records_every_attempt<S: AlertStore + Outbox + ?Sized>(store
         "gone with the alert"
     );
 }
+
+/// Digest items wait for their period's end, are enqueued with the alert
+/// like any delivery, and are gathered per (user, channel) by
+/// `claim_digest`, which never takes immediate deliveries, another user's or
+/// another channel's items, or leased ones.
+pub async fn outbox_digest_items_wait_and_gather<S: AlertStore + Outbox + ?Sized>(store: &S) {
+    use alertkit_core::{Digest, DigestSlot};
+    let daily = DigestSlot {
+        period: Digest::Daily,
+        ends_at: at(60),
+    };
+    let mk = |key: &str| {
+        alert(
+            NewAlert::new("digest_case", Severity::High, key)
+                .dedup_key(key)
+                .audience(Audience::everyone()),
+            at(1),
+        )
+    };
+    let a = store
+        .insert_or_dedup(
+            mk("a"),
+            &[
+                DeliveryTarget::digest("alice", Channel::Email, daily),
+                DeliveryTarget::digest("alice", Channel::Slack, daily),
+                DeliveryTarget::new("bob", Channel::Email),
+            ],
+            at(1),
+        )
+        .await
+        .unwrap()
+        .alert;
+    let b = store
+        .insert_or_dedup(
+            mk("b"),
+            &[
+                DeliveryTarget::digest("alice", Channel::Email, daily),
+                DeliveryTarget::digest("carol", Channel::Email, daily),
+            ],
+            at(1),
+        )
+        .await
+        .unwrap()
+        .alert;
+    let ds = store.deliveries(a.id).await.unwrap();
+    let alice_mail = ds
+        .iter()
+        .find(|d| d.user_id == "alice" && d.channel == Channel::Email)
+        .expect("alice's digest item is enqueued with the alert");
+    assert_eq!(alice_mail.digest, Some(Digest::Daily));
+    assert_eq!(
+        alice_mail.next_attempt_at,
+        at(60),
+        "due at the period's end"
+    );
+    let bob = ds.iter().find(|d| d.user_id == "bob").unwrap();
+    assert_eq!((bob.digest, bob.next_attempt_at), (None, at(1)));
+
+    let lease = Duration::minutes(5);
+    let now = store.claim_deliveries(at(2), lease, 10).await.unwrap();
+    assert_eq!(
+        now.len(),
+        1,
+        "only the immediate delivery is due before the end"
+    );
+    assert_eq!(now[0].delivery.user_id, "bob");
+    store
+        .complete_delivery(now[0].delivery.id, 1, DeliveryOutcome::Sent, at(2))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_digest("alice", Channel::Email, at(59), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a digest is not due before its period ends"
+    );
+    let got = store
+        .claim_digest("alice", Channel::Email, at(60), lease, 10)
+        .await
+        .unwrap();
+    let mut alerts: Vec<AlertId> = got.iter().map(|c| c.alert.id).collect();
+    alerts.sort();
+    let mut want = vec![a.id, b.id];
+    want.sort();
+    assert_eq!(
+        alerts, want,
+        "both of alice's email items, with their alerts"
+    );
+    for c in &got {
+        assert_eq!(
+            (
+                c.delivery.status,
+                c.delivery.attempts,
+                c.delivery.lease_until
+            ),
+            (DeliveryStatus::InFlight, 1, Some(at(65)))
+        );
+    }
+    assert!(
+        store
+            .claim_digest("alice", Channel::Email, at(61), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased items are not claimed twice"
+    );
+    assert!(
+        store
+            .claim_digest("bob", Channel::Email, at(61), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "immediate deliveries are never digest items"
+    );
+    let rest = store.claim_deliveries(at(61), lease, 10).await.unwrap();
+    let mut rest: Vec<(String, Channel)> = rest
+        .iter()
+        .map(|c| (c.delivery.user_id.clone(), c.delivery.channel))
+        .collect();
+    rest.sort();
+    assert_eq!(
+        rest,
+        vec![
+            ("alice".to_string(), Channel::Slack),
+            ("carol".to_string(), Channel::Email)
+        ],
+        "the general claim takes due digest items too (the dispatcher gathers the rest)"
+    );
+    let again = store
+        .claim_digest("alice", Channel::Email, at(65), lease, 1)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "the limit holds");
+    assert_eq!(
+        again[0].delivery.attempts, 2,
+        "a lapsed lease is re-claimed"
+    );
+}

@@ -155,6 +155,7 @@ pub async fn contacts_set_replace_and_read(store: &dyn RuleStore) {
         email: Some("alice@example.test".into()),
         slack_id: Some("U123".into()),
         webhook_url: Some("https://hooks.example.test/a?x=1&y='; DROP TABLE contacts;--".into()),
+        time_zone: Some("Asia/Ho_Chi_Minh".into()),
     };
     store.set_contact(alice.clone()).await.unwrap();
     let bob = Recipient {
@@ -169,6 +170,7 @@ pub async fn contacts_set_replace_and_read(store: &dyn RuleStore) {
         email: None,
         slack_id: Some("$where".into()),
         webhook_url: None,
+        time_zone: None,
     };
     store.set_contact(replaced.clone()).await.unwrap();
     assert_eq!(store.contact("alice").await.unwrap(), Some(replaced));

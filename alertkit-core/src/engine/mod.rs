@@ -10,7 +10,7 @@ use crate::alert::{Alert, AlertView, NewAlert, Receipt};
 use crate::audience::{Audience, Target};
 use crate::broadcast::Broadcaster;
 use crate::clock::{Clock, SystemClock, truncate_to_millis};
-use crate::delivery::DeliveryTarget;
+use crate::delivery::{DeliveryTarget, DigestSlot};
 use crate::error::{Error, Result};
 use crate::event::AlertEvent;
 use crate::hooks::Directory;
@@ -292,8 +292,8 @@ impl AlertKit {
     /// Who gets this alert off-app: every enabled team route matching it,
     /// and every enabled subscription wanting its
     /// type and severity, whose user is in the audience, on each channel
-    /// other than in-app (the inbox itself). Digest subscriptions are left
-    /// to the digest job.
+    /// other than in-app (the inbox itself). A digest subscription's
+    /// delivery is due when the current period ends in the user's time zone.
     async fn plan_deliveries(
         &self,
         alert: &Alert,
@@ -327,7 +327,9 @@ impl AlertKit {
                 }
             }
         }
-        for sub in subs.iter().filter(|s| s.digest.is_none()) {
+        let now = self.now();
+        let mut digests = Vec::new();
+        for sub in &subs {
             let in_audience = everyone
                 || targets.iter().any(|t| match t {
                     Target::User(u) => *u == sub.user_id,
@@ -340,8 +342,38 @@ impl AlertKit {
                 continue;
             }
             for ch in sub.channels.iter().filter(|c| **c != Channel::InApp) {
-                out.insert(DeliveryTarget::new(sub.user_id.clone(), *ch));
+                match sub.digest {
+                    None => {
+                        out.insert(DeliveryTarget::new(sub.user_id.clone(), *ch));
+                    }
+                    Some(period) => digests.push((sub.user_id.as_str(), *ch, period)),
+                }
             }
+        }
+        // Digest items, unless the same user already gets the alert at once
+        // on that channel; the period ends in the user's own time zone.
+        let mut zones: HashMap<&str, chrono_tz::Tz> = HashMap::new();
+        for (user, ch, period) in digests {
+            if out.contains(&DeliveryTarget::new(user, ch)) {
+                continue;
+            }
+            let tz = match zones.get(user) {
+                Some(tz) => *tz,
+                None => {
+                    let tz = self
+                        .inner
+                        .store
+                        .contact(user)
+                        .await?
+                        .map_or(chrono_tz::Tz::UTC, |c| c.tz());
+                    *zones.entry(user).or_insert(tz)
+                }
+            };
+            let slot = DigestSlot {
+                period,
+                ends_at: period.period_end(now, tz),
+            };
+            out.insert(DeliveryTarget::digest(user, ch, slot));
         }
         Ok(out.into_iter().collect())
     }

@@ -1,6 +1,7 @@
 //! [`Outbox`]: the delivery outbox.
 
 use super::*;
+use alertkit_core::Channel;
 
 #[async_trait]
 impl Outbox for MemoryAlertStore {
@@ -10,32 +11,21 @@ impl Outbox for MemoryAlertStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedDelivery>> {
-        let mut s = self.write();
-        let mut due: Vec<(DateTime<Utc>, Uuid)> = s
-            .deliveries
-            .values()
-            .filter(|d| d.is_claimable(now))
-            .map(|d| (d.next_attempt_at, d.id))
-            .collect();
-        due.sort();
-        due.truncate(limit as usize);
-        let mut out = Vec::with_capacity(due.len());
-        for (_, id) in due {
-            let Some(d) = s.deliveries.get_mut(&id) else {
-                continue;
-            };
-            d.claim(now, now + lease);
-            let delivery = d.clone();
-            if let Some(alert) = s.alerts.get(&delivery.alert_id) {
-                out.push(ClaimedDelivery {
-                    delivery,
-                    alert: alert.clone(),
-                });
-            }
-        }
-        Ok(out)
+        Ok(self.claim(now, lease, limit, |_| true))
     }
 
+    async fn claim_digest(
+        &self,
+        user_id: &str,
+        channel: Channel,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        Ok(self.claim(now, lease, limit, |d| {
+            d.digest.is_some() && d.user_id == user_id && d.channel == channel
+        }))
+    }
     async fn complete_delivery(
         &self,
         id: Uuid,
@@ -111,5 +101,41 @@ impl Outbox for MemoryAlertStore {
             .get(&delivery_id)
             .cloned()
             .unwrap_or_default())
+    }
+}
+
+impl MemoryAlertStore {
+    /// Claims the due deliveries that `only` accepts.
+    fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+        only: impl Fn(&Delivery) -> bool,
+    ) -> Vec<ClaimedDelivery> {
+        let mut s = self.write();
+        let mut due: Vec<(DateTime<Utc>, Uuid)> = s
+            .deliveries
+            .values()
+            .filter(|d| d.is_claimable(now) && only(d))
+            .map(|d| (d.next_attempt_at, d.id))
+            .collect();
+        due.sort();
+        due.truncate(limit as usize);
+        let mut out = Vec::with_capacity(due.len());
+        for (_, id) in due {
+            let Some(d) = s.deliveries.get_mut(&id) else {
+                continue;
+            };
+            d.claim(now, now + lease);
+            let delivery = d.clone();
+            if let Some(alert) = s.alerts.get(&delivery.alert_id) {
+                out.push(ClaimedDelivery {
+                    delivery,
+                    alert: alert.clone(),
+                });
+            }
+        }
+        out
     }
 }

@@ -1,6 +1,7 @@
 //! [`Outbox`]: the delivery outbox.
 
 use super::*;
+use alertkit_core::Channel;
 
 #[async_trait]
 impl Outbox for MongoAlertStore {
@@ -10,42 +11,19 @@ impl Outbox for MongoAlertStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedDelivery>> {
-        let due = doc! { "$or": [
-            { "status": "pending", "next_attempt_at": { "$lte": time_bson(now) } },
-            { "status": "in_flight", "lease_until": { "$lte": time_bson(now) } },
-        ] };
-        let claim = doc! {
-            "$set": { "status": "in_flight", "lease_until": time_bson(now + lease), "updated_at": time_bson(now) },
-            "$inc": { "attempts": 1_i64 },
-        };
-        let mut deliveries = Vec::new();
-        // One atomic find-and-modify per delivery: two dispatchers can never
-        // both match the same pending document.
-        for _ in 0..limit {
-            let claimed = self
-                .deliveries_coll()
-                .find_one_and_update(due.clone(), claim.clone())
-                .sort(doc! { "next_attempt_at": 1, "_id": 1 })
-                .return_document(ReturnDocument::After)
-                .await
-                .mongo()?;
-            match claimed {
-                Some(d) => deliveries.push(delivery_from(&d)?),
-                None => break,
-            }
-        }
-        let ids: HashSet<Uuid> = deliveries.iter().map(|d| d.alert_id.as_uuid()).collect();
-        let alerts: HashMap<AlertId, Alert> = collect(
-            self.alerts()
-                .find(doc! { "_id": { "$in": ids_bson(ids) } })
-                .await
-                .mongo()?,
-        )
-        .await?
-        .iter()
-        .map(|d| alert_from(d).map(|a| (a.id, a)))
-        .collect::<Result<_>>()?;
-        Ok(pair_with_alerts(deliveries, &alerts))
+        self.claim(now, lease, limit, None).await
+    }
+
+    async fn claim_digest(
+        &self,
+        user_id: &str,
+        channel: Channel,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        self.claim(now, lease, limit, Some((user_id, channel)))
+            .await
     }
 
     async fn complete_delivery(
@@ -195,5 +173,59 @@ impl Outbox for MongoAlertStore {
             })
         })
         .collect()
+    }
+}
+
+impl MongoAlertStore {
+    /// Claims due deliveries; only the digest items of one (user, channel)
+    /// when `digest_of` is given.
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+        digest_of: Option<(&str, Channel)>,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        let mut due = doc! { "$or": [
+            { "status": "pending", "next_attempt_at": { "$lte": time_bson(now) } },
+            { "status": "in_flight", "lease_until": { "$lte": time_bson(now) } },
+        ] };
+        if let Some((user, channel)) = digest_of {
+            due.insert("user_id", user);
+            due.insert("channel", channel.as_str());
+            due.insert("digest", doc! { "$in": ["hourly", "daily"] });
+        }
+        let claim = doc! {
+            "$set": { "status": "in_flight", "lease_until": time_bson(now + lease), "updated_at": time_bson(now) },
+            "$inc": { "attempts": 1_i64 },
+        };
+        let mut deliveries = Vec::new();
+        // One atomic find-and-modify per delivery: two dispatchers can never
+        // both match the same pending document.
+        for _ in 0..limit {
+            let claimed = self
+                .deliveries_coll()
+                .find_one_and_update(due.clone(), claim.clone())
+                .sort(doc! { "next_attempt_at": 1, "_id": 1 })
+                .return_document(ReturnDocument::After)
+                .await
+                .mongo()?;
+            match claimed {
+                Some(d) => deliveries.push(delivery_from(&d)?),
+                None => break,
+            }
+        }
+        let ids: HashSet<Uuid> = deliveries.iter().map(|d| d.alert_id.as_uuid()).collect();
+        let alerts: HashMap<AlertId, Alert> = collect(
+            self.alerts()
+                .find(doc! { "_id": { "$in": ids_bson(ids) } })
+                .await
+                .mongo()?,
+        )
+        .await?
+        .iter()
+        .map(|d| alert_from(d).map(|a| (a.id, a)))
+        .collect::<Result<_>>()?;
+        Ok(pair_with_alerts(deliveries, &alerts))
     }
 }

@@ -177,6 +177,11 @@ pub(super) fn delivery_doc(d: &Delivery) -> Document {
     set_opt(&mut doc, "lease_until", d.lease_until.map(time_bson));
     set_opt(
         &mut doc,
+        "digest",
+        d.digest.map(|p| Bson::String(p.as_str().to_owned())),
+    );
+    set_opt(
+        &mut doc,
         "last_error",
         d.last_error.clone().map(Bson::String),
     );
@@ -190,6 +195,9 @@ pub(super) fn delivery_from(d: &Document) -> Result<Delivery> {
         user_id: get_str(d, "user_id")?,
         channel: parse(BACKEND, &get_str(d, "channel")?)?,
         severity: get_severity(d, "severity")?,
+        digest: get_opt_str(d, "digest")?
+            .map(|p| parse(BACKEND, &p))
+            .transpose()?,
         status: parse(BACKEND, &get_str(d, "status")?)?,
         attempts: get_u32(d, "attempts")?,
         next_attempt_at: get_time(d, "next_attempt_at")?,

@@ -124,6 +124,7 @@ impl RuleStore for MongoAlertStore {
                 email: get_opt_str(&d, "email")?,
                 slack_id: get_opt_str(&d, "slack_id")?,
                 webhook_url: get_opt_str(&d, "webhook_url")?,
+                time_zone: get_opt_str(&d, "time_zone")?,
             })
         })
         .transpose()
@@ -138,6 +139,7 @@ impl RuleStore for MongoAlertStore {
             "webhook_url",
             c.webhook_url.clone().map(Bson::String),
         );
+        set_opt(&mut d, "time_zone", c.time_zone.clone().map(Bson::String));
         self.contacts_coll()
             .replace_one(doc! { "_id": &c.user_id }, d)
             .upsert(true)

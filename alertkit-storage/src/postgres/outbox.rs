@@ -1,6 +1,7 @@
 //! [`Outbox`]: the delivery outbox.
 
 use super::*;
+use alertkit_core::Channel;
 
 #[async_trait]
 impl Outbox for PostgresAlertStore {
@@ -10,45 +11,19 @@ impl Outbox for PostgresAlertStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedDelivery>> {
-        let mut tx = self.pool.begin().await.pg()?;
-        let sql = format!(
-            "UPDATE deliveries d SET status = 'in_flight', lease_until = $2, \
-               attempts = d.attempts + 1, updated_at = $1 \
-             FROM (SELECT id FROM deliveries \
-                   WHERE (status = 'pending' AND next_attempt_at <= $1) \
-                      OR (status = 'in_flight' AND lease_until <= $1) \
-                   ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) due \
-             WHERE d.id = due.id RETURNING {}",
-            DELIVERY_COLS
-                .split(", ")
-                .map(|c| format!("d.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now)
-            .bind(now + lease)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
+        self.claim(now, lease, limit, None).await
+    }
+
+    async fn claim_digest(
+        &self,
+        user_id: &str,
+        channel: Channel,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        self.claim(now, lease, limit, Some((user_id, channel)))
             .await
-            .pg()?;
-        let mut deliveries = rows
-            .iter()
-            .map(delivery_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        deliveries.sort_by_key(|d| (d.next_attempt_at, d.id));
-        let ids: Vec<Uuid> = deliveries.iter().map(|d| d.alert_id.as_uuid()).collect();
-        let sql = format!("SELECT {ALERT_COLS} FROM alerts a WHERE a.id = ANY($1)");
-        let alerts: HashMap<AlertId, Alert> = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(ids)
-            .fetch_all(&mut *tx)
-            .await
-            .pg()?
-            .iter()
-            .map(|r| alert_from_row(r).map(|a| (a.id, a)))
-            .collect::<Result<_>>()?;
-        tx.commit().await.pg()?;
-        Ok(pair_with_alerts(deliveries, &alerts))
     }
 
     async fn complete_delivery(
@@ -188,5 +163,65 @@ impl Outbox for PostgresAlertStore {
                 })
             })
             .collect()
+    }
+}
+
+impl PostgresAlertStore {
+    /// Claims due deliveries; only the digest items of one (user, channel)
+    /// when `digest_of` is given.
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+        digest_of: Option<(&str, Channel)>,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        let mut tx = self.pool.begin().await.pg()?;
+        let sql = format!(
+            "UPDATE deliveries d SET status = 'in_flight', lease_until = $2, \
+               attempts = d.attempts + 1, updated_at = $1 \
+             FROM (SELECT id FROM deliveries \
+                   WHERE ((status = 'pending' AND next_attempt_at <= $1) \
+                      OR (status = 'in_flight' AND lease_until <= $1)) {} \
+                   ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) due \
+             WHERE d.id = due.id RETURNING {}",
+            if digest_of.is_some() {
+                "AND digest IS NOT NULL AND user_id = $4 AND channel = $5"
+            } else {
+                ""
+            },
+            DELIVERY_COLS
+                .split(", ")
+                .map(|c| format!("d.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let (user, channel) = digest_of.map_or(("", ""), |(u, c)| (u, c.as_str()));
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(now + lease)
+            .bind(i64::from(limit))
+            .bind(user)
+            .bind(channel)
+            .fetch_all(&mut *tx)
+            .await
+            .pg()?;
+        let mut deliveries = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        deliveries.sort_by_key(|d| (d.next_attempt_at, d.id));
+        let ids: Vec<Uuid> = deliveries.iter().map(|d| d.alert_id.as_uuid()).collect();
+        let sql = format!("SELECT {ALERT_COLS} FROM alerts a WHERE a.id = ANY($1)");
+        let alerts: HashMap<AlertId, Alert> = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ids)
+            .fetch_all(&mut *tx)
+            .await
+            .pg()?
+            .iter()
+            .map(|r| alert_from_row(r).map(|a| (a.id, a)))
+            .collect::<Result<_>>()?;
+        tx.commit().await.pg()?;
+        Ok(pair_with_alerts(deliveries, &alerts))
     }
 }

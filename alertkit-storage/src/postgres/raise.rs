@@ -127,11 +127,20 @@ pub(super) async fn enqueue(
     let ids: Vec<Uuid> = targets.iter().map(|_| Uuid::now_v7()).collect();
     let users: Vec<&str> = targets.iter().map(|t| t.user_id.as_str()).collect();
     let channels: Vec<&str> = targets.iter().map(|t| t.channel.as_str()).collect();
+    let digests: Vec<Option<&str>> = targets
+        .iter()
+        .map(|t| t.digest.map(|d| d.period.as_str()))
+        .collect();
+    let due: Vec<DateTime<Utc>> = targets
+        .iter()
+        .map(|t| t.digest.map_or(now, |d| d.ends_at))
+        .collect();
     sqlx::query(
-        "INSERT INTO deliveries (id, alert_id, user_id, channel, severity, status, attempts, \
-         next_attempt_at, created_at, updated_at) \
-         SELECT t.id, $4, t.user_id, t.channel, $5, 'pending', 0, $6, $6, $6 \
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS t(id, user_id, channel) \
+        "INSERT INTO deliveries (id, alert_id, user_id, channel, severity, digest, status, \
+         attempts, next_attempt_at, created_at, updated_at) \
+         SELECT t.id, $4, t.user_id, t.channel, $5, t.digest, 'pending', 0, t.due, $6, $6 \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $7::text[], $8::timestamptz[]) \
+           AS t(id, user_id, channel, digest, due) \
          ON CONFLICT (alert_id, user_id, channel, severity) DO NOTHING",
     )
     .bind(ids)
@@ -140,6 +149,8 @@ pub(super) async fn enqueue(
     .bind(alert.id.as_uuid())
     .bind(alert.severity.rank())
     .bind(now)
+    .bind(digests)
+    .bind(due)
     .execute(&mut **tx)
     .await
     .pg()?;

@@ -106,7 +106,8 @@ impl RuleStore for PostgresAlertStore {
 
     async fn contact(&self, user_id: &str) -> Result<Option<Recipient>> {
         let row = sqlx::query(
-            "SELECT user_id, email, slack_id, webhook_url FROM contacts WHERE user_id = $1",
+            "SELECT user_id, email, slack_id, webhook_url, time_zone FROM contacts \
+             WHERE user_id = $1",
         )
         .bind(user_id)
         .fetch_optional(&self.pool)
@@ -118,6 +119,7 @@ impl RuleStore for PostgresAlertStore {
                 email: r.try_get("email").pg()?,
                 slack_id: r.try_get("slack_id").pg()?,
                 webhook_url: r.try_get("webhook_url").pg()?,
+                time_zone: r.try_get("time_zone").pg()?,
             })
         })
         .transpose()
@@ -125,13 +127,15 @@ impl RuleStore for PostgresAlertStore {
 
     async fn set_contact(&self, c: Recipient) -> Result<()> {
         sqlx::query(
-            "INSERT INTO contacts (user_id, email, slack_id, webhook_url) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (user_id) DO UPDATE SET email = $2, slack_id = $3, webhook_url = $4",
+            "INSERT INTO contacts (user_id, email, slack_id, webhook_url, time_zone) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id) \
+             DO UPDATE SET email = $2, slack_id = $3, webhook_url = $4, time_zone = $5",
         )
         .bind(&c.user_id)
         .bind(c.email.as_deref())
         .bind(c.slack_id.as_deref())
         .bind(c.webhook_url.as_deref())
+        .bind(c.time_zone.as_deref())
         .execute(&self.pool)
         .await
         .pg()?;

@@ -1,6 +1,7 @@
 //! [`Outbox`]: the delivery outbox.
 
 use super::*;
+use alertkit_core::Channel;
 
 #[async_trait]
 impl Outbox for SqliteAlertStore {
@@ -10,47 +11,19 @@ impl Outbox for SqliteAlertStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedDelivery>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.lite()?;
-        let sql = format!(
-            "UPDATE deliveries SET status = 'in_flight', lease_until = ?, attempts = attempts + 1, \
-               updated_at = ? \
-             WHERE id IN (SELECT id FROM deliveries \
-                 WHERE (status = 'pending' AND next_attempt_at <= ?) \
-                    OR (status = 'in_flight' AND lease_until <= ?) \
-                 ORDER BY next_attempt_at, id LIMIT ?) \
-             RETURNING {DELIVERY_COLS}"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(ms(now + lease))
-            .bind(ms(now))
-            .bind(ms(now))
-            .bind(ms(now))
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
+        self.claim(now, lease, limit, None).await
+    }
+
+    async fn claim_digest(
+        &self,
+        user_id: &str,
+        channel: Channel,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        self.claim(now, lease, limit, Some((user_id, channel)))
             .await
-            .lite()?;
-        let mut deliveries = rows
-            .iter()
-            .map(delivery_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        deliveries.sort_by_key(|d| (d.next_attempt_at, d.id));
-        let mut alerts: HashMap<AlertId, Alert> = HashMap::new();
-        for d in &deliveries {
-            if alerts.contains_key(&d.alert_id) {
-                continue;
-            }
-            let sql = format!("SELECT {ALERT_COLS} FROM alerts a WHERE a.id = ?");
-            if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(d.alert_id.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await
-                .lite()?
-            {
-                alerts.insert(d.alert_id, alert_from_row(&row)?);
-            }
-        }
-        tx.commit().await.lite()?;
-        Ok(pair_with_alerts(deliveries, &alerts))
     }
 
     async fn complete_delivery(
@@ -191,5 +164,64 @@ impl Outbox for SqliteAlertStore {
                 })
             })
             .collect()
+    }
+}
+
+impl SqliteAlertStore {
+    /// Claims due deliveries; only the digest items of one (user, channel)
+    /// when `digest_of` is given.
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+        digest_of: Option<(&str, Channel)>,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.lite()?;
+        let sql = format!(
+            "UPDATE deliveries SET status = 'in_flight', lease_until = ?, attempts = attempts + 1, \
+               updated_at = ? \
+             WHERE id IN (SELECT id FROM deliveries \
+                 WHERE ((status = 'pending' AND next_attempt_at <= ?) \
+                    OR (status = 'in_flight' AND lease_until <= ?)) {only} \
+                 ORDER BY next_attempt_at, id LIMIT ?) \
+             RETURNING {DELIVERY_COLS}",
+            only = if digest_of.is_some() {
+                "AND digest IS NOT NULL AND user_id = ? AND channel = ?"
+            } else {
+                ""
+            }
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ms(now + lease))
+            .bind(ms(now))
+            .bind(ms(now))
+            .bind(ms(now));
+        if let Some((user, channel)) = digest_of {
+            q = q.bind(user).bind(channel.as_str());
+        }
+        let rows = q.bind(i64::from(limit)).fetch_all(&mut *tx).await.lite()?;
+        let mut deliveries = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        deliveries.sort_by_key(|d| (d.next_attempt_at, d.id));
+        let mut alerts: HashMap<AlertId, Alert> = HashMap::new();
+        for d in &deliveries {
+            if alerts.contains_key(&d.alert_id) {
+                continue;
+            }
+            let sql = format!("SELECT {ALERT_COLS} FROM alerts a WHERE a.id = ?");
+            if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(d.alert_id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .lite()?
+            {
+                alerts.insert(d.alert_id, alert_from_row(&row)?);
+            }
+        }
+        tx.commit().await.lite()?;
+        Ok(pair_with_alerts(deliveries, &alerts))
     }
 }

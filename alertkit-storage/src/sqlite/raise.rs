@@ -42,8 +42,9 @@ pub(super) async fn enqueue(
 ) -> Result<()> {
     for t in targets {
         sqlx::query(
-            "INSERT INTO deliveries (id, alert_id, user_id, channel, severity, status, attempts, \
-             next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) \
+            "INSERT INTO deliveries (id, alert_id, user_id, channel, severity, digest, status, \
+             attempts, next_attempt_at, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) \
              ON CONFLICT (alert_id, user_id, channel, severity) DO NOTHING",
         )
         .bind(Uuid::now_v7())
@@ -51,7 +52,8 @@ pub(super) async fn enqueue(
         .bind(&t.user_id)
         .bind(t.channel.as_str())
         .bind(alert.severity.rank())
-        .bind(ms(now))
+        .bind(t.digest.map(|d| d.period.as_str()))
+        .bind(ms(t.digest.map_or(now, |d| d.ends_at)))
         .bind(ms(now))
         .bind(ms(now))
         .execute(&mut *conn)

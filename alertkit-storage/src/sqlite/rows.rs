@@ -6,7 +6,7 @@ pub(super) const ALERT_COLS: &str = "a.id, a.alert_type, a.severity, a.title, a.
     a.resource_type, a.resource_id, a.audience, a.metadata, a.dedup_key, a.status, \
     a.occurrences, a.created_at, a.updated_at, a.last_seen_at, a.expires_at, a.seq, a.created_by";
 
-pub(super) const DELIVERY_COLS: &str = "id, alert_id, user_id, channel, severity, status, attempts, \
+pub(super) const DELIVERY_COLS: &str = "id, alert_id, user_id, channel, severity, digest, status, attempts, \
     next_attempt_at, lease_until, last_error, created_at, updated_at";
 
 pub(super) fn ms(t: DateTime<Utc>) -> i64 {
@@ -77,6 +77,11 @@ pub(super) fn delivery_from_row(row: &SqliteRow) -> Result<Delivery> {
         user_id: row.try_get("user_id").lite()?,
         channel: parse(BACKEND, row.try_get::<&str, _>("channel").lite()?)?,
         severity: severity_from(BACKEND, row.try_get("severity").lite()?)?,
+        digest: row
+            .try_get::<Option<&str>, _>("digest")
+            .lite()?
+            .map(|d| parse(BACKEND, d))
+            .transpose()?,
         status: parse(BACKEND, row.try_get::<&str, _>("status").lite()?)?,
         attempts: count_from(BACKEND, row.try_get("attempts").lite()?)?,
         next_attempt_at: time(row.try_get("next_attempt_at").lite()?)?,
