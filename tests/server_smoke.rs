@@ -12,8 +12,9 @@
 ))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::Duration;
 
 use alertkit::Principal;
@@ -23,19 +24,6 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "smoke-test-secret-smoke-test-secret-0123";
-
-/// `target/<profile>/examples/server`, next to this test's `deps/` directory.
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = profile_dir.join("examples").join("server");
-    assert!(
-        bin.exists(),
-        "{} is missing: cargo test builds examples; run through cargo test",
-        bin.display()
-    );
-    bin
-}
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -47,49 +35,11 @@ async fn next(ws: &mut Ws) -> Message {
     }
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reference_server_serves_rest_and_ws_and_shuts_down_with_1001() {
-    let dir =
-        std::env::temp_dir().join(format!("alertkit-smoke-{}", uuid::Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let db = format!("sqlite://{}?mode=rwc", dir.join("smoke.db").display());
-    let mut server = Server(
-        Command::new(server_binary())
-            .env("ALERTKIT_ADDR", &addr)
-            .env("DATABASE_URL", &db)
-            .env("ALERTKIT_JWT_SECRET", SECRET)
-            .env_remove("REDIS_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (cmd, addr, dir) = common::command(SECRET);
+    let mut server = common::start(cmd, addr.clone(), dir).await;
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..200 {
-        if let Ok(r) = http.get(format!("http://{addr}/health")).send().await {
-            assert_eq!(r.status().as_u16(), 200);
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the server did not answer /health within 10 s");
     // A person opening the printed address gets a page saying where to go.
     let landing = http.get(format!("http://{addr}/")).send().await.unwrap();
     assert_eq!(landing.status().as_u16(), 200);
@@ -146,7 +96,7 @@ async fn reference_server_serves_rest_and_ws_and_shuts_down_with_1001() {
 
     // SIGTERM: the socket is closed with 1001 and the process exits 0.
     let status = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -163,7 +113,7 @@ async fn reference_server_serves_rest_and_ws_and_shuts_down_with_1001() {
     drop(ws);
     let mut exited = None;
     for _ in 0..100 {
-        if let Some(s) = server.0.try_wait().unwrap() {
+        if let Some(s) = server.child.try_wait().unwrap() {
             exited = Some(s);
             break;
         }
@@ -171,5 +121,4 @@ async fn reference_server_serves_rest_and_ws_and_shuts_down_with_1001() {
     }
     let exited = exited.expect("the server exits within 5 s of SIGTERM");
     assert!(exited.success(), "{exited:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use alertkit_core::{Directory, Recipient, Result};
+use alertkit_core::{Directory, Error, Recipient, Result};
 use async_trait::async_trait;
 
 /// A [`Directory`] kept in memory: for tests, demos and small deployments
@@ -28,6 +28,47 @@ impl StaticDirectory {
             .insert(recipient.user_id.clone(), recipient);
     }
 
+    /// A directory of groups only, from a spec like
+    /// `planners=alice,bob;ops=carol` (`;` between groups, `,` between
+    /// members, spaces around names ignored). [`Error::Invalid`] names what is
+    /// wrong: an entry without `=`, an empty group or member name, or a
+    /// group listed twice.
+    ///
+    /// ```
+    /// use alertkit_notify::StaticDirectory;
+    /// let groups = StaticDirectory::from_groups("planners=alice, bob; ops=carol")?;
+    /// assert!(StaticDirectory::from_groups("planners").is_err());
+    /// # Ok::<_, alertkit_core::Error>(())
+    /// ```
+    pub fn from_groups(spec: &str) -> Result<Self> {
+        let dir = StaticDirectory::new();
+        let mut seen = std::collections::HashSet::new();
+        for entry in spec.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+            let Some((group, members)) = entry.split_once('=') else {
+                return Err(Error::invalid(format!(
+                    "group entry `{}` needs `group=member,member`",
+                    truncate(entry)
+                )));
+            };
+            let group = group.trim();
+            let members: Vec<String> = members.split(',').map(|m| m.trim().to_owned()).collect();
+            if group.is_empty() || members.iter().any(String::is_empty) {
+                return Err(Error::invalid(format!(
+                    "group entry `{}` has an empty name",
+                    truncate(entry)
+                )));
+            }
+            if !seen.insert(group.to_owned()) {
+                return Err(Error::invalid(format!(
+                    "group `{}` is listed twice",
+                    truncate(group)
+                )));
+            }
+            dir.set_group(group, members);
+        }
+        Ok(dir)
+    }
+
     /// Sets (replaces) a group's members.
     pub fn set_group(&self, group: impl Into<String>, members: Vec<String>) {
         self.groups
@@ -35,6 +76,10 @@ impl StaticDirectory {
             .unwrap_or_else(|p| p.into_inner())
             .insert(group.into(), members);
     }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
 }
 
 #[async_trait]
@@ -110,5 +155,23 @@ impl Directory for StoreDirectory {
             Some(g) => g.members(group).await,
             None => Ok(Vec::new()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn groups_from_a_spec() {
+        let d = StaticDirectory::from_groups(" planners = alice, bob ;ops=carol;").unwrap();
+        assert_eq!(d.members("planners").await.unwrap(), ["alice", "bob"]);
+        assert_eq!(d.members("ops").await.unwrap(), ["carol"]);
+        assert!(d.members("nobody").await.unwrap().is_empty());
+        for bad in ["planners", "=alice", "planners=alice,,bob", "a=x;a=y"] {
+            let e = StaticDirectory::from_groups(bad).unwrap_err();
+            assert_eq!(e.kind(), alertkit_core::ErrorKind::Invalid, "{bad}");
+        }
+        assert!(StaticDirectory::from_groups("").is_ok(), "no groups");
     }
 }

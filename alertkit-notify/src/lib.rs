@@ -50,7 +50,7 @@ pub mod template;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 
-pub use alertkit_core::{Channel, Notification, Notifier, Recipient};
+pub use alertkit_core::{Channel, DigestBatch, Notification, Notifier, Recipient};
 pub use directory::{StaticDirectory, StoreDirectory};
 pub use dispatcher::{
     Dispatcher, DispatcherBuilder, DispatcherConfig, DispatcherHandle, RetryPolicy,

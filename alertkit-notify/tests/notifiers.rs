@@ -458,3 +458,161 @@ async fn private_and_loopback_destinations_are_refused_unless_allowed() {
         );
     }
 }
+
+// ---- digests -------------------------------------------------------------------------------
+
+/// A daily digest of three alerts, most severe first, one title hostile.
+fn digest_notification(recipient: Recipient, channel: Channel) -> Notification {
+    let mk = |sev, title: &str| {
+        NewAlert::new("capacity_warning", sev, title)
+            .into_alert(AlertId::new(), chrono::Utc::now(), Audience::everyone)
+            .unwrap()
+    };
+    let alerts = vec![
+        mk(Severity::Critical, "VCH20 at 97%"),
+        mk(Severity::High, "VCH21 <b>near</b> & <!here>"),
+        mk(Severity::Medium, "VCH22 at 80%"),
+    ];
+    let mut n = Notification::single(
+        uuid::Uuid::now_v7(),
+        alerts[0].clone(),
+        recipient,
+        channel,
+        1,
+    );
+    n.digest = Some(alertkit_notify::DigestBatch {
+        period: alertkit_core::Digest::Daily,
+        alerts,
+    });
+    n
+}
+
+#[tokio::test]
+async fn a_digest_email_lists_the_alerts_most_severe_first_in_both_bodies() {
+    let Some(url) = service_url("SMTP_URL") else {
+        return;
+    };
+    let maildir = std::env::var("ALERTKIT_MAILDIR").expect("scripts/test sets ALERTKIT_MAILDIR");
+    let notifier = EmailNotifier::from_url(&url, "alerts@alertkit.test")
+        .unwrap()
+        .template(Template::with_app_url("https://alerts.test"));
+    let to = Recipient {
+        user_id: "alice".into(),
+        email: Some("alice@example.test".into()),
+        ..Default::default()
+    };
+    let n = digest_notification(to, Channel::Email);
+    notifier.notify(&n).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        got = received(&maildir, n.id);
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got.len(), 1, "exactly one message");
+    // Undo quoted-printable's soft line breaks and `=3D`, as a mail reader would.
+    let m = &got[0]
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    assert!(
+        m.contains("Subject: Daily digest: 3 alerts (1 critical, 1 high, 1 medium)"),
+        "{m}"
+    );
+    assert!(m.contains(&format!("Message-ID: <{}@alertkit>", n.id)));
+    let (c, h, md) = (
+        m.find("[CRITICAL] VCH20").expect("critical line"),
+        m.find("[HIGH] VCH21").expect("high line"),
+        m.find("[MEDIUM] VCH22").expect("medium line"),
+    );
+    assert!(c < h && h < md, "most severe first in the text body");
+    assert!(
+        m.contains("VCH21 &lt;b&gt;near&lt;/b&gt; &amp;"),
+        "escaped in HTML"
+    );
+    let d = n.digest.as_ref().unwrap();
+    assert!(m.contains(&format!("https://alerts.test/alerts/{}", d.alerts[2].id)));
+}
+
+#[tokio::test]
+async fn a_digest_goes_to_slack_as_one_message_and_to_webhooks_signed() {
+    let slack = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(2)
+        .mount(&slack)
+        .await;
+    SlackNotifier::new()
+        .unwrap()
+        .allow_private(true)
+        .unwrap()
+        .default_webhook(format!("{}/services/T/B/X", slack.uri()))
+        .unwrap()
+        .template(Template::with_app_url("https://alerts.test"))
+        .notify(&digest_notification(
+            Recipient {
+                user_id: "team".into(),
+                ..Default::default()
+            },
+            Channel::Slack,
+        ))
+        .await
+        .unwrap();
+    let reqs = slack.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&reqs[0].body).unwrap();
+    assert_eq!(
+        body["text"],
+        "Daily digest: 3 alerts (1 critical, 1 high, 1 medium)"
+    );
+    let att = &body["attachments"][0];
+    assert_eq!(att["color"], "#E01E5A", "coloured by the most severe");
+    let blocks = att["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 4, "a header and one line per alert");
+    let lines: Vec<String> = blocks[1..]
+        .iter()
+        .map(|b| b["text"]["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(lines[0].starts_with("*critical*") && lines[0].contains("VCH20"));
+    assert!(
+        lines[1].contains("VCH21 &lt;b&gt;near&lt;/b&gt; &amp; &lt;!here&gt;"),
+        "a title cannot mention @here or forge a link: {}",
+        lines[1]
+    );
+    assert!(lines[2].starts_with("*medium*"));
+
+    let n = digest_notification(
+        to_webhook(format!("{}/hook", slack.uri())),
+        Channel::Webhook,
+    );
+    WebhookNotifier::new(SECRET)
+        .unwrap()
+        .allow_private(true)
+        .unwrap()
+        .notify(&n)
+        .await
+        .unwrap();
+    let reqs = slack.received_requests().await.unwrap();
+    let req = &reqs[1];
+    let body: Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(body["digest"]["period"], "daily");
+    let titles: Vec<&str> = body["digest"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles[0], "VCH20 at 97%");
+    assert_eq!(titles.len(), 3);
+    let h = |k: &str| req.headers.get(k).unwrap().to_str().unwrap().to_owned();
+    assert_eq!(h("idempotency-key"), n.id.to_string());
+    assert!(verify(
+        SECRET,
+        &h("x-alertkit-timestamp"),
+        &req.body,
+        &h("x-alertkit-signature"),
+        chrono::Utc::now(),
+        DEFAULT_TOLERANCE
+    ));
+}

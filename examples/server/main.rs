@@ -15,6 +15,7 @@
 //! | `ALERTKIT_JWT_ISSUER` | (not checked) | tokens must carry this `iss` |
 //! | `ALERTKIT_JWT_AUDIENCE` | (not checked) | tokens must carry this `aud` |
 //! | `ALERTKIT_RATE_LIMIT` | `60` | requests per minute per user; `0` turns it off |
+//! | `ALERTKIT_GROUPS` | (none) | group members for email/Slack/webhook deliveries to group audiences: `planners=alice,bob;ops=carol` |
 //!
 //! Notifications: `SMTP_URL`, `SMTP_FROM`, `SLACK_WEBHOOK_URL`,
 //! `SLACK_BOT_TOKEN`, `ALERTKIT_WEBHOOK_SECRET`, `ALERTKIT_APP_URL` (see
@@ -31,10 +32,11 @@ mod notify;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alertkit::notify::StaticDirectory;
 use alertkit::storage::{PostgresAlertStore, SqliteBuilder};
 use alertkit::transport::ws::hub::{WsConfig, WsHub};
 use alertkit::transport::{JwtAuthenticator, LocalBroadcaster, RedisBroadcaster, http};
-use alertkit::{AlertKit, Broadcaster, Principal, Store};
+use alertkit::{AlertKit, Broadcaster, Directory, Principal, Store};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
@@ -90,9 +92,15 @@ async fn main() -> Result<(), Failure> {
     if let Some(aud) = env("ALERTKIT_JWT_AUDIENCE") {
         auth = auth.audience(&aud);
     }
+    // Who is in which group, for deliveries to group audiences.
+    let groups: Arc<dyn Directory> = Arc::new(
+        StaticDirectory::from_groups(&env("ALERTKIT_GROUPS").unwrap_or_default())
+            .unwrap_or_else(|e| fail("ALERTKIT_GROUPS", &e.to_string())),
+    );
     let kit = AlertKit::builder()
         .store(store.clone())
         .broadcaster(bus)
+        .directory(groups.clone())
         // Every replica holding the secret accepts the others' cursors.
         .cursor_key(format!("alertkit list cursors:{secret}"))
         .build()?;
@@ -134,7 +142,7 @@ async fn main() -> Result<(), Failure> {
         println!("API reference: http://{addr}/docs (OpenAPI at /openapi.json)");
     }
 
-    let notify = notify::start(&kit, &secret, &format!("http://{addr}")).await;
+    let notify = notify::start(&kit, groups, &secret, &format!("http://{addr}")).await;
     println!("notifications: {}", notify.summary);
     let hub = WsHub::new(kit, WsConfig::default());
     let closer = hub.clone();

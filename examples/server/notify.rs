@@ -17,7 +17,9 @@ use alertkit::notify::{
     Dispatcher, DispatcherHandle, EmailNotifier, LogNotifier, SlackNotifier, StoreDirectory,
     Template, WebhookNotifier,
 };
-use alertkit::{AlertKit, Channel, Destination, NewRoute, Notifier, Principal, Severity};
+use alertkit::{
+    AlertKit, Channel, Destination, Directory, NewRoute, Notifier, Principal, Severity,
+};
 
 use crate::{env, fail};
 
@@ -29,7 +31,12 @@ pub struct Notify {
 
 /// Builds the notifiers from the environment and starts the dispatcher.
 /// A bad value exits with status 2 and a line naming the variable.
-pub async fn start(kit: &AlertKit, jwt_secret: &str, app_url: &str) -> Notify {
+pub async fn start(
+    kit: &AlertKit,
+    groups: Arc<dyn Directory>,
+    jwt_secret: &str,
+    app_url: &str,
+) -> Notify {
     let template =
         Template::with_app_url(env("ALERTKIT_APP_URL").unwrap_or_else(|| app_url.into()));
     let mut summary = Vec::new();
@@ -75,7 +82,7 @@ pub async fn start(kit: &AlertKit, jwt_secret: &str, app_url: &str) -> Notify {
         .unwrap_or_else(|e| fail("ALERTKIT_WEBHOOK_SECRET", &e.to_string()));
     let dispatcher = Dispatcher::builder(
         kit.outbox(),
-        Arc::new(StoreDirectory::new(kit.rule_store())),
+        Arc::new(StoreDirectory::new(kit.rule_store()).with_groups(groups)),
     )
     .notifier(email)
     .notifier(slack)

@@ -1,0 +1,85 @@
+//! Starting the reference server binary as a real process, for the
+//! process-level tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// `target/<profile>/examples/server`, next to this test's `deps/` directory.
+pub fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let bin = profile_dir.join("examples").join("server");
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo test builds examples; run through cargo test",
+        bin.display()
+    );
+    bin
+}
+
+/// A running server process, killed when dropped, with its scratch directory.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A loopback port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The server's command on a fresh SQLite file and a free port, with
+/// `secret` and no Redis; the caller adds variables and spawns it.
+pub fn command(secret: &str) -> (Command, String, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("alertkit-proc-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let db = format!("sqlite://{}?mode=rwc", dir.join("server.db").display());
+    let mut cmd = Command::new(server_binary());
+    cmd.env("ALERTKIT_ADDR", &addr)
+        .env("DATABASE_URL", &db)
+        .env("ALERTKIT_JWT_SECRET", secret)
+        .env_remove("REDIS_URL")
+        .env_remove("SMTP_URL")
+        .env_remove("SLACK_WEBHOOK_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    (cmd, addr, dir)
+}
+
+/// Spawns `cmd` and waits (at most 10 s) until `/health` answers 200.
+pub async fn start(mut cmd: Command, addr: String, dir: PathBuf) -> Server {
+    let server = Server {
+        child: cmd.spawn().unwrap(),
+        addr,
+        dir,
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = http
+            .get(format!("http://{}/health", server.addr))
+            .send()
+            .await
+        {
+            assert_eq!(r.status().as_u16(), 200);
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server did not answer /health within 10 s");
+}
