@@ -254,3 +254,57 @@ async fn a_failed_digest_is_retried_whole_with_the_same_id_and_sent_once() {
         .unwrap();
     assert_eq!(alice[0].id, lowest);
 }
+
+#[tokio::test]
+async fn an_immediate_subscription_on_the_same_channel_wins_over_the_digest() {
+    let s = setup("2026-03-02T02:00:00Z").await;
+    // Carol wants everything daily, and capacity warnings at once.
+    let carol = Principal::user("carol");
+    s.kit
+        .set_contacts(
+            &carol,
+            Recipient {
+                email: Some("carol@example.test".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut daily = Subscription::new("carol", "*", [Channel::Email]);
+    daily.digest = Some(Digest::Daily);
+    let now = Subscription::new("carol", "capacity_warning", [Channel::Email]);
+    s.kit
+        .set_subscriptions(&carol, vec![daily, now])
+        .await
+        .unwrap();
+    s.raise("2026-03-02T03:00:00Z", Severity::High, "cap").await;
+    s.clock.set(utc("2026-03-02T03:00:00Z"));
+    s.kit
+        .raise(
+            &s.root,
+            NewAlert::new("sla_breached", Severity::High, "sla").audience(Audience::everyone()),
+        )
+        .await
+        .unwrap();
+    let rec = Arc::new(RecordingNotifier::new(Channel::Email));
+    let d = s.dispatcher(rec.clone(), RetryPolicy::default());
+    s.run_at(&d, "2026-03-02T03:00:01Z").await;
+    let carol_now = to(&rec.sent(), "carol");
+    assert_eq!(carol_now.len(), 1);
+    assert_eq!(carol_now[0].alert.title, "cap");
+    assert!(carol_now[0].digest.is_none());
+    // Her day ends at midnight UTC (no time zone set): the digest holds
+    // only the alert she did not get at once.
+    s.run_at(&d, "2026-03-03T00:00:00Z").await;
+    let carol_all = to(&rec.sent(), "carol");
+    assert_eq!(carol_all.len(), 2);
+    let titles: Vec<&str> = carol_all[1]
+        .digest
+        .as_ref()
+        .unwrap()
+        .alerts
+        .iter()
+        .map(|a| a.title.as_str())
+        .collect();
+    assert_eq!(titles, ["sla"]);
+}
