@@ -888,7 +888,7 @@ async fn team_routes_are_for_managers_and_validated() {
     assert_eq!(v["created_at"], created["created_at"]);
     for bad in [
         json!({"name": "", "destination": {"kind": "webhook", "url": "https://h.test"}}),
-        json!({"name": "x", "destination": {"kind": "slack", "webhook_url": "http://plain.test"}}),
+        json!({"name": "x", "destination": {"kind": "slack", "webhook_url": "ftp://plain.test"}}),
         json!({"name": "x", "destination": {"kind": "email", "addresses": []}}),
         json!({"name": "x", "destination": {"kind": "webhook", "url": "gopher://h.test"}}),
         json!({"name": "x", "destination": {"kind": "pager"}}),
