@@ -71,7 +71,8 @@ pub use query::{AlertFilter, AlertQuery, Cursor, CursorPosition, Page, Stats};
 pub use route::{Destination, NewRoute, Route};
 pub use rule::{AlertRule, Channel, Digest, NewRule, RuleKind, Subscription};
 pub use scheduler::{
-    Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, RunStatus, Schedule, Scheduler,
+    Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, Overlap, RunStatus, Schedule,
+    Scheduler,
 };
 pub use severity::Severity;
 pub use store::{AlertStore, JobStore, Outbox, Raised, RuleStore, Store};

@@ -28,15 +28,37 @@ pub enum Schedule {
     },
 }
 
-/// What to do about ticks missed while no instance was running.
+/// What to do about ticks missed while no instance was running (after a
+/// restart, or a loop that fell behind).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MisfirePolicy {
-    /// Forget missed ticks; wait for the next one.
+    /// Forget missed ticks (a tick late by less than the scheduler's grace,
+    /// default 60 s, still runs); wait for the next one.
     Skip,
-    /// Run once now for all the missed ticks, then follow the schedule.
+    /// Run once now for all the missed ticks (as the latest of them), then
+    /// follow the schedule.
     #[default]
     RunOnce,
+    /// Run every missed tick, oldest first (bounded by the scheduler's
+    /// catch-up limit, default 100).
+    CatchUp,
+}
+
+/// What to do with a tick that comes while the job's previous run is still
+/// going.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// Skip the tick (and refuse a manual trigger with `Conflict`).
+    #[default]
+    Skip,
+    /// Run it when the previous run ends.
+    Queue,
+}
+
+fn default_retry_delays() -> Vec<u64> {
+    vec![60, 300, 900]
 }
 
 /// A job's definition.
@@ -54,6 +76,58 @@ pub struct JobSpec {
     /// What to do about missed ticks.
     #[serde(default)]
     pub misfire: MisfirePolicy,
+    /// What to do with a tick while the previous run goes on.
+    #[serde(default)]
+    pub overlap: Overlap,
+    /// A run taking longer is cut off and counts as failed.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// The waits before each retry of a failed run, in seconds (default 60,
+    /// 300, 900: four attempts in all); empty for no retries.
+    #[serde(default = "default_retry_delays")]
+    pub retry_delays_secs: Vec<u64>,
+}
+
+impl JobSpec {
+    /// A job running on `schedule`, with the default policies: misfires run
+    /// once, overlapping ticks are skipped, no timeout, retries after 1, 5
+    /// and 15 minutes.
+    pub fn new(id: impl Into<String>, description: impl Into<String>, schedule: Schedule) -> Self {
+        JobSpec {
+            id: id.into(),
+            description: description.into(),
+            schedule,
+            protected: false,
+            misfire: MisfirePolicy::default(),
+            overlap: Overlap::default(),
+            timeout_secs: None,
+            retry_delays_secs: default_retry_delays(),
+        }
+    }
+
+    /// Checks the id (1 to 100 characters of letters, digits, `_`, `-`,
+    /// `.`, `:`), the timeout and the retries (at most 10).
+    pub fn validate(&self) -> Result<()> {
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 100
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
+        if !id_ok {
+            return Err(crate::Error::invalid(format!(
+                "job id `{}` must be 1 to 100 letters, digits, `_`, `-`, `.` or `:`",
+                crate::id::truncate(&self.id, 100)
+            )));
+        }
+        if self.timeout_secs == Some(0) {
+            return Err(crate::Error::invalid("a job timeout must be at least 1 s"));
+        }
+        if self.retry_delays_secs.len() > 10 {
+            return Err(crate::Error::invalid("a job retries at most 10 times"));
+        }
+        Ok(())
+    }
 }
 
 /// What a job run is told.
@@ -127,8 +201,22 @@ pub struct JobRun {
     pub finished_at: Option<DateTime<Utc>>,
     /// Where it is.
     pub status: RunStatus,
-    /// The error, when it failed.
+    /// The error, when it failed (or, while pending a retry, the last error).
     pub error: Option<String>,
+    /// Which attempt of the tick this is, from 1.
+    #[serde(default = "first")]
+    pub attempt: u32,
+}
+
+fn first() -> u32 {
+    1
+}
+
+impl JobRun {
+    /// How long it ran, once finished.
+    pub fn duration(&self) -> Option<chrono::Duration> {
+        Some(self.finished_at? - self.started_at?)
+    }
 }
 
 /// A job with its live state.
@@ -143,6 +231,9 @@ pub struct JobInfo {
     pub next_run: Option<DateTime<Utc>>,
     /// The latest run.
     pub last_run: Option<JobRun>,
+    /// Whether a run is in progress in this instance.
+    #[serde(default)]
+    pub running: bool,
 }
 
 /// Runs jobs on schedules, once per tick across all instances.

@@ -1,11 +1,77 @@
-//! Scheduled jobs for alertkit.
+//! Scheduled jobs for alertkit: [`CronScheduler`] runs cron and interval
+//! jobs on Tokio, each tick **once across every instance** sharing a store.
 //!
-//! This crate re-exports the [`Scheduler`] trait and its types from
-//! `alertkit-core`. It has no scheduler implementation yet: the
-//! cron/interval scheduler with cross-instance claims (through the
-//! [`JobStore`](alertkit_core::JobStore) role), run history and built-in
-//! jobs is not built.
+//! # How a tick runs once
+//! Ticks are instants every instance computes alike: a cron expression in a
+//! named time zone ([`Compiled`], DST-correct), or multiples of an interval
+//! since the Unix epoch. When a tick falls due, every instance tries to claim
+//! it with [`JobStore::claim_job_run`](alertkit_core::JobStore::claim_job_run),
+//! which is unique on (job, tick): exactly one wins and runs it; the others
+//! move on. No Redis or leader election is needed, and it works on
+//! PostgreSQL, MongoDB and SQLite (one file shared by several processes).
+//!
+//! # Policies (per job, in [`JobSpec`])
+//! - **Misfires** ([`MisfirePolicy`]): after downtime, the ticks since the
+//!   job's last recorded run are *missed*. `Skip` runs none (a tick late by
+//!   less than [`SchedulerConfig::misfire_grace`] still runs), `RunOnce`
+//!   (default) runs the latest once, `CatchUp` runs each, oldest first.
+//! - **Overlap** ([`Overlap`]): a tick that comes while this instance is
+//!   still running the job is skipped (default; a manual trigger then gets
+//!   `Conflict`) or queued until the run ends.
+//! - **Timeout**: a run taking longer than `timeout_secs` is cut off and
+//!   fails.
+//! - **Retries**: a failed run (error, timeout or panic) is retried after
+//!   each of `retry_delays_secs` (default 60, 300, 900); the run record goes
+//!   back to `pending` with its attempt number and last error, then to
+//!   `running`, and ends `succeeded` or `failed`.
+//! - **Failure alerts**: with
+//!   [`failure_alerts`](CronSchedulerBuilder::failure_alerts), a job whose
+//!   last 3 runs failed raises a `job_failed` alert (deduplicated per job);
+//!   its next success resolves it.
+//!
+//! # Example
+//! ```
+//! use std::sync::Arc;
+//! use alertkit_core::{Job, JobContext, JobSpec, Result, Schedule, Scheduler};
+//! use alertkit_scheduler::CronScheduler;
+//! use alertkit_storage::MemoryAlertStore;
+//!
+//! struct Cleanup;
+//! #[async_trait::async_trait]
+//! impl Job for Cleanup {
+//!     async fn run(&self, ctx: JobContext) -> Result<()> {
+//!         println!("cleaning up for the tick at {}", ctx.scheduled_at);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<()> {
+//! let scheduler = CronScheduler::builder(Arc::new(MemoryAlertStore::new())).build();
+//! let spec = JobSpec::new(
+//!     "cleanup",
+//!     "purge expired alerts",
+//!     Schedule::Cron { expr: "0 0 2 * * *".into(), timezone: Some("Europe/Berlin".into()) },
+//! );
+//! scheduler.register(spec, Arc::new(Cleanup)).await?;
+//! let handle = scheduler.spawn();
+//! // … serve …
+//! handle.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Not yet
+//! Pause and resume act on the instance they are called on (they are not
+//! stored), and a run whose instance dies stays `running` in the history
+//! (its tick is not re-run elsewhere).
+
+mod cron;
+mod schedule;
 
 pub use alertkit_core::scheduler::{
-    Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, RunStatus, Schedule, Scheduler,
+    Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, Overlap, RunStatus, Schedule,
+    Scheduler,
 };
+pub use cron::{CronScheduler, CronSchedulerBuilder, SchedulerConfig, SchedulerHandle};
+pub use schedule::Compiled;

@@ -15,6 +15,7 @@ fn run(job: &str, tick: i64) -> JobRun {
         finished_at: None,
         status: RunStatus::Pending,
         error: None,
+        attempt: 1,
     }
 }
 
@@ -49,6 +50,7 @@ pub async fn job_runs_update_and_list(store: &dyn JobStore) {
     r.started_at = Some(at(240) + Duration::milliseconds(5));
     store.update_job_run(&r).await.unwrap();
     r.status = RunStatus::Failed;
+    r.attempt = 3;
     r.finished_at = Some(at(241));
     r.error = Some("model did not converge: 'nan'".into());
     store.update_job_run(&r).await.unwrap();

@@ -214,6 +214,7 @@ pub(super) fn run_doc(r: &JobRun) -> Document {
         "job_id": &r.job_id,
         "scheduled_at": time_bson(r.scheduled_at),
         "status": r.status.as_str(),
+        "attempt": i64::from(r.attempt),
     };
     set_opt(&mut d, "started_at", r.started_at.map(time_bson));
     set_opt(&mut d, "finished_at", r.finished_at.map(time_bson));
@@ -230,6 +231,11 @@ pub(super) fn run_from(d: &Document) -> Result<JobRun> {
         finished_at: get_opt_time(d, "finished_at")?,
         status: parse(BACKEND, &get_str(d, "status")?)?,
         error: get_opt_str(d, "error")?,
+        // Runs stored before attempts were recorded were first attempts.
+        attempt: match d.get("attempt") {
+            Some(_) => get_u32(d, "attempt")?,
+            None => 1,
+        },
     })
 }
 

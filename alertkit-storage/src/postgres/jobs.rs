@@ -6,8 +6,9 @@ use super::*;
 impl JobStore for PostgresAlertStore {
     async fn claim_job_run(&self, run: &JobRun) -> Result<bool> {
         let res = sqlx::query(
-            "INSERT INTO job_runs (id, job_id, scheduled_at, started_at, finished_at, status, error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id, scheduled_at) DO NOTHING",
+            "INSERT INTO job_runs (id, job_id, scheduled_at, started_at, finished_at, status, error, \
+             attempt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (job_id, scheduled_at) DO NOTHING",
         )
         .bind(run.id)
         .bind(&run.job_id)
@@ -16,6 +17,7 @@ impl JobStore for PostgresAlertStore {
         .bind(run.finished_at)
         .bind(run.status.as_str())
         .bind(run.error.as_deref())
+        .bind(to_i32(run.attempt))
         .execute(&self.pool)
         .await
         .pg()?;
@@ -24,14 +26,15 @@ impl JobStore for PostgresAlertStore {
 
     async fn update_job_run(&self, run: &JobRun) -> Result<()> {
         let res = sqlx::query(
-            "UPDATE job_runs SET started_at = $2, finished_at = $3, status = $4, error = $5 \
-             WHERE id = $1",
+            "UPDATE job_runs SET started_at = $2, finished_at = $3, status = $4, error = $5, \
+             attempt = $6 WHERE id = $1",
         )
         .bind(run.id)
         .bind(run.started_at)
         .bind(run.finished_at)
         .bind(run.status.as_str())
         .bind(run.error.as_deref())
+        .bind(to_i32(run.attempt))
         .execute(&self.pool)
         .await
         .pg()?;

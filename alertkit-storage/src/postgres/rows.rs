@@ -10,7 +10,7 @@ pub(super) const DELIVERY_COLS: &str = "id, alert_id, user_id, channel, severity
     next_attempt_at, lease_until, last_error, created_at, updated_at";
 
 pub(super) const RUN_COLS: &str =
-    "id, job_id, scheduled_at, started_at, finished_at, status, error";
+    "id, job_id, scheduled_at, started_at, finished_at, status, error, attempt";
 
 pub(super) fn alert_from_row(row: &PgRow) -> Result<Alert> {
     let resource = match (
@@ -83,6 +83,7 @@ pub(super) fn run_from_row(row: &PgRow) -> Result<JobRun> {
         finished_at: row.try_get("finished_at").pg()?,
         status: parse(BACKEND, row.try_get::<&str, _>("status").pg()?)?,
         error: row.try_get("error").pg()?,
+        attempt: count_from(BACKEND, row.try_get("attempt").pg()?)?,
     })
 }
 

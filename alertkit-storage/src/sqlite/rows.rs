@@ -101,6 +101,7 @@ pub(super) fn run_from_row(row: &SqliteRow) -> Result<JobRun> {
         finished_at: opt_time(row.try_get("finished_at").lite()?)?,
         status: parse(BACKEND, row.try_get::<&str, _>("status").lite()?)?,
         error: row.try_get("error").lite()?,
+        attempt: count_from(BACKEND, row.try_get("attempt").lite()?)?,
     })
 }
 

@@ -1,0 +1,638 @@
+//! [`CronScheduler`]: the [`Scheduler`] of alertkit, on Tokio.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use alertkit_core::{
+    AlertKit, Audience, Clock, Error, Job, JobContext, JobInfo, JobRun, JobSpec, JobStore,
+    MisfirePolicy, NewAlert, Overlap, Principal, Result, RunStatus, Scheduler, Severity,
+    SystemClock,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::schedule::Compiled;
+
+/// The scheduler's settings.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Longest sleep of the loop between checks (default 1 s); it wakes
+    /// earlier for the next tick.
+    pub poll: Duration,
+    /// With [`MisfirePolicy::Skip`], a tick this late still runs (default
+    /// 60 s); older ones are skipped.
+    pub misfire_grace: Duration,
+    /// With [`MisfirePolicy::CatchUp`], most missed ticks run per job
+    /// (default 100).
+    pub max_catch_up: usize,
+    /// Consecutive failed runs of a job that raise a `job_failed` alert
+    /// (default 3; 0 turns it off). The next success resolves it.
+    pub failure_alert_after: u32,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            poll: Duration::from_secs(1),
+            misfire_grace: Duration::from_secs(60),
+            max_catch_up: 100,
+            failure_alert_after: 3,
+        }
+    }
+}
+
+/// Runs registered jobs on their schedules, each tick once across every
+/// instance sharing the [`JobStore`]: see the [crate docs](crate).
+#[derive(Clone)]
+pub struct CronScheduler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn JobStore>,
+    clock: Arc<dyn Clock>,
+    config: SchedulerConfig,
+    jobs: Mutex<BTreeMap<String, Entry>>,
+    alerts: Option<(AlertKit, Audience)>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    wake: Notify,
+}
+
+struct Entry {
+    spec: JobSpec,
+    job: Arc<dyn Job>,
+    compiled: Compiled,
+    paused: bool,
+    /// Ticks up to here were handled (run, claimed elsewhere, or skipped).
+    checked: DateTime<Utc>,
+    /// Runs of this job in progress in this instance.
+    running: usize,
+    /// Ticks waiting for the running one ([`Overlap::Queue`]).
+    queued: VecDeque<DateTime<Utc>>,
+    /// A failed run waiting for its retry, and when.
+    retry: Option<(JobRun, DateTime<Utc>)>,
+}
+
+impl std::fmt::Debug for CronScheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let jobs: Vec<String> = self.jobs().keys().cloned().collect();
+        f.debug_struct("CronScheduler")
+            .field("jobs", &jobs)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`CronScheduler`].
+pub struct CronSchedulerBuilder {
+    store: Arc<dyn JobStore>,
+    clock: Arc<dyn Clock>,
+    config: SchedulerConfig,
+    alerts: Option<(AlertKit, Audience)>,
+}
+
+impl CronSchedulerBuilder {
+    /// The clock (the system clock by default).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The settings.
+    pub fn config(mut self, config: SchedulerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Raises a `job_failed` alert through `kit` for `audience` when a job
+    /// fails [`failure_alert_after`](SchedulerConfig::failure_alert_after)
+    /// times in a row, and resolves it on its next success.
+    pub fn failure_alerts(mut self, kit: AlertKit, audience: Audience) -> Self {
+        self.alerts = Some((kit, audience));
+        self
+    }
+
+    /// Builds it.
+    pub fn build(self) -> CronScheduler {
+        CronScheduler {
+            inner: Arc::new(Inner {
+                store: self.store,
+                clock: self.clock,
+                config: self.config,
+                jobs: Mutex::new(BTreeMap::new()),
+                alerts: self.alerts,
+                tasks: Mutex::new(Vec::new()),
+                wake: Notify::new(),
+            }),
+        }
+    }
+}
+
+/// A running scheduler loop (from [`CronScheduler::spawn`]).
+#[derive(Debug)]
+pub struct SchedulerHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    scheduler: CronScheduler,
+}
+
+impl SchedulerHandle {
+    /// Stops starting runs and waits for the runs in progress to finish.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        let _ = self.task.await;
+        self.scheduler.idle().await;
+    }
+
+    /// Stops at once, as a crash would: runs in progress are cut off.
+    pub fn abort(self) {
+        self.task.abort();
+        for t in self.scheduler.take_tasks() {
+            t.abort();
+        }
+    }
+}
+
+/// What the loop decided to start, worked out under the lock.
+enum Start {
+    Tick(String, DateTime<Utc>),
+    Retry(String, JobRun),
+}
+
+impl CronScheduler {
+    /// A scheduler claiming ticks in `store`.
+    pub fn builder(store: Arc<dyn JobStore>) -> CronSchedulerBuilder {
+        CronSchedulerBuilder {
+            store,
+            clock: Arc::new(SystemClock),
+            config: SchedulerConfig::default(),
+            alerts: None,
+        }
+    }
+
+    fn jobs(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take_tasks(&self) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Waits until no run started by this instance is in progress.
+    pub async fn idle(&self) {
+        loop {
+            let tasks = self.take_tasks();
+            if tasks.is_empty() {
+                return;
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    }
+
+    /// Starts the runs due at the clock's now (ticks, queued ticks and
+    /// retries) and returns how many it started; it does not wait for them
+    /// ([`idle`](Self::idle) does). The loop of [`spawn`](Self::spawn) calls
+    /// this; tests on a manual clock call it directly.
+    pub async fn run_due(&self) -> usize {
+        let now = self.inner.clock.now();
+        let grace = chrono::Duration::from_std(self.inner.config.misfire_grace)
+            .unwrap_or(chrono::Duration::MAX);
+        let starts = {
+            let mut jobs = self.jobs();
+            let mut starts = Vec::new();
+            for (id, e) in jobs.iter_mut() {
+                if let Some((run, at)) = &e.retry
+                    && *at <= now
+                    && !e.paused
+                {
+                    starts.push(Start::Retry(id.clone(), run.clone()));
+                    e.retry = None;
+                    e.running += 1;
+                }
+                let due =
+                    e.compiled
+                        .ticks_between(e.checked, now, self.inner.config.max_catch_up.max(1));
+                let Some(last) = due.last().copied() else {
+                    continue;
+                };
+                e.checked = last;
+                if e.paused {
+                    continue;
+                }
+                let ticks: Vec<DateTime<Utc>> = match e.spec.misfire {
+                    MisfirePolicy::Skip => due.into_iter().filter(|t| now - *t <= grace).collect(),
+                    MisfirePolicy::RunOnce => vec![last],
+                    MisfirePolicy::CatchUp => due,
+                };
+                for t in ticks {
+                    if e.running > 0 || e.retry.is_some() {
+                        match e.spec.overlap {
+                            Overlap::Skip => {
+                                tracing::info!(job = %id, tick = %t, "tick skipped: the job is still running");
+                            }
+                            Overlap::Queue => e.queued.push_back(t),
+                        }
+                        continue;
+                    }
+                    e.running += 1;
+                    starts.push(Start::Tick(id.clone(), t));
+                }
+            }
+            starts
+        };
+        let n = starts.len();
+        for s in starts {
+            match s {
+                Start::Tick(id, tick) => {
+                    self.start_tick(id, tick, false).await;
+                }
+                Start::Retry(id, run) => self.spawn_run(id, run),
+            }
+        }
+        n
+    }
+
+    /// Claims `tick` of a job (its `running` count already taken) and runs
+    /// it if this instance got it; releases the count otherwise.
+    async fn start_tick(&self, id: String, tick: DateTime<Utc>, manual: bool) -> Option<JobRun> {
+        let run = JobRun {
+            id: uuid::Uuid::now_v7(),
+            job_id: id.clone(),
+            scheduled_at: tick,
+            started_at: None,
+            finished_at: None,
+            status: RunStatus::Pending,
+            error: None,
+            attempt: 1,
+        };
+        let claimed = match self.inner.store.claim_job_run(&run).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "claiming a job tick failed");
+                false
+            }
+        };
+        if !claimed {
+            if !manual {
+                tracing::debug!(job = %id, %tick, "tick taken by another instance");
+            }
+            self.finished(&id);
+            return None;
+        }
+        self.spawn_run(id, run.clone());
+        Some(run)
+    }
+
+    fn spawn_run(&self, id: String, run: JobRun) {
+        let me = self.clone();
+        let handle = tokio::spawn(async move { me.execute(id, run).await });
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(handle);
+    }
+
+    /// One attempt of a claimed run: running, then succeeded, failed, or
+    /// pending again for its retry.
+    async fn execute(&self, id: String, mut run: JobRun) {
+        let Some((job, spec)) = self
+            .jobs()
+            .get(&id)
+            .map(|e| (e.job.clone(), e.spec.clone()))
+        else {
+            return;
+        };
+        run.status = RunStatus::Running;
+        run.started_at = Some(self.inner.clock.now());
+        run.finished_at = None;
+        self.save(&run).await;
+        let ctx = JobContext {
+            job_id: id.clone(),
+            scheduled_at: run.scheduled_at,
+        };
+        // In its own task, so a panicking job is a failed run, not a dead scheduler.
+        let work = tokio::spawn(async move { job.run(ctx).await });
+        let result = match spec.timeout_secs {
+            Some(secs) => {
+                let abort = work.abort_handle();
+                match tokio::time::timeout(Duration::from_secs(secs), work).await {
+                    Ok(joined) => joined_result(joined),
+                    Err(_) => {
+                        abort.abort();
+                        Err(Error::Unavailable(format!("timed out after {secs} s")))
+                    }
+                }
+            }
+            None => joined_result(work.await),
+        };
+        let now = self.inner.clock.now();
+        run.finished_at = Some(now);
+        match result {
+            Ok(()) => {
+                run.status = RunStatus::Succeeded;
+                run.error = None;
+                self.save(&run).await;
+                self.clear_failure_alert(&id).await;
+            }
+            Err(e) => {
+                run.error = Some(e.to_string());
+                let delay = spec
+                    .retry_delays_secs
+                    .get(run.attempt.saturating_sub(1) as usize)
+                    .copied();
+                match delay {
+                    Some(secs) => {
+                        run.status = RunStatus::Pending;
+                        self.save(&run).await;
+                        tracing::info!(job = %id, attempt = run.attempt, error = %e, "job run failed; will retry");
+                        let mut next = run.clone();
+                        next.attempt += 1;
+                        let at = now
+                            + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
+                        if let Some(entry) = self.jobs().get_mut(&id) {
+                            entry.retry = Some((next, at));
+                        }
+                    }
+                    None => {
+                        run.status = RunStatus::Failed;
+                        self.save(&run).await;
+                        tracing::warn!(job = %id, attempt = run.attempt, error = %e, "job run failed");
+                        self.check_failure_streak(&id, &run).await;
+                    }
+                }
+            }
+        }
+        self.finished(&id);
+    }
+
+    /// A run of `id` ended (or was not ours): the next queued tick, if any, starts.
+    fn finished(&self, id: &str) {
+        let next = {
+            let mut jobs = self.jobs();
+            let Some(e) = jobs.get_mut(id) else {
+                return;
+            };
+            e.running = e.running.saturating_sub(1);
+            if e.running == 0 && e.retry.is_none() && !e.paused {
+                e.queued.pop_front().inspect(|_| e.running += 1)
+            } else {
+                None
+            }
+        };
+        if let Some(tick) = next {
+            let me = self.clone();
+            let id = id.to_owned();
+            let handle = tokio::spawn(async move {
+                me.start_tick(id, tick, false).await;
+            });
+            self.inner
+                .tasks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(handle);
+        }
+        self.inner.wake.notify_one();
+    }
+
+    async fn save(&self, run: &JobRun) {
+        if let Err(e) = self.inner.store.update_job_run(run).await {
+            tracing::warn!(job = %run.job_id, error = %e, "saving a job run failed");
+        }
+    }
+
+    fn failure_key(id: &str) -> String {
+        format!("job_failed:{id}")
+    }
+
+    async fn check_failure_streak(&self, id: &str, run: &JobRun) {
+        let n = self.inner.config.failure_alert_after;
+        let Some((kit, audience)) = &self.inner.alerts else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        let Ok(latest) = self.inner.store.job_runs(id, n).await else {
+            return;
+        };
+        if latest.len() < n as usize || latest.iter().any(|r| r.status != RunStatus::Failed) {
+            return;
+        }
+        let alert = NewAlert::new(
+            "job_failed",
+            Severity::High,
+            format!("Job {id} failed {n} times in a row"),
+        )
+        .message(run.error.clone().unwrap_or_default())
+        .tags([id.to_owned()])
+        .audience(audience.clone())
+        .dedup_key(Self::failure_key(id));
+        if let Err(e) = kit.raise(&principal(), alert).await {
+            tracing::warn!(job = %id, error = %e, "raising the job_failed alert failed");
+        }
+    }
+
+    async fn clear_failure_alert(&self, id: &str) {
+        if let Some((kit, _)) = &self.inner.alerts
+            && let Err(e) = kit.resolve_key(&principal(), &Self::failure_key(id)).await
+        {
+            tracing::warn!(job = %id, error = %e, "resolving the job_failed alert failed");
+        }
+    }
+
+    /// Runs the loop on the Tokio runtime until [`SchedulerHandle::shutdown`].
+    pub fn spawn(&self) -> SchedulerHandle {
+        let (stop, mut stopped) = watch::channel(false);
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                if *stopped.borrow() {
+                    return;
+                }
+                me.run_due().await;
+                let wait = me.until_next();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = me.inner.wake.notified() => {}
+                    _ = stopped.changed() => return,
+                }
+            }
+        });
+        SchedulerHandle {
+            stop,
+            task,
+            scheduler: self.clone(),
+        }
+    }
+
+    /// How long the loop may sleep: until the next tick or retry, at most `poll`.
+    fn until_next(&self) -> Duration {
+        let now = self.inner.clock.now();
+        let jobs = self.jobs();
+        let soonest = jobs
+            .values()
+            .filter(|e| !e.paused)
+            .filter_map(|e| {
+                let tick = e.compiled.next_after(e.checked);
+                let retry = e.retry.as_ref().map(|(_, at)| *at);
+                tick.into_iter().chain(retry).min()
+            })
+            .min();
+        let poll = self.inner.config.poll;
+        match soonest {
+            Some(t) => (t - now).to_std().unwrap_or(Duration::ZERO).min(poll),
+            None => poll,
+        }
+    }
+
+    fn info(&self, e: &Entry, last_run: Option<JobRun>) -> JobInfo {
+        JobInfo {
+            spec: e.spec.clone(),
+            paused: e.paused,
+            next_run: if e.paused {
+                None
+            } else {
+                e.compiled.next_after(e.checked.max(self.inner.clock.now()))
+            },
+            last_run,
+            running: e.running > 0,
+        }
+    }
+}
+
+fn joined_result(r: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
+    match r {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(Error::Unavailable("the job panicked".into())),
+        Err(_) => Err(Error::Unavailable("the job was cancelled".into())),
+    }
+}
+
+/// Who raises and resolves the scheduler's own alerts.
+fn principal() -> Principal {
+    Principal::admin("scheduler")
+}
+
+#[async_trait]
+impl Scheduler for CronScheduler {
+    async fn register(&self, spec: JobSpec, job: Arc<dyn Job>) -> Result<()> {
+        spec.validate()?;
+        let compiled = Compiled::new(&spec.schedule)?;
+        // Ticks after the last recorded run count as missed (misfire
+        // policy); a job never run starts from now.
+        let last = self.inner.store.job_runs(&spec.id, 1).await?;
+        let now = self.inner.clock.now();
+        let checked = last.first().map_or(now, |r| r.scheduled_at.min(now));
+        let mut jobs = self.jobs();
+        let (paused, running) = jobs
+            .get(&spec.id)
+            .map_or((false, 0), |e| (e.paused, e.running));
+        jobs.insert(
+            spec.id.clone(),
+            Entry {
+                spec,
+                job,
+                compiled,
+                paused,
+                checked,
+                running,
+                queued: VecDeque::new(),
+                retry: None,
+            },
+        );
+        drop(jobs);
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<JobInfo>> {
+        let ids: Vec<String> = self.jobs().keys().cloned().collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Ok(info) = self.get(&id).await {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get(&self, id: &str) -> Result<JobInfo> {
+        if !self.jobs().contains_key(id) {
+            return Err(Error::not_found(format!("job {id}")));
+        }
+        let last = self.inner.store.job_runs(id, 1).await?.into_iter().next();
+        self.jobs()
+            .get(id)
+            .map(|e| self.info(e, last))
+            .ok_or_else(|| Error::not_found(format!("job {id}")))
+    }
+
+    async fn pause(&self, id: &str) -> Result<()> {
+        let mut jobs = self.jobs();
+        let e = jobs
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found(format!("job {id}")))?;
+        if e.spec.protected {
+            return Err(Error::forbidden(format!("job {id} is protected")));
+        }
+        e.paused = true;
+        Ok(())
+    }
+
+    async fn resume(&self, id: &str) -> Result<()> {
+        let now = self.inner.clock.now();
+        let mut jobs = self.jobs();
+        let e = jobs
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found(format!("job {id}")))?;
+        if e.paused {
+            e.paused = false;
+            // Ticks that fell while paused are not run.
+            e.checked = e.checked.max(now);
+        }
+        drop(jobs);
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    async fn trigger(&self, id: &str) -> Result<JobRun> {
+        {
+            let mut jobs = self.jobs();
+            let e = jobs
+                .get_mut(id)
+                .ok_or_else(|| Error::not_found(format!("job {id}")))?;
+            if (e.running > 0 || e.retry.is_some()) && e.spec.overlap == Overlap::Skip {
+                return Err(Error::Conflict(format!("job {id} is already running")));
+            }
+            e.running += 1;
+        }
+        self.start_tick(id.to_owned(), self.inner.clock.now(), true)
+            .await
+            .ok_or_else(|| Error::Conflict(format!("job {id} was just run for this instant")))
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        let mut jobs = self.jobs();
+        match jobs.get(id) {
+            None => Err(Error::not_found(format!("job {id}"))),
+            Some(e) if e.spec.protected => Err(Error::forbidden(format!("job {id} is protected"))),
+            Some(_) => {
+                jobs.remove(id);
+                Ok(())
+            }
+        }
+    }
+
+    async fn runs(&self, id: &str, limit: u32) -> Result<Vec<JobRun>> {
+        if !self.jobs().contains_key(id) {
+            return Err(Error::not_found(format!("job {id}")));
+        }
+        self.inner.store.job_runs(id, limit.clamp(1, 1000)).await
+    }
+}
