@@ -28,16 +28,16 @@ pub enum Schedule {
     },
 }
 
-/// What to do about ticks missed while no instance was running (after a
-/// restart, or a loop that fell behind).
+/// What to do about ticks missed while no instance was running: ticks late
+/// by more than the scheduler's grace (default 60 s) when it sees them.
+/// Ticks within the grace always run, each once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MisfirePolicy {
-    /// Forget missed ticks (a tick late by less than the scheduler's grace,
-    /// default 60 s, still runs); wait for the next one.
+    /// Forget missed ticks; wait for the next one.
     Skip,
-    /// Run once now for all the missed ticks (as the latest of them), then
-    /// follow the schedule.
+    /// Run once now for all the missed ticks (as the latest of them, unless a
+    /// tick within the grace runs anyway), then follow the schedule.
     #[default]
     RunOnce,
     /// Run every missed tick, oldest first (bounded by the scheduler's

@@ -224,12 +224,22 @@ impl CronScheduler {
                 if e.paused {
                     continue;
                 }
+                // Ticks late by more than the grace were missed (downtime);
+                // the others run whatever the policy.
+                let (late, on_time): (Vec<_>, Vec<_>) =
+                    due.into_iter().partition(|t| now - *t > grace);
                 let ticks: Vec<DateTime<Utc>> = match e.spec.misfire {
-                    MisfirePolicy::Skip => due.into_iter().filter(|t| now - *t <= grace).collect(),
-                    MisfirePolicy::RunOnce => vec![last],
-                    MisfirePolicy::CatchUp => due,
+                    MisfirePolicy::Skip => on_time,
+                    MisfirePolicy::RunOnce if on_time.is_empty() => vec![last],
+                    MisfirePolicy::RunOnce => on_time,
+                    MisfirePolicy::CatchUp => late.into_iter().chain(on_time).collect(),
                 };
-                for t in ticks {
+                for (i, t) in ticks.into_iter().enumerate() {
+                    // Missed ticks being caught up run one after another.
+                    if i > 0 {
+                        e.queued.push_back(t);
+                        continue;
+                    }
                     if e.running > 0 || e.retry.is_some() {
                         match e.spec.overlap {
                             Overlap::Skip => {

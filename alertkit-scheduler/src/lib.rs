@@ -12,9 +12,10 @@
 //!
 //! # Policies (per job, in [`JobSpec`])
 //! - **Misfires** ([`MisfirePolicy`]): after downtime, the ticks since the
-//!   job's last recorded run are *missed*. `Skip` runs none (a tick late by
-//!   less than [`SchedulerConfig::misfire_grace`] still runs), `RunOnce`
-//!   (default) runs the latest once, `CatchUp` runs each, oldest first.
+//!   job's last recorded run that are late by more than
+//!   [`SchedulerConfig::misfire_grace`] (60 s) are *missed*. `Skip` runs
+//!   none, `RunOnce` (default) runs the latest once, `CatchUp` runs each,
+//!   oldest first, one after another. Ticks within the grace always run.
 //! - **Overlap** ([`Overlap`]): a tick that comes while this instance is
 //!   still running the job is skipped (default; a manual trigger then gets
 //!   `Conflict`) or queued until the run ends.
