@@ -138,7 +138,11 @@ async fn ticks_run_once_each_and_pause_resume_skip_the_paused_ones() {
     assert!(probe.ticks().is_empty(), "no tick yet");
     s.at("2026-05-01T10:01:00Z").await;
     s.at("2026-05-01T10:01:30Z").await;
-    assert_eq!(probe.ticks(), [utc("2026-05-01T10:01:00Z")], "once per tick");
+    assert_eq!(
+        probe.ticks(),
+        [utc("2026-05-01T10:01:00Z")],
+        "once per tick"
+    );
     let info = s.sched.get("minutely").await.unwrap();
     assert_eq!(info.next_run, Some(utc("2026-05-01T10:02:00Z")));
     assert_eq!(info.last_run.unwrap().status, RunStatus::Succeeded);
@@ -149,7 +153,11 @@ async fn ticks_run_once_each_and_pause_resume_skip_the_paused_ones() {
     assert_eq!(probe.ticks().len(), 1, "paused");
     s.sched.resume("minutely").await.unwrap();
     s.at("2026-05-01T10:03:30Z").await;
-    assert_eq!(probe.ticks().len(), 1, "ticks that fell while paused are not run");
+    assert_eq!(
+        probe.ticks().len(),
+        1,
+        "ticks that fell while paused are not run"
+    );
     s.at("2026-05-01T10:04:00Z").await;
     assert_eq!(probe.ticks().len(), 2);
     assert_eq!(
@@ -370,7 +378,10 @@ async fn bad_specs_are_invalid_and_name_the_problem() {
         ),
         JobSpec::new("bad id!", "", Schedule::Interval { every_secs: 60 }),
     ];
-    for (spec, needle) in bad.into_iter().zip(["0 0 25 * * *", "Mars/Olympus", "bad id!"]) {
+    for (spec, needle) in bad
+        .into_iter()
+        .zip(["0 0 25 * * *", "Mars/Olympus", "bad id!"])
+    {
         let e = s
             .sched
             .register(spec, Arc::new(Probe::default()))
