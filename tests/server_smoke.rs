@@ -94,6 +94,62 @@ async fn reference_server_serves_rest_and_ws_and_shuts_down_with_1001() {
         .unwrap();
     assert_eq!(list["total"], 1);
 
+    // The scheduler: the built-in retention job, protected, in the API and its document.
+    let jobs: Value = http
+        .get(format!("http://{addr}/api/scheduler/jobs"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jobs[0]["id"], "retention");
+    assert_eq!(jobs[0]["protected"], true);
+    let r = http
+        .post(format!("http://{addr}/api/scheduler/jobs/retention/pause"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "protected");
+    let r = http
+        .get(format!("http://{addr}/api/scheduler/jobs"))
+        .bearer_auth(&demo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        403,
+        "a plain user cannot read the scheduler"
+    );
+    let run: Value = http
+        .post(format!("http://{addr}/api/scheduler/jobs/retention/run"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["job_id"], "retention");
+    let doc: Value = http
+        .get(format!("http://{addr}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/api/scheduler/jobs",
+        "/api/scheduler/jobs/{id}/run",
+        "/api/alerts",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} in /openapi.json");
+    }
+
     // SIGTERM: the socket is closed with 1001 and the process exits 0.
     let status = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::error::Result;
 
 /// When a job runs.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Schedule {
@@ -31,6 +32,7 @@ pub enum Schedule {
 /// What to do about ticks missed while no instance was running: ticks late
 /// by more than the scheduler's grace (default 60 s) when it sees them.
 /// Ticks within the grace always run, each once.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MisfirePolicy {
@@ -47,6 +49,7 @@ pub enum MisfirePolicy {
 
 /// What to do with a tick that comes while the job's previous run is still
 /// going.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Overlap {
@@ -62,6 +65,7 @@ fn default_retry_delays() -> Vec<u64> {
 }
 
 /// A job's definition.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSpec {
     /// Stable id (`forecast`, `retention`, …).
@@ -147,6 +151,7 @@ pub trait Job: Send + Sync + 'static {
 }
 
 /// Where a run is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
@@ -187,6 +192,7 @@ impl std::str::FromStr for RunStatus {
 }
 
 /// One run of a job.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRun {
     /// The run's id.
@@ -220,6 +226,7 @@ impl JobRun {
 }
 
 /// A job with its live state.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobInfo {
     /// The definition.

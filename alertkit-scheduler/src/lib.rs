@@ -67,12 +67,16 @@
 //! stored), and a run whose instance dies stays `running` in the history
 //! (its tick is not re-run elsewhere).
 
+pub mod builtin;
 mod cron;
+#[cfg(feature = "axum")]
+pub mod http;
 mod schedule;
 
 pub use alertkit_core::scheduler::{
     Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, Overlap, RunStatus, Schedule,
     Scheduler,
 };
+pub use builtin::register_builtin;
 pub use cron::{CronScheduler, CronSchedulerBuilder, SchedulerConfig, SchedulerHandle};
 pub use schedule::Compiled;

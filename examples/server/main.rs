@@ -27,6 +27,7 @@
 //! sends finish. A bad setting exits with status 2 and one line naming the
 //! variable. It has no dashboard or scheduled jobs yet.
 
+mod jobs;
 mod notify;
 
 use std::sync::Arc;
@@ -36,7 +37,7 @@ use alertkit::notify::StaticDirectory;
 use alertkit::storage::{PostgresAlertStore, SqliteBuilder};
 use alertkit::transport::ws::hub::{WsConfig, WsHub};
 use alertkit::transport::{JwtAuthenticator, LocalBroadcaster, RedisBroadcaster, http};
-use alertkit::{AlertKit, Broadcaster, Directory, Principal, Store};
+use alertkit::{AlertKit, Authenticator, Broadcaster, Directory, Principal, Store};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
@@ -144,16 +145,20 @@ async fn main() -> Result<(), Failure> {
 
     let notify = notify::start(&kit, groups, &secret, &format!("http://{addr}")).await;
     println!("notifications: {}", notify.summary);
+    let auth: Arc<dyn Authenticator> = Arc::new(auth);
+    let jobs = jobs::start(&kit, auth.clone()).await;
     let hub = WsHub::new(kit, WsConfig::default());
     let closer = hub.clone();
     let app = http::router_with_hub(
         hub.clone(),
-        Arc::new(auth),
+        auth,
         http::HttpConfig {
             rate_limit_per_minute: rate,
+            extra_docs: vec![alertkit::scheduler::http::openapi()],
             ..Default::default()
         },
     )
+    .merge(jobs.routes)
     // Until the dashboard exists, the address the banner prints says where to go.
     .route("/", axum::routing::get(landing));
     axum::serve(listener, app)
@@ -166,6 +171,7 @@ async fn main() -> Result<(), Failure> {
     // Upgraded connections outlive `serve`: let them write their 1001.
     hub.drained(Duration::from_secs(5)).await;
     notify.handle.shutdown().await;
+    jobs.handle.shutdown().await;
     Ok(())
 }
 

@@ -56,7 +56,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub const DEFAULT_RATE_LIMIT: u32 = 60;
 
 /// Settings of the router.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpConfig {
     /// Requests per minute per authenticated user (429 beyond, with
     /// `Retry-After`); bursts up to the same number are allowed. WebSocket
@@ -64,6 +64,19 @@ pub struct HttpConfig {
     pub rate_limit_per_minute: u32,
     /// The WebSocket hub's settings (used when the router makes its hub).
     pub ws: WsConfig,
+    /// More OpenAPI documents merged into `/openapi.json` (and `/docs`), for
+    /// routes merged beside this router, such as the scheduler's.
+    pub extra_docs: Vec<utoipa::openapi::OpenApi>,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("ws", &self.ws)
+            .field("extra_docs", &self.extra_docs.len())
+            .finish()
+    }
 }
 
 impl Default for HttpConfig {
@@ -71,8 +84,55 @@ impl Default for HttpConfig {
         HttpConfig {
             rate_limit_per_minute: DEFAULT_RATE_LIMIT,
             ws: WsConfig::default(),
+            extra_docs: Vec::new(),
         }
     }
+}
+
+/// Puts the caller of each request into its extensions, for routers that
+/// read a [`Principal`](alertkit_core::Principal) with
+/// `Option<Extension<Principal>>` and do not know about tokens (the
+/// scheduler's routes): a valid `Authorization: Bearer` token adds its
+/// principal, a bad or expired one is answered with 401 here, and a request
+/// without one goes on without a principal. Errors are JSON as elsewhere.
+///
+/// ```no_run
+/// # fn demo(sched: std::sync::Arc<dyn alertkit_core::Scheduler>, auth: std::sync::Arc<dyn alertkit_core::Authenticator>, app: axum::Router) -> axum::Router {
+/// let scheduler_routes = axum::Router::new(); // e.g. alertkit_scheduler::http::router(sched)
+/// app.merge(alertkit_transport::http::authenticated(scheduler_routes, auth))
+/// # }
+/// ```
+pub fn authenticated(router: Router, auth: Arc<dyn Authenticator>) -> Router {
+    router
+        .layer(axum::middleware::from_fn_with_state(auth, put_principal))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(json_errors))
+}
+
+async fn put_principal(
+    axum::extract::State(auth): axum::extract::State<Arc<dyn Authenticator>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let token = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::to_owned);
+    if let Some(token) = token {
+        match auth.authenticate(&token).await {
+            Ok(p) => {
+                req.extensions_mut().insert(p);
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
+    next.run(req).await
 }
 
 #[derive(Clone)]
@@ -153,7 +213,15 @@ pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpCon
         .route("/api/deliveries/{id}/retry", post(retry_delivery))
         .route("/api/deliveries/{id}/attempts", get(delivery_attempts))
         .route("/api/ws/push/broadcast", post(push_broadcast))
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", {
+                let mut doc = ApiDoc::openapi();
+                for extra in &config.extra_docs {
+                    doc.merge(extra.clone());
+                }
+                doc
+            }),
+        )
         .route("/ws/alerts/{user_id}", get(ws_upgrade_for))
         .route("/ws/notifications/{user_id}", get(ws_notifications_for))
         .fallback(not_found)
