@@ -212,6 +212,12 @@ pub struct JobRun {
     /// Which attempt of the tick this is, from 1.
     #[serde(default = "first")]
     pub attempt: u32,
+    /// While pending or running: until when the instance holding it has
+    /// it; it renews the lease while it works, and once it lapses another
+    /// instance takes the run over
+    /// ([`JobStore::claim_stale_job_runs`](crate::JobStore::claim_stale_job_runs)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 fn first() -> u32 {

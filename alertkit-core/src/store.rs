@@ -362,6 +362,24 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// The latest runs of a job, newest tick first.
     async fn job_runs(&self, job_id: &str, limit: u32) -> Result<Vec<JobRun>>;
+
+    /// Takes over up to `limit` runs of the given jobs whose instance
+    /// stopped renewing them: pending or running with `lease_until` at or
+    /// before `now`. Each becomes pending with one more attempt and the new
+    /// `lease_until`; of several instances, exactly one gets each run.
+    async fn claim_stale_job_runs(
+        &self,
+        job_ids: &[String],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<JobRun>>;
+
+    /// Pauses or resumes a job for every instance sharing the store.
+    async fn set_job_paused(&self, job_id: &str, paused: bool, now: DateTime<Utc>) -> Result<()>;
+
+    /// The ids of the paused jobs.
+    async fn paused_jobs(&self) -> Result<Vec<String>>;
 }
 
 /// Every store role at once: what [`AlertKit`](crate::AlertKit) takes.
@@ -428,5 +446,8 @@ mockall::mock! {
         async fn claim_job_run(&self, run: &JobRun) -> Result<bool>;
         async fn update_job_run(&self, run: &JobRun) -> Result<()>;
         async fn job_runs(&self, job_id: &str, limit: u32) -> Result<Vec<JobRun>>;
+        async fn claim_stale_job_runs(&self, job_ids: &[String], now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> Result<Vec<JobRun>>;
+        async fn set_job_paused(&self, job_id: &str, paused: bool, now: DateTime<Utc>) -> Result<()>;
+        async fn paused_jobs(&self) -> Result<Vec<String>>;
     }
 }

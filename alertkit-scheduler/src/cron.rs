@@ -31,6 +31,11 @@ pub struct SchedulerConfig {
     /// Consecutive failed runs of a job that raise a `job_failed` alert
     /// (default 3; 0 turns it off). The next success resolves it.
     pub failure_alert_after: u32,
+    /// How long a claimed run is held (default 30 s). The loop of the
+    /// instance running it renews the lease once a third of it has passed;
+    /// if the instance dies, another takes the run over once the lease lapses
+    /// (checked every half lease). Keep it well above `poll`.
+    pub lease: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -40,6 +45,7 @@ impl Default for SchedulerConfig {
             misfire_grace: Duration::from_secs(60),
             max_catch_up: 100,
             failure_alert_after: 3,
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -59,6 +65,12 @@ struct Inner {
     alerts: Option<(AlertKit, Audience)>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     wake: Notify,
+    /// When the loop last looked for runs whose instance died.
+    stale_checked: Mutex<Option<DateTime<Utc>>>,
+    /// The runs this instance holds (running, or waiting for a retry), by
+    /// id; their leases are renewed by the loop. Saves of held runs go
+    /// through this lock, so a renewal never overwrites a newer state.
+    held: tokio::sync::Mutex<std::collections::HashMap<uuid::Uuid, JobRun>>,
 }
 
 struct Entry {
@@ -126,6 +138,8 @@ impl CronSchedulerBuilder {
                 alerts: self.alerts,
                 tasks: Mutex::new(Vec::new()),
                 wake: Notify::new(),
+                stale_checked: Mutex::new(None),
+                held: tokio::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         }
     }
@@ -200,6 +214,9 @@ impl CronScheduler {
     /// this; tests on a manual clock call it directly.
     pub async fn run_due(&self) -> usize {
         let now = self.inner.clock.now();
+        self.sync_paused(now).await;
+        self.renew_held(now).await;
+        let taken = self.take_over_stale(now).await;
         let grace = chrono::Duration::from_std(self.inner.config.misfire_grace)
             .unwrap_or(chrono::Duration::MAX);
         let starts = {
@@ -255,7 +272,7 @@ impl CronScheduler {
             }
             starts
         };
-        let n = starts.len();
+        let n = starts.len() + taken;
         for s in starts {
             match s {
                 Start::Tick(id, tick) => {
@@ -265,6 +282,71 @@ impl CronScheduler {
             }
         }
         n
+    }
+
+    /// Follows the stored pause flags (another instance may have changed
+    /// them). Ticks that fell while a job was paused are not run.
+    async fn sync_paused(&self, now: DateTime<Utc>) {
+        let paused = match self.inner.store.paused_jobs().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading paused jobs failed");
+                return;
+            }
+        };
+        for (id, e) in self.jobs().iter_mut() {
+            let now_paused = paused.contains(id);
+            if e.paused && !now_paused {
+                e.checked = e.checked.max(now);
+            }
+            e.paused = now_paused;
+        }
+    }
+
+    /// Every half lease, takes over the runs of registered jobs whose
+    /// instance stopped renewing them, and runs them here.
+    async fn take_over_stale(&self, now: DateTime<Utc>) -> usize {
+        let lease = self.lease();
+        {
+            let mut last = self
+                .inner
+                .stale_checked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| now - t < lease / 2) {
+                return 0;
+            }
+            *last = Some(now);
+        }
+        let ids: Vec<String> = self.jobs().keys().cloned().collect();
+        if ids.is_empty() {
+            return 0;
+        }
+        let taken = match self
+            .inner
+            .store
+            .claim_stale_job_runs(&ids, now, now + lease, 100)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for abandoned job runs failed");
+                return 0;
+            }
+        };
+        let n = taken.len();
+        for run in taken {
+            tracing::warn!(job = %run.job_id, tick = %run.scheduled_at, attempt = run.attempt, "taking over a job run whose instance stopped");
+            if let Some(e) = self.jobs().get_mut(&run.job_id) {
+                e.running += 1;
+            }
+            self.spawn_run(run.job_id.clone(), run);
+        }
+        n
+    }
+
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.inner.config.lease).unwrap_or(chrono::Duration::seconds(30))
     }
 
     /// Claims `tick` of a job (its `running` count already taken) and runs
@@ -279,6 +361,7 @@ impl CronScheduler {
             status: RunStatus::Pending,
             error: None,
             attempt: 1,
+            lease_until: Some(self.inner.clock.now() + self.lease()),
         };
         let claimed = match self.inner.store.claim_job_run(&run).await {
             Ok(c) => c,
@@ -321,7 +404,12 @@ impl CronScheduler {
         run.status = RunStatus::Running;
         run.started_at = Some(self.inner.clock.now());
         run.finished_at = None;
-        self.save(&run).await;
+        run.lease_until = Some(self.inner.clock.now() + self.lease());
+        if !self.save_held(&run, true).await {
+            // Taken over by another instance meanwhile: its run counts.
+            self.finished(&id);
+            return;
+        }
         let ctx = JobContext {
             job_id: id.clone(),
             scheduled_at: run.scheduled_at,
@@ -343,11 +431,12 @@ impl CronScheduler {
         };
         let now = self.inner.clock.now();
         run.finished_at = Some(now);
+        run.lease_until = None;
         match result {
             Ok(()) => {
                 run.status = RunStatus::Succeeded;
                 run.error = None;
-                self.save(&run).await;
+                self.save_held(&run, false).await;
                 self.clear_failure_alert(&id).await;
             }
             Err(e) => {
@@ -358,20 +447,23 @@ impl CronScheduler {
                     .copied();
                 match delay {
                     Some(secs) => {
+                        let at = now
+                            + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
                         run.status = RunStatus::Pending;
-                        self.save(&run).await;
+                        // Still held (and renewed) until the retry, so a dead
+                        // instance's retry is taken over, not lost.
+                        run.lease_until = Some(now + self.lease());
+                        self.save_held(&run, true).await;
                         tracing::info!(job = %id, attempt = run.attempt, error = %e, "job run failed; will retry");
                         let mut next = run.clone();
                         next.attempt += 1;
-                        let at = now
-                            + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
                         if let Some(entry) = self.jobs().get_mut(&id) {
                             entry.retry = Some((next, at));
                         }
                     }
                     None => {
                         run.status = RunStatus::Failed;
-                        self.save(&run).await;
+                        self.save_held(&run, false).await;
                         tracing::warn!(job = %id, attempt = run.attempt, error = %e, "job run failed");
                         self.check_failure_streak(&id, &run).await;
                     }
@@ -410,9 +502,53 @@ impl CronScheduler {
         self.inner.wake.notify_one();
     }
 
-    async fn save(&self, run: &JobRun) {
-        if let Err(e) = self.inner.store.update_job_run(run).await {
-            tracing::warn!(job = %run.job_id, error = %e, "saving a job run failed");
+    /// Saves a run's state; `false` if another instance took it over.
+    async fn save(&self, run: &JobRun) -> bool {
+        match self.inner.store.update_job_run(run).await {
+            Ok(()) => true,
+            Err(Error::Conflict(_)) => {
+                tracing::warn!(job = %run.job_id, "job run taken over by another instance");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(job = %run.job_id, error = %e, "saving a job run failed");
+                true
+            }
+        }
+    }
+
+    /// Saves a run this instance holds; keeps it held (its lease renewed
+    /// by the loop) or lets it go. `false` if another instance took it over.
+    async fn save_held(&self, run: &JobRun, keep: bool) -> bool {
+        let mut held = self.inner.held.lock().await;
+        let ok = self.save(run).await;
+        if ok && keep {
+            held.insert(run.id, run.clone());
+        } else {
+            held.remove(&run.id);
+        }
+        ok
+    }
+
+    /// Renews the leases of the runs this instance holds once a third of
+    /// the lease has passed; a run taken over meanwhile is let go.
+    async fn renew_held(&self, now: DateTime<Utc>) {
+        let lease = self.lease();
+        let mut held = self.inner.held.lock().await;
+        let due: Vec<uuid::Uuid> = held
+            .values()
+            .filter(|r| r.lease_until.is_none_or(|l| l <= now + lease * 2 / 3))
+            .map(|r| r.id)
+            .collect();
+        for id in due {
+            let Some(run) = held.get_mut(&id) else {
+                continue;
+            };
+            run.lease_until = Some(now + lease);
+            let run = run.clone();
+            if !self.save(&run).await {
+                held.remove(&id);
+            }
         }
     }
 
@@ -537,12 +673,13 @@ impl Scheduler for CronScheduler {
         // Ticks after the last recorded run count as missed (misfire
         // policy); a job never run starts from now.
         let last = self.inner.store.job_runs(&spec.id, 1).await?;
+        let stored_pause = self.inner.store.paused_jobs().await?.contains(&spec.id);
         let now = self.inner.clock.now();
         let checked = last.first().map_or(now, |r| r.scheduled_at.min(now));
         let mut jobs = self.jobs();
         let (paused, running) = jobs
             .get(&spec.id)
-            .map_or((false, 0), |e| (e.paused, e.running));
+            .map_or((stored_pause, 0), |e| (e.paused, e.running));
         jobs.insert(
             spec.id.clone(),
             Entry {
@@ -584,29 +721,36 @@ impl Scheduler for CronScheduler {
     }
 
     async fn pause(&self, id: &str) -> Result<()> {
-        let mut jobs = self.jobs();
-        let e = jobs
-            .get_mut(id)
-            .ok_or_else(|| Error::not_found(format!("job {id}")))?;
-        if e.spec.protected {
-            return Err(Error::forbidden(format!("job {id} is protected")));
+        {
+            let mut jobs = self.jobs();
+            let e = jobs
+                .get_mut(id)
+                .ok_or_else(|| Error::not_found(format!("job {id}")))?;
+            if e.spec.protected {
+                return Err(Error::forbidden(format!("job {id} is protected")));
+            }
+            e.paused = true;
         }
-        e.paused = true;
-        Ok(())
+        self.inner
+            .store
+            .set_job_paused(id, true, self.inner.clock.now())
+            .await
     }
 
     async fn resume(&self, id: &str) -> Result<()> {
         let now = self.inner.clock.now();
-        let mut jobs = self.jobs();
-        let e = jobs
-            .get_mut(id)
-            .ok_or_else(|| Error::not_found(format!("job {id}")))?;
-        if e.paused {
-            e.paused = false;
-            // Ticks that fell while paused are not run.
-            e.checked = e.checked.max(now);
+        {
+            let mut jobs = self.jobs();
+            let e = jobs
+                .get_mut(id)
+                .ok_or_else(|| Error::not_found(format!("job {id}")))?;
+            if e.paused {
+                e.paused = false;
+                // Ticks that fell while paused are not run.
+                e.checked = e.checked.max(now);
+            }
         }
-        drop(jobs);
+        self.inner.store.set_job_paused(id, false, now).await?;
         self.inner.wake.notify_one();
         Ok(())
     }

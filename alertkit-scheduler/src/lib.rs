@@ -62,12 +62,18 @@
 //! # }
 //! ```
 //!
-//! # Not yet
-//! Pause and resume act on the instance they are called on (they are not
-//! stored), and a run whose instance dies stays `running` in the history
-//! (its tick is not re-run elsewhere).
+//! # Replicas and crashes
+//! A claimed run is held under a lease ([`SchedulerConfig::lease`], 30 s)
+//! that the holding instance's loop renews. If the instance dies, another
+//! takes the run over once the lease lapses
+//! ([`JobStore::claim_stale_job_runs`](alertkit_core::JobStore::claim_stale_job_runs)),
+//! as the next attempt of the same tick; saves are fenced by attempt, so a
+//! holder that comes back cannot overwrite the newer run. A run waiting for
+//! its retry is held the same way. Pause and resume are stored
+//! ([`JobStore::set_job_paused`](alertkit_core::JobStore::set_job_paused)):
+//! every instance follows them on its next loop.
 
-pub mod builtin;
+mod builtin;
 mod cron;
 #[cfg(feature = "axum")]
 pub mod http;

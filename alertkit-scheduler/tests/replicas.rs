@@ -120,3 +120,97 @@ async fn three_schedulers_on_one_sqlite_file_run_each_tick_once() {
         std::panic::resume_unwind(e.into_panic());
     }
 }
+
+/// Hangs on replica 0 (which is then killed); returns at once elsewhere.
+struct HangsOnFirst {
+    replica: usize,
+    done: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Job for HangsOnFirst {
+    async fn run(&self, _: JobContext) -> Result<()> {
+        if self.replica == 0 {
+            std::future::pending::<()>().await;
+        }
+        self.done.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_a_killed_replica_is_taken_over_once_its_lease_lapses() {
+    let Some(url) = service_url("DATABASE_URL") else {
+        return;
+    };
+    let schema = format!("aksched_{}", uuid::Uuid::now_v7().simple());
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        let s = PostgresAlertStore::builder(&url)
+            .schema(&schema)
+            .max_connections(4)
+            .connect()
+            .await
+            .unwrap();
+        s.migrate().await.unwrap();
+        stores.push(s);
+    }
+    let dropper = stores[0].clone();
+    let outcome = tokio::spawn(async move {
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut schedulers = Vec::new();
+        let mut handles = Vec::new();
+        for (replica, store) in stores.into_iter().enumerate() {
+            let s = CronScheduler::builder(Arc::new(store))
+                .config(alertkit_scheduler::SchedulerConfig {
+                    lease: Duration::from_secs(2),
+                    poll: Duration::from_millis(100),
+                    ..Default::default()
+                })
+                .build();
+            s.register(
+                JobSpec::new("report", "r", Schedule::Interval { every_secs: 86_400 }),
+                Arc::new(HangsOnFirst {
+                    replica,
+                    done: done.clone(),
+                }),
+            )
+            .await
+            .unwrap();
+            handles.push(s.spawn());
+            schedulers.push(s);
+        }
+        let run = schedulers[0].trigger("report").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Replica 0 dies mid-run.
+        handles.remove(0).abort();
+        let store = PostgresAlertStore::builder(&url)
+            .schema(&schema)
+            .connect()
+            .await
+            .unwrap();
+        let mut last = None;
+        for _ in 0..100 {
+            let r = store.job_runs("report", 5).await.unwrap();
+            if r[0].status == alertkit_core::RunStatus::Succeeded {
+                last = Some(r);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let runs = last.expect("the run was taken over and finished within 10 s");
+        assert_eq!(runs.len(), 1, "the same run, not a new tick");
+        assert_eq!((runs[0].id, runs[0].attempt), (run.id, 2));
+        // Let the survivors go on a while: nobody runs it a third time.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(done.load(Ordering::SeqCst), 1, "taken over exactly once");
+        for h in handles {
+            h.shutdown().await;
+        }
+    })
+    .await;
+    let _ = dropper.drop_schema().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}

@@ -335,4 +335,24 @@ impl<S: Store> JobStore for CountingStore<S> {
         self.count("job_runs");
         self.inner.job_runs(job_id, limit).await
     }
+    async fn claim_stale_job_runs(
+        &self,
+        job_ids: &[String],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<JobRun>> {
+        self.count("claim_stale_job_runs");
+        self.inner
+            .claim_stale_job_runs(job_ids, now, lease_until, limit)
+            .await
+    }
+    async fn set_job_paused(&self, job_id: &str, paused: bool, now: DateTime<Utc>) -> Result<()> {
+        self.count("set_job_paused");
+        self.inner.set_job_paused(job_id, paused, now).await
+    }
+    async fn paused_jobs(&self) -> Result<Vec<String>> {
+        self.count("paused_jobs");
+        self.inner.paused_jobs().await
+    }
 }

@@ -16,6 +16,7 @@ fn run(job: &str, tick: i64) -> JobRun {
         status: RunStatus::Pending,
         error: None,
         attempt: 1,
+        lease_until: Some(at(tick) + Duration::minutes(1)),
     }
 }
 
@@ -66,4 +67,89 @@ pub async fn job_runs_update_and_list(store: &dyn JobStore) {
         store.update_job_run(&run("ghost", 5)).await,
         Err(Error::NotFound(_))
     ));
+}
+
+/// A run whose instance stopped renewing its lease is taken over once, with
+/// one more attempt; the instance that lost it can no longer save it.
+pub async fn job_runs_taken_over_when_the_lease_lapses(store: &dyn JobStore) {
+    let jobs = vec!["forecast".to_string(), "sla".to_string()];
+    let mut held = run("forecast", 0);
+    assert!(store.claim_job_run(&held).await.unwrap());
+    held.status = RunStatus::Running;
+    held.started_at = Some(at(0));
+    store.update_job_run(&held).await.unwrap();
+    let other = run("unknown_here", 0);
+    assert!(store.claim_job_run(&other).await.unwrap());
+    // The lease holds until minute 1.
+    assert!(
+        store
+            .claim_stale_job_runs(&jobs, at(0), at(2), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Renewed to minute 3: still held at minute 2.
+    held.lease_until = Some(at(3));
+    store.update_job_run(&held).await.unwrap();
+    assert!(
+        store
+            .claim_stale_job_runs(&jobs, at(2), at(4), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a renewed lease holds"
+    );
+    // Its instance died: at minute 3 exactly one of eight instances takes it.
+    let tries = futures::future::join_all(
+        (0..8).map(|_| store.claim_stale_job_runs(&jobs, at(3), at(5), 10)),
+    )
+    .await;
+    let taken: Vec<JobRun> = tries.into_iter().flat_map(|r| r.unwrap()).collect();
+    assert_eq!(taken.len(), 1, "taken over once: {taken:?}");
+    let t = &taken[0];
+    assert_eq!(
+        (t.id, t.status, t.attempt),
+        (held.id, RunStatus::Pending, 2)
+    );
+    assert_eq!(t.lease_until, Some(at(5)));
+    // Runs of jobs the caller does not know are left alone.
+    assert_eq!(
+        store.job_runs("unknown_here", 1).await.unwrap()[0].attempt,
+        1
+    );
+    // The old holder comes back and tries to save its attempt: refused.
+    held.status = RunStatus::Succeeded;
+    assert!(matches!(
+        store.update_job_run(&held).await,
+        Err(Error::Conflict(_))
+    ));
+    // Finished runs are never taken over.
+    let mut done = t.clone();
+    done.status = RunStatus::Succeeded;
+    store.update_job_run(&done).await.unwrap();
+    assert!(
+        store
+            .claim_stale_job_runs(&jobs, at(60), at(61), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Pause is stored: every instance sees it, and resume clears it.
+pub async fn job_pause_is_stored(store: &dyn JobStore) {
+    assert!(store.paused_jobs().await.unwrap().is_empty());
+    store.set_job_paused("forecast", true, at(0)).await.unwrap();
+    store.set_job_paused("sla", true, at(0)).await.unwrap();
+    store.set_job_paused("sla", true, at(1)).await.unwrap();
+    assert_eq!(store.paused_jobs().await.unwrap(), ["forecast", "sla"]);
+    store
+        .set_job_paused("forecast", false, at(2))
+        .await
+        .unwrap();
+    store
+        .set_job_paused("never-paused", false, at(2))
+        .await
+        .unwrap();
+    assert_eq!(store.paused_jobs().await.unwrap(), ["sla"]);
 }

@@ -157,6 +157,8 @@ macro_rules! job_store_conformance {
         $crate::__cases!(jobs, $setup;
             job_run_claimed_once_per_tick,
             job_runs_update_and_list,
+            job_runs_taken_over_when_the_lease_lapses,
+            job_pause_is_stored,
         );
     };
 }

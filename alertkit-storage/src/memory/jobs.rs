@@ -1,6 +1,7 @@
 //! [`JobStore`]: job runs.
 
 use super::*;
+use alertkit_core::RunStatus;
 
 #[async_trait]
 impl JobStore for MemoryAlertStore {
@@ -17,6 +18,12 @@ impl JobStore for MemoryAlertStore {
     async fn update_job_run(&self, run: &JobRun) -> Result<()> {
         let mut s = self.write();
         match s.job_runs.get_mut(&(run.job_id.clone(), run.scheduled_at)) {
+            Some(stored) if stored.id == run.id && stored.attempt > run.attempt => {
+                Err(Error::Conflict(format!(
+                    "job run {} was taken over by another instance",
+                    run.id
+                )))
+            }
             Some(stored) if stored.id == run.id => {
                 *stored = run.clone();
                 Ok(())
@@ -35,5 +42,45 @@ impl JobStore for MemoryAlertStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+
+    async fn claim_stale_job_runs(
+        &self,
+        job_ids: &[String],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<JobRun>> {
+        let mut s = self.write();
+        let mut out = Vec::new();
+        for run in s.job_runs.values_mut() {
+            if out.len() >= limit as usize {
+                break;
+            }
+            let stale = matches!(run.status, RunStatus::Pending | RunStatus::Running)
+                && run.lease_until.is_some_and(|l| l <= now)
+                && job_ids.contains(&run.job_id);
+            if stale {
+                run.status = RunStatus::Pending;
+                run.attempt = run.attempt.saturating_add(1);
+                run.lease_until = Some(lease_until);
+                out.push(run.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_job_paused(&self, job_id: &str, paused: bool, _now: DateTime<Utc>) -> Result<()> {
+        let mut s = self.write();
+        if paused {
+            s.paused_jobs.insert(job_id.to_owned());
+        } else {
+            s.paused_jobs.remove(job_id);
+        }
+        Ok(())
+    }
+
+    async fn paused_jobs(&self) -> Result<Vec<String>> {
+        Ok(self.read().paused_jobs.iter().cloned().collect())
     }
 }

@@ -24,6 +24,8 @@ pub(super) struct State {
     pub(super) delivery_keys: BTreeSet<(AlertId, String, Channel, Severity)>,
     /// (job, tick) → run.
     pub(super) job_runs: BTreeMap<(String, DateTime<Utc>), JobRun>,
+    /// Paused job ids.
+    pub(super) paused_jobs: std::collections::BTreeSet<String>,
     /// The last change sequence number handed out.
     pub(super) seq: u64,
     /// Change sequence number → alert (each alert under its latest number).

@@ -13,13 +13,29 @@ impl JobStore for MongoAlertStore {
     }
 
     async fn update_job_run(&self, run: &JobRun) -> Result<()> {
+        // Fenced by attempt: a run taken over by another instance is not
+        // overwritten by the one that lost it.
         let res = self
             .runs()
-            .replace_one(doc! { "_id": id_bson(run.id) }, run_doc(run))
+            .replace_one(
+                doc! { "_id": id_bson(run.id), "attempt": { "$lte": i64::from(run.attempt) } },
+                run_doc(run),
+            )
             .await
             .mongo()?;
         if res.matched_count == 0 {
-            return Err(Error::not_found(format!("job run {}", run.id)));
+            let exists = self
+                .runs()
+                .find_one(doc! { "_id": id_bson(run.id) })
+                .await
+                .mongo()?;
+            return Err(match exists {
+                Some(_) => Error::Conflict(format!(
+                    "job run {} was taken over by another instance",
+                    run.id
+                )),
+                None => Error::not_found(format!("job run {}", run.id)),
+            });
         }
         Ok(())
     }
@@ -36,6 +52,66 @@ impl JobStore for MongoAlertStore {
         .await?
         .iter()
         .map(run_from)
+        .collect()
+    }
+
+    async fn claim_stale_job_runs(
+        &self,
+        job_ids: &[String],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<JobRun>> {
+        let stale = doc! {
+            "status": { "$in": ["pending", "running"] },
+            "lease_until": { "$lte": time_bson(now) },
+            "job_id": { "$in": job_ids },
+        };
+        let take = doc! {
+            "$set": { "status": "pending", "lease_until": time_bson(lease_until) },
+            "$inc": { "attempt": 1_i64 },
+        };
+        let mut out = Vec::new();
+        // One atomic find-and-modify per run: two instances never take the same one.
+        for _ in 0..limit {
+            let taken = self
+                .runs()
+                .find_one_and_update(stale.clone(), take.clone())
+                .sort(doc! { "scheduled_at": 1 })
+                .return_document(ReturnDocument::After)
+                .await
+                .mongo()?;
+            match taken {
+                Some(d) => out.push(run_from(&d)?),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_job_paused(&self, job_id: &str, paused: bool, now: DateTime<Utc>) -> Result<()> {
+        self.scheduler_jobs_coll()
+            .replace_one(
+                doc! { "_id": job_id },
+                doc! { "_id": job_id, "paused": paused, "updated_at": time_bson(now) },
+            )
+            .upsert(true)
+            .await
+            .mongo()?;
+        Ok(())
+    }
+
+    async fn paused_jobs(&self) -> Result<Vec<String>> {
+        collect(
+            self.scheduler_jobs_coll()
+                .find(doc! { "paused": true })
+                .sort(doc! { "_id": 1 })
+                .await
+                .mongo()?,
+        )
+        .await?
+        .iter()
+        .map(|d| get_str(d, "_id"))
         .collect()
     }
 }

@@ -207,4 +207,8 @@ impl MongoAlertStore {
     pub(super) fn attempts_coll(&self) -> Collection<Document> {
         self.db.collection("delivery_attempts")
     }
+
+    pub(super) fn scheduler_jobs_coll(&self) -> Collection<Document> {
+        self.db.collection("scheduler_jobs")
+    }
 }

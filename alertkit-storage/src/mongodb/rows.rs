@@ -219,6 +219,7 @@ pub(super) fn run_doc(r: &JobRun) -> Document {
     set_opt(&mut d, "started_at", r.started_at.map(time_bson));
     set_opt(&mut d, "finished_at", r.finished_at.map(time_bson));
     set_opt(&mut d, "error", r.error.clone().map(Bson::String));
+    set_opt(&mut d, "lease_until", r.lease_until.map(time_bson));
     d
 }
 
@@ -236,6 +237,7 @@ pub(super) fn run_from(d: &Document) -> Result<JobRun> {
             Some(_) => get_u32(d, "attempt")?,
             None => 1,
         },
+        lease_until: get_opt_time(d, "lease_until")?,
     })
 }
 

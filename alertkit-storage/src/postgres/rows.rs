@@ -10,7 +10,7 @@ pub(super) const DELIVERY_COLS: &str = "id, alert_id, user_id, channel, severity
     next_attempt_at, lease_until, last_error, created_at, updated_at";
 
 pub(super) const RUN_COLS: &str =
-    "id, job_id, scheduled_at, started_at, finished_at, status, error, attempt";
+    "id, job_id, scheduled_at, started_at, finished_at, status, error, attempt, lease_until";
 
 pub(super) fn alert_from_row(row: &PgRow) -> Result<Alert> {
     let resource = match (
@@ -84,6 +84,7 @@ pub(super) fn run_from_row(row: &PgRow) -> Result<JobRun> {
         status: parse(BACKEND, row.try_get::<&str, _>("status").pg()?)?,
         error: row.try_get("error").pg()?,
         attempt: count_from(BACKEND, row.try_get("attempt").pg()?)?,
+        lease_until: row.try_get("lease_until").pg()?,
     })
 }
 

@@ -102,6 +102,7 @@ pub(super) fn run_from_row(row: &SqliteRow) -> Result<JobRun> {
         status: parse(BACKEND, row.try_get::<&str, _>("status").lite()?)?,
         error: row.try_get("error").lite()?,
         attempt: count_from(BACKEND, row.try_get("attempt").lite()?)?,
+        lease_until: opt_time(row.try_get("lease_until").lite()?)?,
     })
 }
 
