@@ -41,6 +41,7 @@ pub mod clock;
 pub mod delivery;
 pub mod engine;
 pub mod error;
+pub mod evaluate;
 pub mod event;
 pub mod hooks;
 pub mod id;
@@ -62,6 +63,10 @@ pub use delivery::{
 };
 pub use engine::{AlertKit, AlertKitBuilder, Change, Health};
 pub use error::{Error, ErrorKind, Result};
+pub use evaluate::{
+    Comparison, DeadlineItem, DeadlineSource, Evaluation, MetricSource, RuleEvaluator, Sample,
+    SlaConditions, ThresholdConditions,
+};
 pub use event::AlertEvent;
 pub use hooks::{Authenticator, Directory};
 pub use id::AlertId;

@@ -66,6 +66,7 @@ impl AlertRule {
         if !self.conditions.is_object() {
             return Err(Error::invalid("rule conditions must be a JSON object"));
         }
+        crate::evaluate::check_conditions(self)?;
         self.template.validate(now)
     }
 }

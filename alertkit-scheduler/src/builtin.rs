@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use alertkit_core::{
-    AlertKit, Job, JobContext, JobSpec, MisfirePolicy, Principal, Result, Schedule, Scheduler,
+    AlertKit, Error, Job, JobContext, JobSpec, MisfirePolicy, Principal, Result, RuleEvaluator,
+    RuleKind, Schedule, Scheduler,
 };
 use async_trait::async_trait;
 
@@ -35,20 +36,77 @@ impl Job for RetentionJob {
     }
 }
 
+/// `rules` and `sla_watch`: one evaluation of the enabled rules of a kind
+/// ([`RuleEvaluator::evaluate`]). A run fails, naming them, when rules
+/// could not be evaluated; the others were.
+#[derive(Debug, Clone)]
+pub struct EvaluateJob {
+    evaluator: Arc<RuleEvaluator>,
+    kind: RuleKind,
+}
+
+impl EvaluateJob {
+    /// The job evaluating the rules of `kind`.
+    pub fn new(evaluator: Arc<RuleEvaluator>, kind: RuleKind) -> Self {
+        EvaluateJob { evaluator, kind }
+    }
+}
+
+#[async_trait]
+impl Job for EvaluateJob {
+    async fn run(&self, ctx: JobContext) -> Result<()> {
+        let e = self.evaluator.evaluate(self.kind).await?;
+        tracing::info!(job = %ctx.job_id, rules = e.rules, raised = e.raised, resolved = e.resolved, "rules evaluated");
+        if e.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid(e.errors.join("; ")))
+        }
+    }
+}
+
 /// Registers the built-in jobs on `scheduler`, in `timezone` (an IANA
 /// name; UTC when `None`):
 ///
 /// | id | schedule | protected |
 /// |---|---|---|
 /// | `retention` | 02:00 daily, misfire: run once | yes |
+/// | `rules` | every minute: threshold rules (with `evaluator`) | yes |
+/// | `sla_watch` | every 5 minutes: SLA rules (with `evaluator`) | no |
 ///
-/// Rule evaluation, the SLA watch and the daily summary join this list as
-/// they are built.
+/// The daily summary joins this list when it is built.
 pub async fn register_builtin(
     scheduler: &dyn Scheduler,
     kit: &AlertKit,
     timezone: Option<&str>,
+    evaluator: Option<Arc<RuleEvaluator>>,
 ) -> Result<()> {
+    if let Some(evaluator) = evaluator {
+        let mut rules = JobSpec::new(
+            "rules",
+            "Evaluate the threshold rules",
+            Schedule::Interval { every_secs: 60 },
+        );
+        rules.protected = true;
+        rules.misfire = MisfirePolicy::Skip;
+        rules.retry_delays_secs = vec![];
+        scheduler
+            .register(
+                rules,
+                Arc::new(EvaluateJob::new(evaluator.clone(), RuleKind::Threshold)),
+            )
+            .await?;
+        let mut sla = JobSpec::new(
+            "sla_watch",
+            "Evaluate the SLA rules",
+            Schedule::Interval { every_secs: 300 },
+        );
+        sla.misfire = MisfirePolicy::Skip;
+        sla.retry_delays_secs = vec![];
+        scheduler
+            .register(sla, Arc::new(EvaluateJob::new(evaluator, RuleKind::Sla)))
+            .await?;
+    }
     let mut retention = JobSpec::new(
         "retention",
         "Delete expired alerts and alerts past retention, with their deliveries",

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use alertkit::scheduler::{CronScheduler, SchedulerHandle, register_builtin};
-use alertkit::{AlertKit, Audience, Authenticator, Scheduler};
+use alertkit::{AlertKit, Audience, Authenticator, RuleEvaluator, Scheduler};
 
 use crate::{env, fail};
 
@@ -28,7 +28,10 @@ pub async fn start(kit: &AlertKit, auth: Arc<dyn Authenticator>) -> Jobs {
         .failure_alerts(kit.clone(), Audience::group(group))
         .build();
     let tz = env("ALERTKIT_TZ");
-    register_builtin(&scheduler, kit, tz.as_deref())
+    // Rules are evaluated against the sources an application plugs in; the
+    // reference server has none yet, so threshold and SLA rules report that.
+    let evaluator = Arc::new(RuleEvaluator::new(kit.clone()));
+    register_builtin(&scheduler, kit, tz.as_deref(), Some(evaluator))
         .await
         .unwrap_or_else(|e| fail("ALERTKIT_TZ", &e.to_string()));
     let handle = scheduler.spawn();
