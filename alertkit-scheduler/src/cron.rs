@@ -11,6 +11,7 @@ use alertkit_core::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -70,7 +71,7 @@ struct Inner {
     /// The runs this instance holds (running, or waiting for a retry), by
     /// id; their leases are renewed by the loop. Saves of held runs go
     /// through this lock, so a renewal never overwrites a newer state.
-    held: tokio::sync::Mutex<std::collections::HashMap<uuid::Uuid, JobRun>>,
+    held: Mutex<std::collections::HashMap<uuid::Uuid, Held>>,
 }
 
 struct Entry {
@@ -80,6 +81,9 @@ struct Entry {
     paused: bool,
     /// Ticks up to here were handled (run, claimed elsewhere, or skipped).
     checked: DateTime<Utc>,
+    /// The first tick after `checked` (kept so a loop over many jobs
+    /// compares instants instead of computing schedules).
+    next: Option<DateTime<Utc>>,
     /// Runs of this job in progress in this instance.
     running: usize,
     /// Ticks waiting for the running one ([`Overlap::Queue`]).
@@ -139,7 +143,7 @@ impl CronSchedulerBuilder {
                 tasks: Mutex::new(Vec::new()),
                 wake: Notify::new(),
                 stale_checked: Mutex::new(None),
-                held: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+                held: Mutex::new(std::collections::HashMap::new()),
             }),
         }
     }
@@ -170,6 +174,38 @@ impl SchedulerHandle {
     }
 }
 
+impl Entry {
+    fn set_checked(&mut self, t: DateTime<Utc>) {
+        self.checked = t;
+        self.next = self.compiled.next_after(t);
+    }
+
+    /// Starts `tick` unless a run is in progress, in which case the overlap
+    /// policy skips or queues it.
+    fn offer(&mut self, id: &str, tick: DateTime<Utc>, starts: &mut Vec<Start>) {
+        if self.running > 0 || self.retry.is_some() {
+            self.offer_later(id, tick);
+        } else {
+            self.running += 1;
+            starts.push(Start::Tick(id.to_owned(), tick));
+        }
+    }
+
+    /// A tick that comes while a run is in progress (or about to start).
+    fn offer_later(&mut self, id: &str, tick: DateTime<Utc>) {
+        match self.spec.overlap {
+            Overlap::Skip => {
+                tracing::info!(job = %id, %tick, "tick skipped: the job is still running");
+            }
+            Overlap::Queue => self.queued.push_back(tick),
+        }
+    }
+}
+
+/// A run this instance holds; saves of it go through its lock, so a
+/// renewal never overwrites a newer state. `None` once let go.
+type Held = Arc<tokio::sync::Mutex<Option<JobRun>>>;
+
 /// What the loop decided to start, worked out under the lock.
 enum Start {
     Tick(String, DateTime<Utc>),
@@ -189,6 +225,16 @@ impl CronScheduler {
 
     fn jobs(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
         self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps a task's handle for [`idle`](Self::idle) and shutdown,
+    /// dropping the handles of tasks already done so the list stays short.
+    fn track(&self, handle: JoinHandle<()>) {
+        let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if tasks.len() >= 64 && tasks.len().is_power_of_two() {
+            tasks.retain(|t| !t.is_finished());
+        }
+        tasks.push(handle);
     }
 
     fn take_tasks(&self) -> Vec<JoinHandle<()>> {
@@ -219,6 +265,11 @@ impl CronScheduler {
         let taken = self.take_over_stale(now).await;
         let grace = chrono::Duration::from_std(self.inner.config.misfire_grace)
             .unwrap_or(chrono::Duration::MAX);
+        let max = self.inner.config.max_catch_up.max(1);
+        // On-time ticks (the common case) start before any schedule is
+        // computed: the loop only compares cached instants here, and walks
+        // the schedules once the claims are on their way.
+        let mut on_time_jobs = Vec::new();
         let starts = {
             let mut jobs = self.jobs();
             let mut starts = Vec::new();
@@ -231,18 +282,36 @@ impl CronScheduler {
                     e.retry = None;
                     e.running += 1;
                 }
-                let due =
-                    e.compiled
-                        .ticks_between(e.checked, now, self.inner.config.max_catch_up.max(1));
-                let Some(last) = due.last().copied() else {
+                let Some(first) = e.next.filter(|n| *n <= now) else {
                     continue;
                 };
+                if !e.paused && now - first <= grace {
+                    e.checked = first;
+                    e.next = None;
+                    on_time_jobs.push(id.clone());
+                    e.offer(id, first, &mut starts);
+                    continue;
+                }
+                // Late (or paused): walk every due tick, then apply the
+                // misfire policy. Ticks late by more than the grace were
+                // missed; the others run whatever the policy.
+                let mut due = vec![first];
+                let mut next = e.compiled.next_after(first);
+                while let Some(n) = next.filter(|n| *n <= now) {
+                    if due.len() >= max {
+                        // Far behind: stop walking; the rest is skipped.
+                        next = e.compiled.next_after(now);
+                        break;
+                    }
+                    due.push(n);
+                    next = e.compiled.next_after(n);
+                }
+                let last = due[due.len() - 1];
                 e.checked = last;
+                e.next = next;
                 if e.paused {
                     continue;
                 }
-                // Ticks late by more than the grace were missed (downtime);
-                // the others run whatever the policy.
                 let (late, on_time): (Vec<_>, Vec<_>) =
                     due.into_iter().partition(|t| now - *t > grace);
                 let ticks: Vec<DateTime<Utc>> = match e.spec.misfire {
@@ -255,31 +324,56 @@ impl CronScheduler {
                     // Missed ticks being caught up run one after another.
                     if i > 0 {
                         e.queued.push_back(t);
-                        continue;
+                    } else {
+                        e.offer(id, t, &mut starts);
                     }
-                    if e.running > 0 || e.retry.is_some() {
-                        match e.spec.overlap {
-                            Overlap::Skip => {
-                                tracing::info!(job = %id, tick = %t, "tick skipped: the job is still running");
-                            }
-                            Overlap::Queue => e.queued.push_back(t),
-                        }
-                        continue;
-                    }
-                    e.running += 1;
-                    starts.push(Start::Tick(id.clone(), t));
                 }
             }
             starts
         };
         let n = starts.len() + taken;
-        for s in starts {
-            match s {
-                Start::Tick(id, tick) => {
-                    self.start_tick(id, tick, false).await;
+        // Claims go out together, in their own task: a second with a
+        // thousand due ticks should not start its last job a thousand round
+        // trips late, nor wait for the schedules below.
+        let me = self.clone();
+        let claims = tokio::spawn(async move {
+            futures::stream::iter(starts)
+                .for_each_concurrent(64, |s| {
+                    let me = &me;
+                    async move {
+                        match s {
+                            Start::Tick(id, tick) => {
+                                me.start_tick(id, tick, false).await;
+                            }
+                            Start::Retry(id, run) => me.spawn_run(id, run),
+                        }
+                    }
+                })
+                .await;
+        });
+        self.track(claims);
+        // The schedules of the jobs started on time: later ticks that are
+        // also due already (a loop that fell a little behind) are queued;
+        // then the next future tick.
+        let mut jobs = self.jobs();
+        for id in on_time_jobs {
+            let Some(e) = jobs.get_mut(&id) else {
+                continue;
+            };
+            let mut next = e.compiled.next_after(e.checked);
+            let mut extra = 0;
+            while let Some(t) = next.filter(|t| *t <= now) {
+                extra += 1;
+                if extra > max {
+                    next = e.compiled.next_after(now);
+                    break;
                 }
-                Start::Retry(id, run) => self.spawn_run(id, run),
+                e.checked = t;
+                // Due but not missed: they run, one after another.
+                e.queued.push_back(t);
+                next = e.compiled.next_after(t);
             }
+            e.next = next;
         }
         n
     }
@@ -297,7 +391,7 @@ impl CronScheduler {
         for (id, e) in self.jobs().iter_mut() {
             let now_paused = paused.contains(id);
             if e.paused && !now_paused {
-                e.checked = e.checked.max(now);
+                e.set_checked(e.checked.max(now));
             }
             e.paused = now_paused;
         }
@@ -384,11 +478,7 @@ impl CronScheduler {
     fn spawn_run(&self, id: String, run: JobRun) {
         let me = self.clone();
         let handle = tokio::spawn(async move { me.execute(id, run).await });
-        self.inner
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(handle);
+        self.track(handle);
     }
 
     /// One attempt of a claimed run: running, then succeeded, failed, or
@@ -493,11 +583,7 @@ impl CronScheduler {
             let handle = tokio::spawn(async move {
                 me.start_tick(id, tick, false).await;
             });
-            self.inner
-                .tasks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(handle);
+            self.track(handle);
         }
         self.inner.wake.notify_one();
     }
@@ -517,15 +603,26 @@ impl CronScheduler {
         }
     }
 
+    fn held(&self) -> MutexGuard<'_, std::collections::HashMap<uuid::Uuid, Held>> {
+        self.inner.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Saves a run this instance holds; keeps it held (its lease renewed
     /// by the loop) or lets it go. `false` if another instance took it over.
     async fn save_held(&self, run: &JobRun, keep: bool) -> bool {
-        let mut held = self.inner.held.lock().await;
+        let slot = self
+            .held()
+            .entry(run.id)
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(None)))
+            .clone();
+        let mut current = slot.lock().await;
         let ok = self.save(run).await;
         if ok && keep {
-            held.insert(run.id, run.clone());
+            *current = Some(run.clone());
         } else {
-            held.remove(&run.id);
+            // Let go: a renewal that still holds this slot sees `None`.
+            *current = None;
+            self.held().remove(&run.id);
         }
         ok
     }
@@ -534,20 +631,20 @@ impl CronScheduler {
     /// the lease has passed; a run taken over meanwhile is let go.
     async fn renew_held(&self, now: DateTime<Utc>) {
         let lease = self.lease();
-        let mut held = self.inner.held.lock().await;
-        let due: Vec<uuid::Uuid> = held
-            .values()
-            .filter(|r| r.lease_until.is_none_or(|l| l <= now + lease * 2 / 3))
-            .map(|r| r.id)
-            .collect();
-        for id in due {
-            let Some(run) = held.get_mut(&id) else {
+        let slots: Vec<Held> = self.held().values().cloned().collect();
+        for slot in slots {
+            let mut current = slot.lock().await;
+            let Some(run) = current.as_mut() else {
                 continue;
             };
+            if run.lease_until.is_some_and(|l| l > now + lease * 2 / 3) {
+                continue;
+            }
             run.lease_until = Some(now + lease);
             let run = run.clone();
             if !self.save(&run).await {
-                held.remove(&id);
+                *current = None;
+                self.held().remove(&run.id);
             }
         }
     }
@@ -625,7 +722,7 @@ impl CronScheduler {
             .values()
             .filter(|e| !e.paused)
             .filter_map(|e| {
-                let tick = e.compiled.next_after(e.checked);
+                let tick = e.next;
                 let retry = e.retry.as_ref().map(|(_, at)| *at);
                 tick.into_iter().chain(retry).min()
             })
@@ -670,6 +767,7 @@ impl Scheduler for CronScheduler {
     async fn register(&self, spec: JobSpec, job: Arc<dyn Job>) -> Result<()> {
         spec.validate()?;
         let compiled = Compiled::new(&spec.schedule)?;
+
         // Ticks after the last recorded run count as missed (misfire
         // policy); a job never run starts from now.
         let last = self.inner.store.job_runs(&spec.id, 1).await?;
@@ -680,6 +778,7 @@ impl Scheduler for CronScheduler {
         let (paused, running) = jobs
             .get(&spec.id)
             .map_or((stored_pause, 0), |e| (e.paused, e.running));
+        let id = spec.id.clone();
         jobs.insert(
             spec.id.clone(),
             Entry {
@@ -687,12 +786,16 @@ impl Scheduler for CronScheduler {
                 job,
                 compiled,
                 paused,
+                next: None,
                 checked,
                 running,
                 queued: VecDeque::new(),
                 retry: None,
             },
         );
+        if let Some(e) = jobs.get_mut(&id) {
+            e.set_checked(checked);
+        }
         drop(jobs);
         self.inner.wake.notify_one();
         Ok(())
@@ -747,7 +850,7 @@ impl Scheduler for CronScheduler {
             if e.paused {
                 e.paused = false;
                 // Ticks that fell while paused are not run.
-                e.checked = e.checked.max(now);
+                e.set_checked(e.checked.max(now));
             }
         }
         self.inner.store.set_job_paused(id, false, now).await?;
