@@ -90,6 +90,11 @@ pub struct JobSpec {
     /// 300, 900: four attempts in all); empty for no retries.
     #[serde(default = "default_retry_delays")]
     pub retry_delays_secs: Vec<u64>,
+    /// Each run starts up to this many seconds after its tick, at random,
+    /// so that many jobs on one schedule do not all hit a backend in the
+    /// same instant (default 0: at the tick).
+    #[serde(default)]
+    pub jitter_secs: u64,
 }
 
 impl JobSpec {
@@ -106,6 +111,7 @@ impl JobSpec {
             overlap: Overlap::default(),
             timeout_secs: None,
             retry_delays_secs: default_retry_delays(),
+            jitter_secs: 0,
         }
     }
 
@@ -129,6 +135,9 @@ impl JobSpec {
         }
         if self.retry_delays_secs.len() > 10 {
             return Err(crate::Error::invalid("a job retries at most 10 times"));
+        }
+        if self.jitter_secs > 3600 {
+            return Err(crate::Error::invalid("a job's jitter is at most 3600 s"));
         }
         Ok(())
     }

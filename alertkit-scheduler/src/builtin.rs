@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use alertkit_core::{
-    AlertKit, Error, Job, JobContext, JobSpec, MisfirePolicy, Principal, Result, RuleEvaluator,
-    RuleKind, Schedule, Scheduler,
+    AlertFilter, AlertKit, Audience, Error, Job, JobContext, JobSpec, MisfirePolicy, NewAlert,
+    Permission, Principal, Result, RuleEvaluator, RuleKind, Schedule, Scheduler, Severity,
 };
 use async_trait::async_trait;
 
@@ -65,22 +65,137 @@ impl Job for EvaluateJob {
     }
 }
 
-/// Registers the built-in jobs on `scheduler`, in `timezone` (an IANA
-/// name; UTC when `None`):
+/// `daily_summary`: for each configured group, one `daily_summary` alert
+/// to the managers counting what the group's members could see in the day
+/// before the tick (by severity and type). Nothing for a group with an
+/// empty day; one alert per group and day (deduplicated on both).
+#[derive(Debug, Clone)]
+pub struct DailySummaryJob {
+    kit: AlertKit,
+    groups: Vec<String>,
+    managers: Audience,
+}
+
+impl DailySummaryJob {
+    /// Summaries of `groups` for `managers`.
+    pub fn new(kit: AlertKit, groups: Vec<String>, managers: Audience) -> Self {
+        DailySummaryJob {
+            kit,
+            groups,
+            managers,
+        }
+    }
+}
+
+#[async_trait]
+impl Job for DailySummaryJob {
+    async fn run(&self, ctx: JobContext) -> Result<()> {
+        let end = ctx.scheduled_at;
+        let start = end - chrono::Duration::days(1);
+        let ms = chrono::Duration::milliseconds(1);
+        // [start, end): `since` is exclusive, `until` inclusive.
+        let filter = AlertFilter {
+            since: Some(start - ms),
+            until: Some(end - ms),
+            include_dismissed: true,
+            ..Default::default()
+        };
+        for group in &self.groups {
+            let viewer = Principal::user(format!("daily_summary:{group}"))
+                .with_groups([group.clone()])
+                .with_permissions([Permission::AlertsRead]);
+            let stats = self.kit.stats(&viewer, &filter).await?;
+            if stats.total == 0 {
+                continue;
+            }
+            let by_severity: Vec<String> = stats
+                .by_severity
+                .iter()
+                .rev()
+                .map(|(sev, n)| format!("{n} {}", sev.as_str()))
+                .collect();
+            let by_type: Vec<String> = stats
+                .by_type
+                .iter()
+                .map(|(t, n)| format!("{t}: {n}"))
+                .collect();
+            let day = start.format("%Y-%m-%d");
+            let alert = NewAlert::new(
+                "daily_summary",
+                Severity::Info,
+                format!(
+                    "Daily summary for {group}, {day}: {} alerts ({})",
+                    stats.total,
+                    by_severity.join(", ")
+                ),
+            )
+            .message(by_type.join("\n"))
+            .tags([group.clone()])
+            .audience(self.managers.clone())
+            .dedup_key(format!("daily_summary:{group}:{day}"));
+            self.kit
+                .raise(&Principal::admin("scheduler"), alert)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`register_builtin`] registers besides `retention`.
+#[derive(Debug, Clone, Default)]
+pub struct Builtin {
+    /// IANA time zone of the daily jobs' times; UTC when `None`.
+    pub timezone: Option<String>,
+    /// Evaluates the rules: adds `rules` and `sla_watch`.
+    pub evaluator: Option<Arc<RuleEvaluator>>,
+    /// Groups to summarise daily: adds `daily_summary` when not empty.
+    pub summary_groups: Vec<String>,
+    /// Who gets the daily summaries (default `group:managers`).
+    pub managers: Option<Audience>,
+}
+
+/// Registers the built-in jobs on `scheduler`:
 ///
 /// | id | schedule | protected |
 /// |---|---|---|
 /// | `retention` | 02:00 daily, misfire: run once | yes |
-/// | `rules` | every minute: threshold rules (with `evaluator`) | yes |
-/// | `sla_watch` | every 5 minutes: SLA rules (with `evaluator`) | no |
+/// | `rules` | every minute: threshold rules (with an evaluator) | yes |
+/// | `sla_watch` | every 5 minutes: SLA rules (with an evaluator) | no |
+/// | `daily_summary` | 00:00 daily: the day before, per group (with groups) | no |
 ///
-/// The daily summary joins this list when it is built.
+/// Daily times are in `options.timezone`.
 pub async fn register_builtin(
     scheduler: &dyn Scheduler,
     kit: &AlertKit,
-    timezone: Option<&str>,
-    evaluator: Option<Arc<RuleEvaluator>>,
+    options: Builtin,
 ) -> Result<()> {
+    let timezone = options.timezone.as_deref();
+    if !options.summary_groups.is_empty() {
+        let mut summary = JobSpec::new(
+            "daily_summary",
+            "Summarise each group's previous day for the managers",
+            Schedule::Cron {
+                expr: "0 0 0 * * *".into(),
+                timezone: timezone.map(str::to_owned),
+            },
+        );
+        summary.misfire = MisfirePolicy::RunOnce;
+        let managers = options
+            .managers
+            .clone()
+            .unwrap_or_else(|| Audience::group("managers"));
+        scheduler
+            .register(
+                summary,
+                Arc::new(DailySummaryJob::new(
+                    kit.clone(),
+                    options.summary_groups.clone(),
+                    managers,
+                )),
+            )
+            .await?;
+    }
+    let evaluator = options.evaluator;
     if let Some(evaluator) = evaluator {
         let mut rules = JobSpec::new(
             "rules",

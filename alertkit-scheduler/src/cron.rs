@@ -491,6 +491,16 @@ impl CronScheduler {
         else {
             return;
         };
+        if spec.jitter_secs > 0 && run.attempt == 1 {
+            // Spread the start. The tick is already ours; held, its lease is
+            // renewed while it waits.
+            if !self.save_held(&run, true).await {
+                self.finished(&id);
+                return;
+            }
+            let spread = Duration::from_secs(spec.jitter_secs).mul_f64(unit_random());
+            tokio::time::sleep(spread).await;
+        }
         run.status = RunStatus::Running;
         run.started_at = Some(self.inner.clock.now());
         run.finished_at = None;
@@ -747,6 +757,12 @@ impl CronScheduler {
             running: e.running > 0,
         }
     }
+}
+
+/// A random number in [0, 1), from a fresh UUIDv4.
+fn unit_random() -> f64 {
+    let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
+    bits as f64 / (1u64 << 53) as f64
 }
 
 fn joined_result(r: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result<()> {

@@ -73,7 +73,7 @@
 //! ([`JobStore::set_job_paused`](alertkit_core::JobStore::set_job_paused)):
 //! every instance follows them on its next loop.
 
-mod builtin;
+pub mod builtin;
 mod cron;
 #[cfg(feature = "axum")]
 pub mod http;
@@ -83,6 +83,6 @@ pub use alertkit_core::scheduler::{
     Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, Overlap, RunStatus, Schedule,
     Scheduler,
 };
-pub use builtin::register_builtin;
+pub use builtin::{Builtin, register_builtin};
 pub use cron::{CronScheduler, CronSchedulerBuilder, SchedulerConfig, SchedulerHandle};
 pub use schedule::Compiled;

@@ -391,3 +391,54 @@ async fn bad_specs_are_invalid_and_name_the_problem() {
         assert!(e.to_string().contains(needle), "{e}");
     }
 }
+
+/// Records when (real time) it started.
+struct Stamp(Arc<Mutex<Vec<std::time::Instant>>>);
+
+#[async_trait::async_trait]
+impl Job for Stamp {
+    async fn run(&self, _: JobContext) -> Result<()> {
+        self.0.lock().unwrap().push(std::time::Instant::now());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn jitter_spreads_the_start_within_its_bound() {
+    let s = setup("2026-05-01T10:00:30Z");
+    let stamps = Arc::new(Mutex::new(Vec::new()));
+    for i in 0..8 {
+        let mut spec = every_minute(&format!("j{i}"));
+        spec.jitter_secs = 1;
+        s.sched
+            .register(spec, Arc::new(Stamp(stamps.clone())))
+            .await
+            .unwrap();
+    }
+    let started = std::time::Instant::now();
+    s.at("2026-05-01T10:01:00Z").await;
+    let took = started.elapsed();
+    assert!(
+        took <= Duration::from_millis(1500),
+        "bounded by the jitter: {took:?}"
+    );
+    let stamps = stamps.lock().unwrap().clone();
+    assert_eq!(stamps.len(), 8, "each ran once");
+    let (first, last) = (stamps.iter().min().unwrap(), stamps.iter().max().unwrap());
+    // Eight uniform starts over 1 s all within 100 ms: about 1 in a million.
+    assert!(
+        *last - *first > Duration::from_millis(100),
+        "spread: {:?}",
+        *last - *first
+    );
+    let mut spec = every_minute("bad");
+    spec.jitter_secs = 7200;
+    assert_eq!(
+        s.sched
+            .register(spec, Arc::new(Probe::default()))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Invalid
+    );
+}

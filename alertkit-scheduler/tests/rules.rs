@@ -292,7 +292,13 @@ async fn the_builtin_jobs_evaluate_rules_and_report_what_could_not_be() {
         .clock(s.clock.clone())
         .build();
     let eval = Arc::new(RuleEvaluator::new(s.kit.clone()).metrics(s.metrics.clone()));
-    alertkit_scheduler::register_builtin(&sched, &s.kit, Some("Europe/Berlin"), Some(eval))
+    let options = alertkit_scheduler::Builtin {
+        timezone: Some("Europe/Berlin".into()),
+        evaluator: Some(eval),
+        summary_groups: vec!["planners".into()],
+        managers: None,
+    };
+    alertkit_scheduler::register_builtin(&sched, &s.kit, options)
         .await
         .unwrap();
     let ids: Vec<String> = sched
@@ -302,7 +308,7 @@ async fn the_builtin_jobs_evaluate_rules_and_report_what_could_not_be() {
         .into_iter()
         .map(|j| j.spec.id)
         .collect();
-    assert_eq!(ids, ["retention", "rules", "sla_watch"]);
+    assert_eq!(ids, ["daily_summary", "retention", "rules", "sla_watch"]);
     sched.trigger("rules").await.unwrap();
     sched.idle().await;
     assert_eq!(s.alerts(&s.admin, "workload_high").await.len(), 1);
@@ -321,4 +327,71 @@ async fn the_builtin_jobs_evaluate_rules_and_report_what_could_not_be() {
     let run = store.job_runs("sla_watch", 1).await.unwrap().remove(0);
     assert_eq!(run.status, RunStatus::Failed);
     assert!(run.error.unwrap().contains("no deadline source"));
+}
+
+#[tokio::test]
+async fn the_daily_summary_counts_each_groups_day_for_the_managers() {
+    use alertkit_core::{Job, JobContext};
+    use alertkit_scheduler::builtin::DailySummaryJob;
+    let s = setup(); // 2026-06-01T09:00Z
+    let raise = |sev, title: &str, group: &str| {
+        NewAlert::new("capacity_warning", sev, title).audience(Audience::group(group))
+    };
+    // The day before does not count.
+    s.clock.set(utc("2026-05-31T23:00:00Z"));
+    s.kit
+        .raise(&s.admin, raise(Severity::Critical, "yesterday", "planners"))
+        .await
+        .unwrap();
+    s.clock.set(utc("2026-06-01T09:00:00Z"));
+    for (sev, t) in [
+        (Severity::High, "a"),
+        (Severity::High, "b"),
+        (Severity::Critical, "c"),
+    ] {
+        s.kit
+            .raise(&s.admin, raise(sev, t, "planners"))
+            .await
+            .unwrap();
+    }
+    s.kit
+        .raise(&s.admin, raise(Severity::Low, "ops only", "ops"))
+        .await
+        .unwrap();
+    let job = DailySummaryJob::new(
+        s.kit.clone(),
+        vec!["planners".into(), "support".into()],
+        Audience::group("managers"),
+    );
+    let midnight = utc("2026-06-02T00:00:00Z");
+    s.clock.set(midnight);
+    for _ in 0..2 {
+        job.run(JobContext {
+            job_id: "daily_summary".into(),
+            scheduled_at: midnight,
+        })
+        .await
+        .unwrap();
+    }
+    let manager = Principal::user("mia").with_groups(["managers"]);
+    let sums = s.alerts(&manager, "daily_summary").await;
+    assert_eq!(
+        sums.len(),
+        1,
+        "one for planners, none for support's empty day, once"
+    );
+    assert_eq!(
+        sums[0].alert.title,
+        "Daily summary for planners, 2026-06-01: 3 alerts (1 critical, 2 high)"
+    );
+    assert!(sums[0].alert.message.contains("capacity_warning: 3"));
+    assert!(
+        s.alerts(
+            &Principal::user("pat").with_groups(["planners"]),
+            "daily_summary"
+        )
+        .await
+        .is_empty(),
+        "for the managers only"
+    );
 }

@@ -6,10 +6,12 @@
 //! |---|---|
 //! | `ALERTKIT_TZ` | IANA time zone of the built-in jobs' times (default UTC) |
 //! | `ALERTKIT_ADMIN_GROUP` | who gets `job_failed` alerts (default `admins`) |
+//! | `ALERTKIT_SUMMARY_GROUPS` | groups summarised each midnight (`planners,support`); none by default |
+//! | `ALERTKIT_MANAGER_GROUP` | who gets the daily summaries (default `managers`) |
 
 use std::sync::Arc;
 
-use alertkit::scheduler::{CronScheduler, SchedulerHandle, register_builtin};
+use alertkit::scheduler::{Builtin, CronScheduler, SchedulerHandle, register_builtin};
 use alertkit::{AlertKit, Audience, Authenticator, RuleEvaluator, Scheduler};
 
 use crate::{env, fail};
@@ -31,7 +33,23 @@ pub async fn start(kit: &AlertKit, auth: Arc<dyn Authenticator>) -> Jobs {
     // Rules are evaluated against the sources an application plugs in; the
     // reference server has none yet, so threshold and SLA rules report that.
     let evaluator = Arc::new(RuleEvaluator::new(kit.clone()));
-    register_builtin(&scheduler, kit, tz.as_deref(), Some(evaluator))
+    let summary_groups = env("ALERTKIT_SUMMARY_GROUPS")
+        .map(|g| {
+            g.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let options = Builtin {
+        timezone: tz,
+        evaluator: Some(evaluator),
+        summary_groups,
+        managers: Some(Audience::group(
+            env("ALERTKIT_MANAGER_GROUP").unwrap_or_else(|| "managers".into()),
+        )),
+    };
+    register_builtin(&scheduler, kit, options)
         .await
         .unwrap_or_else(|e| fail("ALERTKIT_TZ", &e.to_string()));
     let handle = scheduler.spawn();
