@@ -21,6 +21,8 @@
 //!   `Conflict`) or queued until the run ends.
 //! - **Timeout**: a run taking longer than `timeout_secs` is cut off and
 //!   fails.
+//! - **Jitter**: `jitter_secs` delays each run's start by a random part of
+//!   it, so jobs sharing a schedule do not all start in the same instant.
 //! - **Retries**: a failed run (error, timeout or panic) is retried after
 //!   each of `retry_delays_secs` (default 60, 300, 900); the run record goes
 //!   back to `pending` with its attempt number and last error, then to
