@@ -139,11 +139,19 @@ ak_smtp() {
   local port=52525
   # A maildir (new, cur, tmp) the sink writes each message into.
   mkdir -p "$ak_state/mail/new" "$ak_state/mail/cur" "$ak_state/mail/tmp"
-  if ! ak_port_open 127.0.0.1 $port; then
+  if [[ -f $ak_state/smtp.pid && -f $ak_state/smtp.port ]] \
+    && kill -0 "$(cat "$ak_state/smtp.pid")" 2>/dev/null; then
+    # Our own sink, still running (ALERTKIT_KEEP_SERVICES=1 kept it).
+    port=$(cat "$ak_state/smtp.port")
+  else
+    # A sink already on the port belongs to another checkout and writes to
+    # its own maildir: ours takes the next free port.
+    while ak_port_open 127.0.0.1 $port; do port=$((port + 1)); done
     ak_log "starting aiosmtpd on 127.0.0.1:$port (maildir $ak_state/mail)"
     "$ak_venv/bin/python" -m aiosmtpd -n -l 127.0.0.1:$port -c aiosmtpd.handlers.Mailbox "$ak_state/mail" \
       >"$ak_state/smtp.log" 2>&1 &
     echo $! >"$ak_state/smtp.pid"
+    echo $port >"$ak_state/smtp.port"
     ak_wait_port 127.0.0.1 $port 30 aiosmtpd
     AK_STARTED+=(smtp)
   fi
