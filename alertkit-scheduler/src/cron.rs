@@ -62,7 +62,7 @@ struct Inner {
     store: Arc<dyn JobStore>,
     clock: Arc<dyn Clock>,
     config: SchedulerConfig,
-    jobs: Mutex<BTreeMap<String, Entry>>,
+    jobs: Mutex<Jobs>,
     alerts: Option<(AlertKit, Audience)>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     wake: Notify,
@@ -138,7 +138,7 @@ impl CronSchedulerBuilder {
                 store: self.store,
                 clock: self.clock,
                 config: self.config,
-                jobs: Mutex::new(BTreeMap::new()),
+                jobs: Mutex::new(Jobs::default()),
                 alerts: self.alerts,
                 tasks: Mutex::new(Vec::new()),
                 wake: Notify::new(),
@@ -174,12 +174,100 @@ impl SchedulerHandle {
     }
 }
 
-impl Entry {
-    fn set_checked(&mut self, t: DateTime<Utc>) {
-        self.checked = t;
-        self.next = self.compiled.next_after(t);
+/// The registered jobs, with an index of their next ticks so the loop
+/// touches only the jobs that are due, however many are registered.
+#[derive(Default)]
+struct Jobs {
+    map: BTreeMap<String, Entry>,
+    /// (next tick, job id) of every job with a next tick.
+    timeline: std::collections::BTreeSet<(DateTime<Utc>, String)>,
+    /// Jobs with a retry waiting.
+    retrying: std::collections::BTreeSet<String>,
+    /// The paused set last read from the store.
+    paused: Vec<String>,
+}
+
+impl std::ops::Deref for Jobs {
+    type Target = BTreeMap<String, Entry>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::ops::DerefMut for Jobs {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
+
+impl Jobs {
+    /// Sets a job's next tick, keeping the index in step.
+    fn set_next(&mut self, id: &str, next: Option<DateTime<Utc>>) {
+        let Some(e) = self.map.get_mut(id) else {
+            return;
+        };
+        if let Some(old) = e.next.take() {
+            self.timeline.remove(&(old, id.to_owned()));
+        }
+        e.next = next;
+        if let Some(n) = next {
+            self.timeline.insert((n, id.to_owned()));
+        }
     }
 
+    /// Marks ticks up to `t` handled; the next tick follows the schedule.
+    fn set_checked(&mut self, id: &str, t: DateTime<Utc>) {
+        let next = match self.map.get_mut(id) {
+            Some(e) => {
+                e.checked = t;
+                e.compiled.next_after(t)
+            }
+            None => return,
+        };
+        self.set_next(id, next);
+    }
+
+    /// Ids with a tick or a retry due at `now`.
+    fn due(&self, now: DateTime<Utc>) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .timeline
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, id)| id.clone())
+            .collect();
+        for id in &self.retrying {
+            let retry_due = self
+                .map
+                .get(id)
+                .and_then(|e| e.retry.as_ref())
+                .is_some_and(|(_, at)| *at <= now);
+            if retry_due && !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        ids
+    }
+
+    /// The soonest tick or retry.
+    fn soonest(&self) -> Option<DateTime<Utc>> {
+        let tick = self.timeline.iter().next().map(|(t, _)| *t);
+        let retry = self
+            .retrying
+            .iter()
+            .filter_map(|id| self.map.get(id)?.retry.as_ref().map(|(_, at)| *at))
+            .min();
+        tick.into_iter().chain(retry).min()
+    }
+
+    /// Removes a job and its index entries.
+    fn remove_job(&mut self, id: &str) {
+        self.set_next(id, None);
+        self.retrying.remove(id);
+        self.map.remove(id);
+    }
+}
+
+impl Entry {
     /// Starts `tick` unless a run is in progress, in which case the overlap
     /// policy skips or queues it.
     fn offer(&mut self, id: &str, tick: DateTime<Utc>, starts: &mut Vec<Start>) {
@@ -223,7 +311,7 @@ impl CronScheduler {
         }
     }
 
-    fn jobs(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+    fn jobs(&self) -> MutexGuard<'_, Jobs> {
         self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -260,9 +348,6 @@ impl CronScheduler {
     /// this; tests on a manual clock call it directly.
     pub async fn run_due(&self) -> usize {
         let now = self.inner.clock.now();
-        self.sync_paused(now).await;
-        self.renew_held(now).await;
-        let taken = self.take_over_stale(now).await;
         let grace = chrono::Duration::from_std(self.inner.config.misfire_grace)
             .unwrap_or(chrono::Duration::MAX);
         let max = self.inner.config.max_catch_up.max(1);
@@ -271,9 +356,14 @@ impl CronScheduler {
         // the schedules once the claims are on their way.
         let mut on_time_jobs = Vec::new();
         let starts = {
-            let mut jobs = self.jobs();
+            let mut guard = self.jobs();
+            let jobs = &mut *guard;
             let mut starts = Vec::new();
-            for (id, e) in jobs.iter_mut() {
+            for id in jobs.due(now) {
+                let id = &id;
+                let Some(e) = jobs.map.get_mut(id) else {
+                    continue;
+                };
                 if let Some((run, at)) = &e.retry
                     && *at <= now
                     && !e.paused
@@ -281,15 +371,19 @@ impl CronScheduler {
                     starts.push(Start::Retry(id.clone(), run.clone()));
                     e.retry = None;
                     e.running += 1;
+                    jobs.retrying.remove(id);
                 }
+                let Some(e) = jobs.map.get_mut(id) else {
+                    continue;
+                };
                 let Some(first) = e.next.filter(|n| *n <= now) else {
                     continue;
                 };
                 if !e.paused && now - first <= grace {
                     e.checked = first;
-                    e.next = None;
                     on_time_jobs.push(id.clone());
                     e.offer(id, first, &mut starts);
+                    jobs.set_next(id, None);
                     continue;
                 }
                 // Late (or paused): walk every due tick, then apply the
@@ -308,8 +402,12 @@ impl CronScheduler {
                 }
                 let last = due[due.len() - 1];
                 e.checked = last;
-                e.next = next;
-                if e.paused {
+                let paused = e.paused;
+                jobs.set_next(id, next);
+                let Some(e) = jobs.map.get_mut(id) else {
+                    continue;
+                };
+                if paused {
                     continue;
                 }
                 let (late, on_time): (Vec<_>, Vec<_>) =
@@ -331,7 +429,7 @@ impl CronScheduler {
             }
             starts
         };
-        let n = starts.len() + taken;
+        let n = starts.len();
         // Claims go out together, in their own task: a second with a
         // thousand due ticks should not start its last job a thousand round
         // trips late, nor wait for the schedules below.
@@ -355,27 +453,34 @@ impl CronScheduler {
         // The schedules of the jobs started on time: later ticks that are
         // also due already (a loop that fell a little behind) are queued;
         // then the next future tick.
-        let mut jobs = self.jobs();
-        for id in on_time_jobs {
-            let Some(e) = jobs.get_mut(&id) else {
-                continue;
-            };
-            let mut next = e.compiled.next_after(e.checked);
-            let mut extra = 0;
-            while let Some(t) = next.filter(|t| *t <= now) {
-                extra += 1;
-                if extra > max {
-                    next = e.compiled.next_after(now);
-                    break;
+        {
+            let mut jobs = self.jobs();
+            for id in on_time_jobs {
+                let Some(e) = jobs.map.get_mut(&id) else {
+                    continue;
+                };
+                let mut next = e.compiled.next_after(e.checked);
+                let mut extra = 0;
+                while let Some(t) = next.filter(|t| *t <= now) {
+                    extra += 1;
+                    if extra > max {
+                        next = e.compiled.next_after(now);
+                        break;
+                    }
+                    e.checked = t;
+                    // Due but not missed: they run, one after another.
+                    e.queued.push_back(t);
+                    next = e.compiled.next_after(t);
                 }
-                e.checked = t;
-                // Due but not missed: they run, one after another.
-                e.queued.push_back(t);
-                next = e.compiled.next_after(t);
+                jobs.set_next(&id, next);
             }
-            e.next = next;
         }
-        n
+        // Bookkeeping that talks to the store comes after the due ticks
+        // are on their way: pause flags set elsewhere, lease renewals, and
+        // runs of dead instances.
+        self.sync_paused(now).await;
+        self.renew_held(now).await;
+        n + self.take_over_stale(now).await
     }
 
     /// Follows the stored pause flags (another instance may have changed
@@ -388,13 +493,24 @@ impl CronScheduler {
                 return;
             }
         };
-        for (id, e) in self.jobs().iter_mut() {
-            let now_paused = paused.contains(id);
-            if e.paused && !now_paused {
-                e.set_checked(e.checked.max(now));
-            }
-            e.paused = now_paused;
+        let mut jobs = self.jobs();
+        if jobs.paused == paused {
+            return;
         }
+        let ids: Vec<String> = jobs.map.keys().cloned().collect();
+        for id in ids {
+            let now_paused = paused.contains(&id);
+            let Some(e) = jobs.map.get_mut(&id) else {
+                continue;
+            };
+            let resumed = e.paused && !now_paused;
+            e.paused = now_paused;
+            if resumed {
+                let t = e.checked.max(now);
+                jobs.set_checked(&id, t);
+            }
+        }
+        jobs.paused = paused;
     }
 
     /// Every half lease, takes over the runs of registered jobs whose
@@ -557,8 +673,10 @@ impl CronScheduler {
                         tracing::info!(job = %id, attempt = run.attempt, error = %e, "job run failed; will retry");
                         let mut next = run.clone();
                         next.attempt += 1;
-                        if let Some(entry) = self.jobs().get_mut(&id) {
+                        let mut jobs = self.jobs();
+                        if let Some(entry) = jobs.map.get_mut(&id) {
                             entry.retry = Some((next, at));
+                            jobs.retrying.insert(id.clone());
                         }
                     }
                     None => {
@@ -727,16 +845,7 @@ impl CronScheduler {
     /// How long the loop may sleep: until the next tick or retry, at most `poll`.
     fn until_next(&self) -> Duration {
         let now = self.inner.clock.now();
-        let jobs = self.jobs();
-        let soonest = jobs
-            .values()
-            .filter(|e| !e.paused)
-            .filter_map(|e| {
-                let tick = e.next;
-                let retry = e.retry.as_ref().map(|(_, at)| *at);
-                tick.into_iter().chain(retry).min()
-            })
-            .min();
+        let soonest = self.jobs().soonest();
         let poll = self.inner.config.poll;
         match soonest {
             Some(t) => (t - now).to_std().unwrap_or(Duration::ZERO).min(poll),
@@ -795,6 +904,9 @@ impl Scheduler for CronScheduler {
             .get(&spec.id)
             .map_or((stored_pause, 0), |e| (e.paused, e.running));
         let id = spec.id.clone();
+        // A job registered again: its old index entries go.
+        jobs.set_next(&id, None);
+        jobs.retrying.remove(&id);
         jobs.insert(
             spec.id.clone(),
             Entry {
@@ -809,9 +921,7 @@ impl Scheduler for CronScheduler {
                 retry: None,
             },
         );
-        if let Some(e) = jobs.get_mut(&id) {
-            e.set_checked(checked);
-        }
+        jobs.set_checked(&id, checked);
         drop(jobs);
         self.inner.wake.notify_one();
         Ok(())
@@ -866,7 +976,8 @@ impl Scheduler for CronScheduler {
             if e.paused {
                 e.paused = false;
                 // Ticks that fell while paused are not run.
-                e.set_checked(e.checked.max(now));
+                let t = e.checked.max(now);
+                jobs.set_checked(id, t);
             }
         }
         self.inner.store.set_job_paused(id, false, now).await?;
@@ -896,7 +1007,7 @@ impl Scheduler for CronScheduler {
             None => Err(Error::not_found(format!("job {id}"))),
             Some(e) if e.spec.protected => Err(Error::forbidden(format!("job {id} is protected"))),
             Some(_) => {
-                jobs.remove(id);
+                jobs.remove_job(id);
                 Ok(())
             }
         }
