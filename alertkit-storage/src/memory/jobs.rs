@@ -51,6 +51,7 @@ impl JobStore for MemoryAlertStore {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<JobRun>> {
+        let ids: std::collections::HashSet<&str> = job_ids.iter().map(String::as_str).collect();
         let mut s = self.write();
         let mut out = Vec::new();
         for run in s.job_runs.values_mut() {
@@ -59,7 +60,7 @@ impl JobStore for MemoryAlertStore {
             }
             let stale = matches!(run.status, RunStatus::Pending | RunStatus::Running)
                 && run.lease_until.is_some_and(|l| l <= now)
-                && job_ids.contains(&run.job_id);
+                && ids.contains(run.job_id.as_str());
             if stale {
                 run.status = RunStatus::Pending;
                 run.attempt = run.attempt.saturating_add(1);
