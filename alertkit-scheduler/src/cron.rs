@@ -1,21 +1,18 @@
 //! [`CronScheduler`]: the [`Scheduler`] of alertkit, on Tokio.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use alertkit_core::{
-    AlertKit, Audience, Clock, Error, Job, JobContext, JobInfo, JobRun, JobSpec, JobStore,
-    MisfirePolicy, NewAlert, Overlap, Principal, Result, RunStatus, Scheduler, Severity,
-    SystemClock,
+    AlertKit, Audience, Clock, Error, JobContext, JobInfo, JobRun, JobStore, MisfirePolicy,
+    NewAlert, Principal, Result, RunStatus, Severity, SystemClock,
 };
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::schedule::Compiled;
+use crate::table::{Entry, Held, Jobs, Start};
 
 /// The scheduler's settings.
 #[derive(Debug, Clone)]
@@ -55,41 +52,23 @@ impl Default for SchedulerConfig {
 /// instance sharing the [`JobStore`]: see the [crate docs](crate).
 #[derive(Clone)]
 pub struct CronScheduler {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    store: Arc<dyn JobStore>,
-    clock: Arc<dyn Clock>,
-    config: SchedulerConfig,
-    jobs: Mutex<Jobs>,
-    alerts: Option<(AlertKit, Audience)>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-    wake: Notify,
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn JobStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: SchedulerConfig,
+    pub(crate) jobs: Mutex<Jobs>,
+    pub(crate) alerts: Option<(AlertKit, Audience)>,
+    pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) wake: Notify,
     /// When the loop last looked for runs whose instance died.
-    stale_checked: Mutex<Option<DateTime<Utc>>>,
+    pub(crate) stale_checked: Mutex<Option<DateTime<Utc>>>,
     /// The runs this instance holds (running, or waiting for a retry), by
     /// id; their leases are renewed by the loop. Saves of held runs go
     /// through this lock, so a renewal never overwrites a newer state.
-    held: Mutex<std::collections::HashMap<uuid::Uuid, Held>>,
-}
-
-struct Entry {
-    spec: JobSpec,
-    job: Arc<dyn Job>,
-    compiled: Compiled,
-    paused: bool,
-    /// Ticks up to here were handled (run, claimed elsewhere, or skipped).
-    checked: DateTime<Utc>,
-    /// The first tick after `checked` (kept so a loop over many jobs
-    /// compares instants instead of computing schedules).
-    next: Option<DateTime<Utc>>,
-    /// Runs of this job in progress in this instance.
-    running: usize,
-    /// Ticks waiting for the running one ([`Overlap::Queue`]).
-    queued: VecDeque<DateTime<Utc>>,
-    /// A failed run waiting for its retry, and when.
-    retry: Option<(JobRun, DateTime<Utc>)>,
+    pub(crate) held: Mutex<std::collections::HashMap<uuid::Uuid, Held>>,
 }
 
 impl std::fmt::Debug for CronScheduler {
@@ -174,132 +153,6 @@ impl SchedulerHandle {
     }
 }
 
-/// The registered jobs, with an index of their next ticks so the loop
-/// touches only the jobs that are due, however many are registered.
-#[derive(Default)]
-struct Jobs {
-    map: BTreeMap<String, Entry>,
-    /// (next tick, job id) of every job with a next tick.
-    timeline: std::collections::BTreeSet<(DateTime<Utc>, String)>,
-    /// Jobs with a retry waiting.
-    retrying: std::collections::BTreeSet<String>,
-    /// The paused set last read from the store.
-    paused: Vec<String>,
-}
-
-impl std::ops::Deref for Jobs {
-    type Target = BTreeMap<String, Entry>;
-    fn deref(&self) -> &Self::Target {
-        &self.map
-    }
-}
-
-impl std::ops::DerefMut for Jobs {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.map
-    }
-}
-
-impl Jobs {
-    /// Sets a job's next tick, keeping the index in step.
-    fn set_next(&mut self, id: &str, next: Option<DateTime<Utc>>) {
-        let Some(e) = self.map.get_mut(id) else {
-            return;
-        };
-        if let Some(old) = e.next.take() {
-            self.timeline.remove(&(old, id.to_owned()));
-        }
-        e.next = next;
-        if let Some(n) = next {
-            self.timeline.insert((n, id.to_owned()));
-        }
-    }
-
-    /// Marks ticks up to `t` handled; the next tick follows the schedule.
-    fn set_checked(&mut self, id: &str, t: DateTime<Utc>) {
-        let next = match self.map.get_mut(id) {
-            Some(e) => {
-                e.checked = t;
-                e.compiled.next_after(t)
-            }
-            None => return,
-        };
-        self.set_next(id, next);
-    }
-
-    /// Ids with a tick or a retry due at `now`.
-    fn due(&self, now: DateTime<Utc>) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .timeline
-            .iter()
-            .take_while(|(t, _)| *t <= now)
-            .map(|(_, id)| id.clone())
-            .collect();
-        for id in &self.retrying {
-            let retry_due = self
-                .map
-                .get(id)
-                .and_then(|e| e.retry.as_ref())
-                .is_some_and(|(_, at)| *at <= now);
-            if retry_due && !ids.contains(id) {
-                ids.push(id.clone());
-            }
-        }
-        ids
-    }
-
-    /// The soonest tick or retry.
-    fn soonest(&self) -> Option<DateTime<Utc>> {
-        let tick = self.timeline.iter().next().map(|(t, _)| *t);
-        let retry = self
-            .retrying
-            .iter()
-            .filter_map(|id| self.map.get(id)?.retry.as_ref().map(|(_, at)| *at))
-            .min();
-        tick.into_iter().chain(retry).min()
-    }
-
-    /// Removes a job and its index entries.
-    fn remove_job(&mut self, id: &str) {
-        self.set_next(id, None);
-        self.retrying.remove(id);
-        self.map.remove(id);
-    }
-}
-
-impl Entry {
-    /// Starts `tick` unless a run is in progress, in which case the overlap
-    /// policy skips or queues it.
-    fn offer(&mut self, id: &str, tick: DateTime<Utc>, starts: &mut Vec<Start>) {
-        if self.running > 0 || self.retry.is_some() {
-            self.offer_later(id, tick);
-        } else {
-            self.running += 1;
-            starts.push(Start::Tick(id.to_owned(), tick));
-        }
-    }
-
-    /// A tick that comes while a run is in progress (or about to start).
-    fn offer_later(&mut self, id: &str, tick: DateTime<Utc>) {
-        match self.spec.overlap {
-            Overlap::Skip => {
-                tracing::info!(job = %id, %tick, "tick skipped: the job is still running");
-            }
-            Overlap::Queue => self.queued.push_back(tick),
-        }
-    }
-}
-
-/// A run this instance holds; saves of it go through its lock, so a
-/// renewal never overwrites a newer state. `None` once let go.
-type Held = Arc<tokio::sync::Mutex<Option<JobRun>>>;
-
-/// What the loop decided to start, worked out under the lock.
-enum Start {
-    Tick(String, DateTime<Utc>),
-    Retry(String, JobRun),
-}
-
 impl CronScheduler {
     /// A scheduler claiming ticks in `store`.
     pub fn builder(store: Arc<dyn JobStore>) -> CronSchedulerBuilder {
@@ -311,7 +164,7 @@ impl CronScheduler {
         }
     }
 
-    fn jobs(&self) -> MutexGuard<'_, Jobs> {
+    pub(crate) fn jobs(&self) -> MutexGuard<'_, Jobs> {
         self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -555,13 +408,18 @@ impl CronScheduler {
         n
     }
 
-    fn lease(&self) -> chrono::Duration {
+    pub(crate) fn lease(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.inner.config.lease).unwrap_or(chrono::Duration::seconds(30))
     }
 
     /// Claims `tick` of a job (its `running` count already taken) and runs
     /// it if this instance got it; releases the count otherwise.
-    async fn start_tick(&self, id: String, tick: DateTime<Utc>, manual: bool) -> Option<JobRun> {
+    pub(crate) async fn start_tick(
+        &self,
+        id: String,
+        tick: DateTime<Utc>,
+        manual: bool,
+    ) -> Option<JobRun> {
         let run = JobRun {
             id: uuid::Uuid::now_v7(),
             job_id: id.clone(),
@@ -591,7 +449,7 @@ impl CronScheduler {
         Some(run)
     }
 
-    fn spawn_run(&self, id: String, run: JobRun) {
+    pub(crate) fn spawn_run(&self, id: String, run: JobRun) {
         let me = self.clone();
         let handle = tokio::spawn(async move { me.execute(id, run).await });
         self.track(handle);
@@ -692,7 +550,7 @@ impl CronScheduler {
     }
 
     /// A run of `id` ended (or was not ours): the next queued tick, if any, starts.
-    fn finished(&self, id: &str) {
+    pub(crate) fn finished(&self, id: &str) {
         let next = {
             let mut jobs = self.jobs();
             let Some(e) = jobs.get_mut(id) else {
@@ -853,7 +711,7 @@ impl CronScheduler {
         }
     }
 
-    fn info(&self, e: &Entry, last_run: Option<JobRun>) -> JobInfo {
+    pub(crate) fn info(&self, e: &Entry, last_run: Option<JobRun>) -> JobInfo {
         JobInfo {
             spec: e.spec.clone(),
             paused: e.paused,
@@ -885,138 +743,4 @@ fn joined_result(r: std::result::Result<Result<()>, tokio::task::JoinError>) -> 
 /// Who raises and resolves the scheduler's own alerts.
 fn principal() -> Principal {
     Principal::admin("scheduler")
-}
-
-#[async_trait]
-impl Scheduler for CronScheduler {
-    async fn register(&self, spec: JobSpec, job: Arc<dyn Job>) -> Result<()> {
-        spec.validate()?;
-        let compiled = Compiled::new(&spec.schedule)?;
-
-        // Ticks after the last recorded run count as missed (misfire
-        // policy); a job never run starts from now.
-        let last = self.inner.store.job_runs(&spec.id, 1).await?;
-        let stored_pause = self.inner.store.paused_jobs().await?.contains(&spec.id);
-        let now = self.inner.clock.now();
-        let checked = last.first().map_or(now, |r| r.scheduled_at.min(now));
-        let mut jobs = self.jobs();
-        let (paused, running) = jobs
-            .get(&spec.id)
-            .map_or((stored_pause, 0), |e| (e.paused, e.running));
-        let id = spec.id.clone();
-        // A job registered again: its old index entries go.
-        jobs.set_next(&id, None);
-        jobs.retrying.remove(&id);
-        jobs.insert(
-            spec.id.clone(),
-            Entry {
-                spec,
-                job,
-                compiled,
-                paused,
-                next: None,
-                checked,
-                running,
-                queued: VecDeque::new(),
-                retry: None,
-            },
-        );
-        jobs.set_checked(&id, checked);
-        drop(jobs);
-        self.inner.wake.notify_one();
-        Ok(())
-    }
-
-    async fn list(&self) -> Result<Vec<JobInfo>> {
-        let ids: Vec<String> = self.jobs().keys().cloned().collect();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Ok(info) = self.get(&id).await {
-                out.push(info);
-            }
-        }
-        Ok(out)
-    }
-
-    async fn get(&self, id: &str) -> Result<JobInfo> {
-        if !self.jobs().contains_key(id) {
-            return Err(Error::not_found(format!("job {id}")));
-        }
-        let last = self.inner.store.job_runs(id, 1).await?.into_iter().next();
-        self.jobs()
-            .get(id)
-            .map(|e| self.info(e, last))
-            .ok_or_else(|| Error::not_found(format!("job {id}")))
-    }
-
-    async fn pause(&self, id: &str) -> Result<()> {
-        {
-            let mut jobs = self.jobs();
-            let e = jobs
-                .get_mut(id)
-                .ok_or_else(|| Error::not_found(format!("job {id}")))?;
-            if e.spec.protected {
-                return Err(Error::forbidden(format!("job {id} is protected")));
-            }
-            e.paused = true;
-        }
-        self.inner
-            .store
-            .set_job_paused(id, true, self.inner.clock.now())
-            .await
-    }
-
-    async fn resume(&self, id: &str) -> Result<()> {
-        let now = self.inner.clock.now();
-        {
-            let mut jobs = self.jobs();
-            let e = jobs
-                .get_mut(id)
-                .ok_or_else(|| Error::not_found(format!("job {id}")))?;
-            if e.paused {
-                e.paused = false;
-                // Ticks that fell while paused are not run.
-                let t = e.checked.max(now);
-                jobs.set_checked(id, t);
-            }
-        }
-        self.inner.store.set_job_paused(id, false, now).await?;
-        self.inner.wake.notify_one();
-        Ok(())
-    }
-
-    async fn trigger(&self, id: &str) -> Result<JobRun> {
-        {
-            let mut jobs = self.jobs();
-            let e = jobs
-                .get_mut(id)
-                .ok_or_else(|| Error::not_found(format!("job {id}")))?;
-            if (e.running > 0 || e.retry.is_some()) && e.spec.overlap == Overlap::Skip {
-                return Err(Error::Conflict(format!("job {id} is already running")));
-            }
-            e.running += 1;
-        }
-        self.start_tick(id.to_owned(), self.inner.clock.now(), true)
-            .await
-            .ok_or_else(|| Error::Conflict(format!("job {id} was just run for this instant")))
-    }
-
-    async fn remove(&self, id: &str) -> Result<()> {
-        let mut jobs = self.jobs();
-        match jobs.get(id) {
-            None => Err(Error::not_found(format!("job {id}"))),
-            Some(e) if e.spec.protected => Err(Error::forbidden(format!("job {id} is protected"))),
-            Some(_) => {
-                jobs.remove_job(id);
-                Ok(())
-            }
-        }
-    }
-
-    async fn runs(&self, id: &str, limit: u32) -> Result<Vec<JobRun>> {
-        if !self.jobs().contains_key(id) {
-            return Err(Error::not_found(format!("job {id}")));
-        }
-        self.inner.store.job_runs(id, limit.clamp(1, 1000)).await
-    }
 }

@@ -75,11 +75,13 @@
 //! ([`JobStore::set_job_paused`](alertkit_core::JobStore::set_job_paused)):
 //! every instance follows them on its next loop.
 
+mod api;
 pub mod builtin;
 mod cron;
 #[cfg(feature = "axum")]
 pub mod http;
 mod schedule;
+mod table;
 
 pub use alertkit_core::scheduler::{
     Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, Overlap, RunStatus, Schedule,
