@@ -64,6 +64,13 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// A random number in [0, 1), from a fresh UUIDv4: spreads retries and job
+/// starts (jitter) without a random-number dependency.
+pub fn unit_random() -> f64 {
+    let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
+    bits as f64 / (1u64 << 53) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

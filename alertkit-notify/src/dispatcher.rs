@@ -79,19 +79,13 @@ impl RetryPolicy {
             Some(after) => after,
             None => {
                 let spread = delay.as_secs_f64() * self.jitter.clamp(0.0, 1.0);
-                let offset = spread * (2.0 * unit_random() - 1.0);
+                let offset = spread * (2.0 * alertkit_core::id::unit_random() - 1.0);
                 Duration::from_secs_f64((delay.as_secs_f64() + offset).max(0.0))
             }
         };
         let at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
         DeliveryOutcome::Retry { at, error: text }
     }
-}
-
-/// A random number in [0, 1), from a fresh UUIDv4 (no extra dependency).
-fn unit_random() -> f64 {
-    let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
-    bits as f64 / (1u64 << 53) as f64
 }
 
 /// The dispatcher's settings.

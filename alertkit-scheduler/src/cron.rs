@@ -472,7 +472,8 @@ impl CronScheduler {
                 self.finished(&id);
                 return;
             }
-            let spread = Duration::from_secs(spec.jitter_secs).mul_f64(unit_random());
+            let spread =
+                Duration::from_secs(spec.jitter_secs).mul_f64(alertkit_core::id::unit_random());
             tokio::time::sleep(spread).await;
         }
         run.status = RunStatus::Running;
@@ -536,6 +537,9 @@ impl CronScheduler {
                             entry.retry = Some((next, at));
                             jobs.retrying.insert(id.clone());
                         }
+                        drop(jobs);
+                        // The loop may be asleep past the retry's time.
+                        self.inner.wake.notify_one();
                     }
                     None => {
                         run.status = RunStatus::Failed;
@@ -571,7 +575,6 @@ impl CronScheduler {
             });
             self.track(handle);
         }
-        self.inner.wake.notify_one();
     }
 
     /// Saves a run's state; `false` if another instance took it over.
@@ -724,12 +727,6 @@ impl CronScheduler {
             running: e.running > 0,
         }
     }
-}
-
-/// A random number in [0, 1), from a fresh UUIDv4.
-fn unit_random() -> f64 {
-    let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
-    bits as f64 / (1u64 << 53) as f64
 }
 
 fn joined_result(r: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
