@@ -97,6 +97,17 @@ impl Setup {
     }
 }
 
+/// The titles a digest notification lists, in order.
+fn digest_titles(n: &Notification) -> Vec<&str> {
+    n.digest
+        .as_ref()
+        .expect("a digest")
+        .alerts
+        .iter()
+        .map(|a| a.title.as_str())
+        .collect()
+}
+
 fn to(sent: &[Notification], user: &str) -> Vec<Notification> {
     sent.iter()
         .filter(|n| n.recipient.user_id == user)
@@ -132,7 +143,7 @@ async fn a_daily_digest_goes_out_once_at_local_midnight_and_not_for_an_empty_day
     assert_eq!(alice.len(), 1, "one digest");
     let digest = alice[0].digest.as_ref().expect("a digest");
     assert_eq!(digest.period, Digest::Daily);
-    let titles: Vec<&str> = digest.alerts.iter().map(|a| a.title.as_str()).collect();
+    let titles = digest_titles(&alice[0]);
     assert_eq!(
         titles,
         ["noon: critical", "23:59 local: high", "morning: medium"]
@@ -155,14 +166,7 @@ async fn a_daily_digest_goes_out_once_at_local_midnight_and_not_for_an_empty_day
     s.run_at(&d, "2026-03-03T17:00:00Z").await;
     let alice = to(&rec.sent(), "alice");
     assert_eq!(alice.len(), 2);
-    let titles: Vec<&str> = alice[1]
-        .digest
-        .as_ref()
-        .unwrap()
-        .alerts
-        .iter()
-        .map(|a| a.title.as_str())
-        .collect();
+    let titles = digest_titles(&alice[1]);
     assert_eq!(titles, ["next day: low"]);
 
     // An empty day: nothing at its midnight, nor later.
@@ -298,13 +302,6 @@ async fn an_immediate_subscription_on_the_same_channel_wins_over_the_digest() {
     s.run_at(&d, "2026-03-03T00:00:00Z").await;
     let carol_all = to(&rec.sent(), "carol");
     assert_eq!(carol_all.len(), 2);
-    let titles: Vec<&str> = carol_all[1]
-        .digest
-        .as_ref()
-        .unwrap()
-        .alerts
-        .iter()
-        .map(|a| a.title.as_str())
-        .collect();
+    let titles = digest_titles(&carol_all[1]);
     assert_eq!(titles, ["sla"]);
 }

@@ -345,6 +345,19 @@ pub fn received(maildir: &str, id: uuid::Uuid) -> Vec<String> {
     out
 }
 
+/// The messages for `id` once at least one has arrived (at most 5 s).
+async fn wait_for_mail(maildir: &str, id: uuid::Uuid) -> Vec<String> {
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        got = received(maildir, id);
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    got
+}
+
 #[tokio::test]
 async fn email_arrives_with_both_bodies_and_a_stable_message_id() {
     let Some(url) = service_url("SMTP_URL") else {
@@ -361,14 +374,7 @@ async fn email_arrives_with_both_bodies_and_a_stable_message_id() {
     };
     let n = notification(to, Channel::Email);
     notifier.notify(&n).await.unwrap();
-    let mut got = Vec::new();
-    for _ in 0..50 {
-        got = received(&maildir, n.id);
-        if !got.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let got = wait_for_mail(&maildir, n.id).await;
     assert_eq!(got.len(), 1, "exactly one message");
     let m = &got[0];
     assert!(m.contains("To: alice@example.test"), "{m}");
@@ -503,14 +509,7 @@ async fn a_digest_email_lists_the_alerts_most_severe_first_in_both_bodies() {
     };
     let n = digest_notification(to, Channel::Email);
     notifier.notify(&n).await.unwrap();
-    let mut got = Vec::new();
-    for _ in 0..50 {
-        got = received(&maildir, n.id);
-        if !got.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let got = wait_for_mail(&maildir, n.id).await;
     assert_eq!(got.len(), 1, "exactly one message");
     // Undo quoted-printable's soft line breaks and `=3D`, as a mail reader would.
     let m = &got[0]

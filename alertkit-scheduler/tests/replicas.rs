@@ -29,6 +29,22 @@ impl Job for Count {
 
 const SECONDS: i64 = 30;
 
+/// Three stores on one PostgreSQL schema, as three processes would have.
+async fn three_pools(url: &str, schema: &str) -> Vec<PostgresAlertStore> {
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        let s = PostgresAlertStore::builder(url)
+            .schema(schema)
+            .max_connections(4)
+            .connect()
+            .await
+            .unwrap();
+        s.migrate().await.unwrap();
+        stores.push(s);
+    }
+    stores
+}
+
 async fn three_replicas(stores: [Arc<dyn JobStore>; 3]) {
     let runs = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
@@ -82,17 +98,7 @@ async fn three_schedulers_on_postgres_run_each_tick_once() {
         return;
     };
     let schema = format!("aksched_{}", uuid::Uuid::now_v7().simple());
-    let mut stores: Vec<PostgresAlertStore> = Vec::new();
-    for _ in 0..3 {
-        let s = PostgresAlertStore::builder(&url)
-            .schema(&schema)
-            .max_connections(4)
-            .connect()
-            .await
-            .unwrap();
-        s.migrate().await.unwrap();
-        stores.push(s);
-    }
+    let stores = three_pools(&url, &schema).await;
     let dropper = stores[0].clone();
     let [a, b, c]: [PostgresAlertStore; 3] = stores.try_into().unwrap_or_else(|_| panic!());
     let outcome = tokio::spawn(three_replicas([Arc::new(a), Arc::new(b), Arc::new(c)])).await;
@@ -144,17 +150,7 @@ async fn a_run_of_a_killed_replica_is_taken_over_once_its_lease_lapses() {
         return;
     };
     let schema = format!("aksched_{}", uuid::Uuid::now_v7().simple());
-    let mut stores = Vec::new();
-    for _ in 0..3 {
-        let s = PostgresAlertStore::builder(&url)
-            .schema(&schema)
-            .max_connections(4)
-            .connect()
-            .await
-            .unwrap();
-        s.migrate().await.unwrap();
-        stores.push(s);
-    }
+    let stores = three_pools(&url, &schema).await;
     let dropper = stores[0].clone();
     let outcome = tokio::spawn(async move {
         let done = Arc::new(AtomicUsize::new(0));
