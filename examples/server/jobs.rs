@@ -20,6 +20,8 @@ use crate::{env, fail};
 pub struct Jobs {
     pub handle: SchedulerHandle,
     pub routes: axum::Router,
+    /// The registered job ids, for the start-up banner.
+    pub summary: String,
 }
 
 /// Builds the scheduler, registers the built-in jobs and starts it.
@@ -52,9 +54,19 @@ pub async fn start(kit: &AlertKit, auth: Arc<dyn Authenticator>) -> Jobs {
     register_builtin(&scheduler, kit, options)
         .await
         .unwrap_or_else(|e| fail("ALERTKIT_TZ", &e.to_string()));
+    let ids: Vec<String> = scheduler
+        .list()
+        .await
+        .map(|jobs| jobs.into_iter().map(|j| j.spec.id).collect())
+        .unwrap_or_default();
+    let summary = ids.join(", ");
     let handle = scheduler.spawn();
     let shared: Arc<dyn Scheduler> = Arc::new(scheduler);
     let routes =
         alertkit::transport::http::authenticated(alertkit::scheduler::http::router(shared), auth);
-    Jobs { handle, routes }
+    Jobs {
+        handle,
+        routes,
+        summary,
+    }
 }

@@ -147,6 +147,7 @@ async fn main() -> Result<(), Failure> {
     println!("notifications: {}", notify.summary);
     let auth: Arc<dyn Authenticator> = Arc::new(auth);
     let jobs = jobs::start(&kit, auth.clone()).await;
+    println!("scheduled jobs: {} (GET /api/scheduler/jobs)", jobs.summary);
     let hub = WsHub::new(kit, WsConfig::default());
     let closer = hub.clone();
     let app = http::router_with_hub(
