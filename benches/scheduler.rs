@@ -5,15 +5,18 @@
 //! criterion bench: it measures a running loop in real time. By default
 //! every job fires every 10 s at offset `i % 10` (1,000 ticks due at the
 //! same instant each second); `SPREAD=60` makes it every minute at second
-//! `i % 60` (about 167 a second); `JOBS=n` changes the job count.
+//! `i % 60` (about 167 a second); `SPREAD=few` has 10 jobs due every second
+//! and the rest daily; `JOBS=n` changes the job count. `STORE=postgres`
+//! claims the ticks in PostgreSQL (`DATABASE_URL`, a schema of its own,
+//! dropped afterwards) instead of the in-memory store.
 #![allow(clippy::panic)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alertkit::scheduler::CronScheduler;
-use alertkit::storage::MemoryAlertStore;
-use alertkit::{Job, JobContext, JobSpec, Result, Schedule, Scheduler};
+use alertkit::storage::{MemoryAlertStore, PostgresAlertStore};
+use alertkit::{Job, JobContext, JobSpec, JobStore, Result, Schedule, Scheduler};
 use chrono::Utc;
 
 /// Records how late it started, in microseconds.
@@ -58,9 +61,32 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     const JOBS: usize = 10_000;
+    let pg = match std::env::var("STORE").as_deref() {
+        Ok("postgres") => {
+            let url = std::env::var("DATABASE_URL")
+                .unwrap_or_else(|_| panic!("STORE=postgres needs DATABASE_URL"));
+            let s = PostgresAlertStore::builder(url)
+                .schema(format!("akbench_sched_{}", uuid::Uuid::now_v7().simple()))
+                .max_connections(8)
+                .connect()
+                .await
+                .unwrap_or_else(|e| panic!("connect: {e}"));
+            s.migrate().await.unwrap_or_else(|e| panic!("migrate: {e}"));
+            Some(s)
+        }
+        _ => None,
+    };
+    let store: Arc<dyn JobStore> = match &pg {
+        Some(pg) => Arc::new(pg.clone()),
+        None => Arc::new(MemoryAlertStore::new()),
+    };
+    println!(
+        "store: {}",
+        if pg.is_some() { "postgres" } else { "memory" }
+    );
     // 1. Ticks: every job fires every 10 s at second offset i % 10, so a
     //    thousand ticks fall due each second.
-    let sched = CronScheduler::builder(Arc::new(MemoryAlertStore::new())).build();
+    let sched = CronScheduler::builder(store).build();
     let late = Arc::new(Mutex::new(Vec::new()));
     for i in 0..jobs_n {
         let mut spec = JobSpec::new(
@@ -93,6 +119,11 @@ async fn main() {
         .zip(cpu0)
         .map(|(b, a)| (b - a).as_secs_f64() / t0.elapsed().as_secs_f64());
     handle.shutdown().await;
+    if let Some(pg) = &pg {
+        pg.drop_schema()
+            .await
+            .unwrap_or_else(|e| panic!("drop schema: {e}"));
+    }
     let raw = late.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut l: Vec<i64> = raw.iter().map(|(_, l)| *l).collect();
     l.sort_unstable();

@@ -357,6 +357,19 @@ pub trait JobStore: Send + Sync + 'static {
     /// of several instances, exactly one gets `true`.
     async fn claim_job_run(&self, run: &JobRun) -> Result<bool>;
 
+    /// Claims several ticks in one call, as [`claim_job_run`](Self::claim_job_run)
+    /// does each: the answer holds, in the order of `runs`, whether this
+    /// caller got that tick. The scheduler claims every tick falling due at
+    /// one instant this way, so a backend that can do it in one round trip
+    /// should (the default claims one after another).
+    async fn claim_job_runs(&self, runs: &[JobRun]) -> Result<Vec<bool>> {
+        let mut claimed = Vec::with_capacity(runs.len());
+        for run in runs {
+            claimed.push(self.claim_job_run(run).await?);
+        }
+        Ok(claimed)
+    }
+
     /// Saves a claimed run's new state (status, times, error).
     async fn update_job_run(&self, run: &JobRun) -> Result<()>;
 

@@ -33,9 +33,9 @@ impl Scheduler for CronScheduler {
         jobs.insert(
             spec.id.clone(),
             Entry {
-                spec,
+                spec: Arc::new(spec),
                 job,
-                compiled,
+                compiled: Arc::new(compiled),
                 paused,
                 next: None,
                 checked,
@@ -51,7 +51,8 @@ impl Scheduler for CronScheduler {
     }
 
     async fn list(&self) -> Result<Vec<JobInfo>> {
-        let ids: Vec<String> = self.jobs().keys().cloned().collect();
+        let mut ids: Vec<String> = self.jobs().keys().cloned().collect();
+        ids.sort_unstable();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Ok(info) = self.get(&id).await {

@@ -8,7 +8,7 @@ use alertkit_core::{
     NewAlert, Principal, Result, RunStatus, Severity, SystemClock,
 };
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::FutureExt;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -48,6 +48,9 @@ impl Default for SchedulerConfig {
     }
 }
 
+/// How early the loop wakes before a tick, to yield its way to it.
+const APPROACH: Duration = Duration::from_micros(1500);
+
 /// Runs registered jobs on their schedules, each tick once across every
 /// instance sharing the [`JobStore`]: see the [crate docs](crate).
 #[derive(Clone)]
@@ -73,7 +76,8 @@ pub(crate) struct Inner {
 
 impl std::fmt::Debug for CronScheduler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let jobs: Vec<String> = self.jobs().keys().cloned().collect();
+        let mut jobs: Vec<String> = self.jobs().keys().cloned().collect();
+        jobs.sort_unstable();
         f.debug_struct("CronScheduler")
             .field("jobs", &jobs)
             .field("config", &self.inner.config)
@@ -212,9 +216,8 @@ impl CronScheduler {
             let mut guard = self.jobs();
             let jobs = &mut *guard;
             let mut starts = Vec::new();
-            for id in jobs.due(now) {
-                let id = &id;
-                let Some(e) = jobs.map.get_mut(id) else {
+            for (id, first) in jobs.take_due(now) {
+                let Some(e) = jobs.map.get_mut(&id) else {
                     continue;
                 };
                 if let Some((run, at)) = &e.retry
@@ -224,21 +227,18 @@ impl CronScheduler {
                     starts.push(Start::Retry(id.clone(), run.clone()));
                     e.retry = None;
                     e.running += 1;
-                    jobs.retrying.remove(id);
+                    jobs.retrying.remove(&id);
                 }
-                let Some(e) = jobs.map.get_mut(id) else {
-                    continue;
-                };
-                let Some(first) = e.next.filter(|n| *n <= now) else {
+                let (Some(first), Some(e)) = (first, jobs.map.get_mut(&id)) else {
                     continue;
                 };
                 if !e.paused && now - first <= grace {
                     e.checked = first;
-                    on_time_jobs.push(id.clone());
-                    e.offer(id, first, &mut starts);
-                    jobs.set_next(id, None);
+                    e.offer(&id, first, &mut starts);
+                    on_time_jobs.push(id);
                     continue;
                 }
+                let id = &id;
                 // Late (or paused): walk every due tick, then apply the
                 // misfire policy. Ticks late by more than the grace were
                 // missed; the others run whatever the policy.
@@ -283,48 +283,65 @@ impl CronScheduler {
             starts
         };
         let n = starts.len();
-        // Claims go out together, in their own task: a second with a
-        // thousand due ticks should not start its last job a thousand round
-        // trips late, nor wait for the schedules below.
-        let me = self.clone();
-        let claims = tokio::spawn(async move {
-            futures::stream::iter(starts)
-                .for_each_concurrent(64, |s| {
-                    let me = &me;
-                    async move {
-                        match s {
-                            Start::Tick(id, tick) => {
-                                me.start_tick(id, tick, false).await;
-                            }
-                            Start::Retry(id, run) => me.spawn_run(id, run),
-                        }
-                    }
-                })
-                .await;
-        });
-        self.track(claims);
+        // The due ticks are claimed in one store call before anything else
+        // (a second with a thousand due ticks should not start its last job
+        // a thousand round trips late); retries were claimed already.
+        let mut ticks = Vec::with_capacity(starts.len());
+        for s in starts {
+            match s {
+                Start::Tick(id, tick) => ticks.push((id, tick)),
+                Start::Retry(id, run) => self.spawn_run(id, run),
+            }
+        }
+        self.start_ticks(ticks, false).await;
+        // The runs just spawned go first; the schedules below are for later
+        // ticks.
+        tokio::task::yield_now().await;
         // The schedules of the jobs started on time: later ticks that are
         // also due already (a loop that fell a little behind) are queued;
-        // then the next future tick.
+        // then the next future tick. Computed outside the lock, which the
+        // runs just claimed need too.
+        let walks: Vec<_> = {
+            let jobs = self.jobs();
+            on_time_jobs
+                .into_iter()
+                .filter_map(|id| {
+                    let e = jobs.map.get(&id)?;
+                    Some((id, e.compiled.clone(), e.checked))
+                })
+                .collect()
+        };
+        let walked: Vec<_> = walks
+            .into_iter()
+            .map(|(id, compiled, checked)| {
+                let mut due = Vec::new();
+                let mut next = compiled.next_after(checked);
+                while let Some(t) = next.filter(|t| *t <= now) {
+                    if due.len() >= max {
+                        next = compiled.next_after(now);
+                        break;
+                    }
+                    due.push(t);
+                    next = compiled.next_after(t);
+                }
+                (id, compiled, checked, due, next)
+            })
+            .collect();
         {
             let mut jobs = self.jobs();
-            for id in on_time_jobs {
+            for (id, compiled, checked, due, next) in walked {
                 let Some(e) = jobs.map.get_mut(&id) else {
                     continue;
                 };
-                let mut next = e.compiled.next_after(e.checked);
-                let mut extra = 0;
-                while let Some(t) = next.filter(|t| *t <= now) {
-                    extra += 1;
-                    if extra > max {
-                        next = e.compiled.next_after(now);
-                        break;
-                    }
-                    e.checked = t;
-                    // Due but not missed: they run, one after another.
-                    e.queued.push_back(t);
-                    next = e.compiled.next_after(t);
+                if !Arc::ptr_eq(&e.compiled, &compiled) || e.checked != checked {
+                    // Registered again meanwhile: its own schedule stands.
+                    continue;
                 }
+                if let Some(last) = due.last() {
+                    e.checked = *last;
+                }
+                // Due but not missed: they run, one after another.
+                e.queued.extend(due);
                 jobs.set_next(&id, next);
             }
         }
@@ -420,33 +437,71 @@ impl CronScheduler {
         tick: DateTime<Utc>,
         manual: bool,
     ) -> Option<JobRun> {
-        let run = JobRun {
-            id: uuid::Uuid::now_v7(),
-            job_id: id.clone(),
-            scheduled_at: tick,
-            started_at: None,
-            finished_at: None,
-            status: RunStatus::Pending,
-            error: None,
-            attempt: 1,
-            lease_until: Some(self.inner.clock.now() + self.lease()),
+        self.start_ticks(vec![(id, tick)], manual)
+            .await
+            .into_iter()
+            .next()
+            .flatten()
+    }
+
+    /// Claims ticks in one store call and starts the runs won; for each
+    /// tick, its run, or `None` if another instance has it. A job without
+    /// jitter is claimed straight as `running`, so its body starts after a
+    /// single round trip to the store.
+    pub(crate) async fn start_ticks(
+        &self,
+        ticks: Vec<(String, DateTime<Utc>)>,
+        manual: bool,
+    ) -> Vec<Option<JobRun>> {
+        let now = self.inner.clock.now();
+        let lease_until = Some(now + self.lease());
+        let runs: Vec<JobRun> = {
+            let jobs = self.jobs();
+            ticks
+                .into_iter()
+                .map(|(id, tick)| {
+                    let at_once = jobs.get(&id).is_some_and(|e| e.spec.jitter_secs == 0);
+                    JobRun {
+                        id: uuid::Uuid::now_v7(),
+                        job_id: id,
+                        scheduled_at: tick,
+                        started_at: at_once.then_some(now),
+                        finished_at: None,
+                        status: if at_once {
+                            RunStatus::Running
+                        } else {
+                            RunStatus::Pending
+                        },
+                        error: None,
+                        attempt: 1,
+                        lease_until,
+                    }
+                })
+                .collect()
         };
-        let claimed = match self.inner.store.claim_job_run(&run).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(job = %id, error = %e, "claiming a job tick failed");
-                false
-            }
+        let claimed = match runs.as_slice() {
+            [] => return Vec::new(),
+            [one] => self.inner.store.claim_job_run(one).await.map(|c| vec![c]),
+            many => self.inner.store.claim_job_runs(many).await,
         };
-        if !claimed {
-            if !manual {
-                tracing::debug!(job = %id, %tick, "tick taken by another instance");
-            }
-            self.finished(&id);
-            return None;
-        }
-        self.spawn_run(id, run.clone());
-        Some(run)
+        let claimed = claimed.unwrap_or_else(|e| {
+            tracing::warn!(ticks = runs.len(), error = %e, "claiming job ticks failed");
+            vec![false; runs.len()]
+        });
+        runs.into_iter()
+            .zip(claimed.into_iter().chain(std::iter::repeat(false)))
+            .map(|(run, won)| {
+                if !won {
+                    if !manual {
+                        tracing::debug!(job = %run.job_id, tick = %run.scheduled_at, "tick taken by another instance");
+                    }
+                    self.finished(&run.job_id);
+                    return None;
+                }
+                self.spawn_run(run.job_id.clone(), run.clone());
+                Some(run)
+            })
+            .collect()
     }
 
     pub(crate) fn spawn_run(&self, id: String, run: JobRun) {
@@ -476,33 +531,34 @@ impl CronScheduler {
                 Duration::from_secs(spec.jitter_secs).mul_f64(alertkit_core::id::unit_random());
             tokio::time::sleep(spread).await;
         }
-        run.status = RunStatus::Running;
-        run.started_at = Some(self.inner.clock.now());
-        run.finished_at = None;
-        run.lease_until = Some(self.inner.clock.now() + self.lease());
-        if !self.save_held(&run, true).await {
-            // Taken over by another instance meanwhile: its run counts.
-            self.finished(&id);
-            return;
+        if run.status == RunStatus::Running {
+            // Claimed straight as running: nothing to save yet, but its
+            // lease is renewed from now on.
+            self.hold(&run);
+        } else {
+            run.status = RunStatus::Running;
+            run.started_at = Some(self.inner.clock.now());
+            run.finished_at = None;
+            run.lease_until = Some(self.inner.clock.now() + self.lease());
+            if !self.save_held(&run, true).await {
+                // Taken over by another instance meanwhile: its run counts.
+                self.finished(&id);
+                return;
+            }
         }
         let ctx = JobContext {
             job_id: id.clone(),
             scheduled_at: run.scheduled_at,
         };
-        // In its own task, so a panicking job is a failed run, not a dead scheduler.
-        let work = tokio::spawn(async move { job.run(ctx).await });
+        // A panicking job is a failed run, not a dead scheduler; a job that
+        // times out is dropped where it waits.
+        let work = std::panic::AssertUnwindSafe(job.run(ctx)).catch_unwind();
         let result = match spec.timeout_secs {
-            Some(secs) => {
-                let abort = work.abort_handle();
-                match tokio::time::timeout(Duration::from_secs(secs), work).await {
-                    Ok(joined) => joined_result(joined),
-                    Err(_) => {
-                        abort.abort();
-                        Err(Error::Unavailable(format!("timed out after {secs} s")))
-                    }
-                }
-            }
-            None => joined_result(work.await),
+            Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), work).await {
+                Ok(caught) => caught_result(caught),
+                Err(_) => Err(Error::Unavailable(format!("timed out after {secs} s"))),
+            },
+            None => caught_result(work.await),
         };
         let now = self.inner.clock.now();
         run.finished_at = Some(now);
@@ -594,6 +650,12 @@ impl CronScheduler {
 
     fn held(&self) -> MutexGuard<'_, std::collections::HashMap<uuid::Uuid, Held>> {
         self.inner.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Holds a run already saved as it is: the loop renews its lease.
+    fn hold(&self, run: &JobRun) {
+        self.held()
+            .insert(run.id, Arc::new(tokio::sync::Mutex::new(Some(run.clone()))));
     }
 
     /// Saves a run this instance holds; keeps it held (its lease renewed
@@ -689,8 +751,13 @@ impl CronScheduler {
                 }
                 me.run_due().await;
                 let wait = me.until_next();
+                // The timer is coarse (1 ms steps, rounded up, then the
+                // thread's wake-up): sleep until just before the tick, and
+                // yield the last stretch.
                 tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
+                    _ = tokio::time::sleep(wait.saturating_sub(APPROACH)) => {
+                        me.approach(wait).await;
+                    }
                     _ = me.inner.wake.notified() => {}
                     _ = stopped.changed() => return,
                 }
@@ -700,6 +767,25 @@ impl CronScheduler {
             stop,
             task,
             scheduler: self.clone(),
+        }
+    }
+
+    /// The last stretch before a tick, after a sleep of `wait` less
+    /// [`APPROACH`]: yields to other tasks until the tick is due. Bounded in
+    /// real time, so a clock that does not move (tests) cannot hold it.
+    async fn approach(&self, wait: Duration) {
+        if wait >= self.inner.config.poll {
+            // Woken for the poll, not for a tick.
+            return;
+        }
+        let started = std::time::Instant::now();
+        while started.elapsed() < APPROACH * 2
+            && self
+                .jobs()
+                .soonest()
+                .is_some_and(|t| t > self.inner.clock.now())
+        {
+            tokio::task::yield_now().await;
         }
     }
 
@@ -716,7 +802,7 @@ impl CronScheduler {
 
     pub(crate) fn info(&self, e: &Entry, last_run: Option<JobRun>) -> JobInfo {
         JobInfo {
-            spec: e.spec.clone(),
+            spec: (*e.spec).clone(),
             paused: e.paused,
             next_run: if e.paused {
                 None
@@ -729,12 +815,8 @@ impl CronScheduler {
     }
 }
 
-fn joined_result(r: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
-    match r {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => Err(Error::Unavailable("the job panicked".into())),
-        Err(_) => Err(Error::Unavailable("the job was cancelled".into())),
-    }
+fn caught_result(r: std::thread::Result<Result<()>>) -> Result<()> {
+    r.unwrap_or_else(|_| Err(Error::Unavailable("the job panicked".into())))
 }
 
 /// Who raises and resolves the scheduler's own alerts.

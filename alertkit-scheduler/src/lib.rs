@@ -9,6 +9,12 @@
 //! which is unique on (job, tick): exactly one wins and runs it; the others
 //! move on. No Redis or leader election is needed, and it works on
 //! PostgreSQL, MongoDB and SQLite (one file shared by several processes).
+//! The ticks of one instant are claimed together in one store call
+//! ([`claim_job_runs`](alertkit_core::JobStore::claim_job_runs)), and a run
+//! without jitter is recorded straight as `running`, so a job's body starts
+//! one round trip after its tick. The loop sleeps until just before the
+//! next tick and yields the last 1.5 ms, as Tokio's timer is coarser than
+//! that.
 //!
 //! # Policies (per job, in [`JobSpec`])
 //! - **Misfires** ([`MisfirePolicy`]): after downtime, the ticks since the
@@ -26,7 +32,10 @@
 //! - **Retries**: a failed run (error, timeout or panic) is retried after
 //!   each of `retry_delays_secs` (default 60, 300, 900); the run record goes
 //!   back to `pending` with its attempt number and last error, then to
-//!   `running`, and ends `succeeded` or `failed`.
+//!   `running`, and ends `succeeded` or `failed`. A run is `pending` while
+//!   it waits (for its jitter, its retry, or after being taken over from a
+//!   dead instance); a tick claimed to start at once is `running` from its
+//!   claim.
 //! - **Failure alerts**: with
 //!   [`failure_alerts`](CronSchedulerBuilder::failure_alerts), a job whose
 //!   last 3 runs failed raises a `job_failed` alert (deduplicated per job);

@@ -1,7 +1,7 @@
 //! The scheduler's table of registered jobs: each job's state, and the
 //! index of next ticks that lets the loop touch only due jobs.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use alertkit_core::{Job, JobRun, JobSpec, Overlap};
@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use crate::schedule::Compiled;
 
 pub(crate) struct Entry {
-    pub(crate) spec: JobSpec,
+    pub(crate) spec: Arc<JobSpec>,
     pub(crate) job: Arc<dyn Job>,
-    pub(crate) compiled: Compiled,
+    /// Shared, so the loop computes next ticks outside the table's lock.
+    pub(crate) compiled: Arc<Compiled>,
     pub(crate) paused: bool,
     /// Ticks up to here were handled (run, claimed elsewhere, or skipped).
     pub(crate) checked: DateTime<Utc>,
@@ -31,7 +32,7 @@ pub(crate) struct Entry {
 /// touches only the jobs that are due, however many are registered.
 #[derive(Default)]
 pub(crate) struct Jobs {
-    pub(crate) map: BTreeMap<String, Entry>,
+    pub(crate) map: HashMap<String, Entry>,
     /// (next tick, job id) of every job with a next tick.
     pub(crate) timeline: std::collections::BTreeSet<(DateTime<Utc>, String)>,
     /// Jobs with a retry waiting.
@@ -41,7 +42,7 @@ pub(crate) struct Jobs {
 }
 
 impl std::ops::Deref for Jobs {
-    type Target = BTreeMap<String, Entry>;
+    type Target = HashMap<String, Entry>;
     fn deref(&self) -> &Self::Target {
         &self.map
     }
@@ -80,25 +81,31 @@ impl Jobs {
         self.set_next(id, next);
     }
 
-    /// Ids with a tick or a retry due at `now`.
-    pub(crate) fn due(&self, now: DateTime<Utc>) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .timeline
-            .iter()
-            .take_while(|(t, _)| *t <= now)
-            .map(|(_, id)| id.clone())
-            .collect();
+    /// Takes the jobs with a tick or a retry due at `now` out of the
+    /// index: each with its first due tick (`None` for a retry only). Their
+    /// next tick is then unset; the caller sets it again.
+    pub(crate) fn take_due(&mut self, now: DateTime<Utc>) -> Vec<(String, Option<DateTime<Utc>>)> {
+        let mut due = Vec::new();
+        while self.timeline.first().is_some_and(|(t, _)| *t <= now) {
+            let Some((t, id)) = self.timeline.pop_first() else {
+                break;
+            };
+            if let Some(e) = self.map.get_mut(&id) {
+                e.next = None;
+            }
+            due.push((id, Some(t)));
+        }
         for id in &self.retrying {
             let retry_due = self
                 .map
                 .get(id)
                 .and_then(|e| e.retry.as_ref())
                 .is_some_and(|(_, at)| *at <= now);
-            if retry_due && !ids.contains(id) {
-                ids.push(id.clone());
+            if retry_due && !due.iter().any(|(d, _)| d == id) {
+                due.push((id.clone(), None));
             }
         }
-        ids
+        due
     }
 
     /// The soonest tick or retry.

@@ -442,3 +442,85 @@ async fn jitter_spreads_the_start_within_its_bound() {
         ErrorKind::Invalid
     );
 }
+
+/// Panics on its first run, succeeds after.
+#[derive(Default)]
+struct PanicsOnce(Mutex<u32>);
+
+#[async_trait::async_trait]
+impl Job for PanicsOnce {
+    async fn run(&self, _: JobContext) -> Result<()> {
+        let first = {
+            let mut n = self.0.lock().unwrap();
+            *n += 1;
+            *n == 1
+        };
+        if first {
+            panic!("the job's own bug");
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_job_is_a_failed_run_and_the_scheduler_goes_on() {
+    let s = setup("2026-05-01T10:00:30Z");
+    let mut spec = every_minute("buggy");
+    spec.retry_delays_secs = vec![];
+    let job = Arc::new(PanicsOnce::default());
+    s.sched.register(spec, job.clone()).await.unwrap();
+    s.at("2026-05-01T10:01:00Z").await;
+    let runs = s.store.job_runs("buggy", 10).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Failed);
+    assert!(
+        runs[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .ends_with("the job panicked"),
+        "{:?}",
+        runs[0].error
+    );
+    s.at("2026-05-01T10:02:00Z").await;
+    assert_eq!(
+        s.statuses("buggy").await,
+        [(RunStatus::Failed, 1), (RunStatus::Succeeded, 1)]
+    );
+    assert_eq!(*job.0.lock().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_tick_is_claimed_as_running_with_its_lease_while_the_job_works() {
+    let s = setup("2026-05-01T10:00:30Z");
+    let gate = Arc::new(Semaphore::new(0));
+    let probe = Arc::new(Probe {
+        gate: Some(gate.clone()),
+        ..Default::default()
+    });
+    s.sched
+        .register(every_minute("gated"), probe.clone())
+        .await
+        .unwrap();
+    s.clock.set(utc("2026-05-01T10:01:00.250Z"));
+    s.sched.run_due().await;
+    for _ in 0..100 {
+        if !probe.ticks().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let runs = s.store.job_runs("gated", 10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Running);
+    assert_eq!(runs[0].scheduled_at, utc("2026-05-01T10:01:00Z"));
+    assert_eq!(runs[0].started_at, Some(utc("2026-05-01T10:01:00.250Z")));
+    assert_eq!(
+        runs[0].lease_until,
+        Some(utc("2026-05-01T10:01:30.250Z")),
+        "held for the default 30 s lease"
+    );
+    assert!(s.sched.get("gated").await.unwrap().running);
+    gate.add_permits(1);
+    s.sched.idle().await;
+    assert_eq!(s.statuses("gated").await, [(RunStatus::Succeeded, 1)]);
+}

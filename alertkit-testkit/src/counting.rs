@@ -327,6 +327,10 @@ impl<S: Store> JobStore for CountingStore<S> {
         self.count("claim_job_run");
         self.inner.claim_job_run(run).await
     }
+    async fn claim_job_runs(&self, runs: &[JobRun]) -> Result<Vec<bool>> {
+        self.count("claim_job_runs");
+        self.inner.claim_job_runs(runs).await
+    }
     async fn update_job_run(&self, run: &JobRun) -> Result<()> {
         self.count("update_job_run");
         self.inner.update_job_run(run).await

@@ -153,3 +153,48 @@ pub async fn job_pause_is_stored(store: &dyn JobStore) {
         .unwrap();
     assert_eq!(store.paused_jobs().await.unwrap(), ["sla"]);
 }
+
+/// A batch claim answers for each tick as single claims would, keeps what
+/// it stores, and splits the ticks of concurrent batches exactly once.
+pub async fn job_runs_claimed_in_batches(store: &dyn JobStore) {
+    assert!(store.claim_job_runs(&[]).await.unwrap().is_empty());
+    assert!(store.claim_job_run(&run("forecast", 120)).await.unwrap());
+    let mut started = run("sla", 120);
+    started.status = RunStatus::Running;
+    started.started_at = Some(at(120) + Duration::milliseconds(3));
+    let batch = [run("forecast", 120), started.clone(), run("forecast", 240)];
+    assert_eq!(
+        store.claim_job_runs(&batch).await.unwrap(),
+        [false, true, true],
+        "a tick already claimed is refused; the others are won"
+    );
+    let listed = store.job_runs("sla", 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, started.id);
+    assert_eq!(listed[0].status, RunStatus::Running);
+    assert_eq!(listed[0].started_at, started.started_at);
+    assert_eq!(listed[0].lease_until, started.lease_until);
+    assert!(
+        !store.claim_job_run(&run("sla", 120)).await.unwrap(),
+        "a batch-claimed tick is refused to single claims too"
+    );
+
+    // Four instances claim the same 250 ticks (more than one statement's
+    // worth on some backends) at once: each tick is won exactly once.
+    let batches: Vec<Vec<JobRun>> = (0..4)
+        .map(|_| (0..250).map(|i| run(&format!("job{i}"), 600)).collect())
+        .collect();
+    let results = futures::future::join_all(batches.iter().map(|b| store.claim_job_runs(b))).await;
+    let mut winners = vec![0; 250];
+    for r in results {
+        let r = r.unwrap();
+        assert_eq!(r.len(), 250);
+        for (i, won) in r.into_iter().enumerate() {
+            winners[i] += usize::from(won);
+        }
+    }
+    assert!(
+        winners.iter().all(|w| *w == 1),
+        "every tick won once: {winners:?}"
+    );
+}

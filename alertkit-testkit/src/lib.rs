@@ -159,6 +159,7 @@ macro_rules! job_store_conformance {
             job_runs_update_and_list,
             job_runs_taken_over_when_the_lease_lapses,
             job_pause_is_stored,
+            job_runs_claimed_in_batches,
         );
     };
 }

@@ -15,6 +15,21 @@ impl JobStore for MemoryAlertStore {
         Ok(true)
     }
 
+    async fn claim_job_runs(&self, runs: &[JobRun]) -> Result<Vec<bool>> {
+        let mut s = self.write();
+        Ok(runs
+            .iter()
+            .map(|run| {
+                let key = (run.job_id.clone(), run.scheduled_at);
+                if s.job_runs.contains_key(&key) {
+                    return false;
+                }
+                s.job_runs.insert(key, run.clone());
+                true
+            })
+            .collect())
+    }
+
     async fn update_job_run(&self, run: &JobRun) -> Result<()> {
         let mut s = self.write();
         match s.job_runs.get_mut(&(run.job_id.clone(), run.scheduled_at)) {

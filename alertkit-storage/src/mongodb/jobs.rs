@@ -1,6 +1,7 @@
 //! [`JobStore`]: job runs.
 
 use super::*;
+use mongodb::error::ErrorKind;
 
 #[async_trait]
 impl JobStore for MongoAlertStore {
@@ -9,6 +10,40 @@ impl JobStore for MongoAlertStore {
             Ok(_) => Ok(true),
             Err(e) if code(&e) == Some(DUPLICATE_KEY) => Ok(false),
             Err(e) => Err(error::map_err(e)),
+        }
+    }
+
+    async fn claim_job_runs(&self, runs: &[JobRun]) -> Result<Vec<bool>> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One unordered insert: every tick is tried; the ones refused for a
+        // duplicate (job, tick) key were taken by another instance.
+        match self
+            .runs()
+            .insert_many(runs.iter().map(run_doc))
+            .ordered(false)
+            .await
+        {
+            Ok(_) => Ok(vec![true; runs.len()]),
+            Err(e) => {
+                let ErrorKind::InsertMany(m) = e.kind.as_ref() else {
+                    return Err(error::map_err(e));
+                };
+                let mut won = vec![true; runs.len()];
+                for w in m.write_errors.iter().flatten() {
+                    if w.code != DUPLICATE_KEY {
+                        return Err(error::map_err(e));
+                    }
+                    if let Some(slot) = won.get_mut(w.index) {
+                        *slot = false;
+                    }
+                }
+                if m.write_concern_error.is_some() {
+                    return Err(error::map_err(e));
+                }
+                Ok(won)
+            }
         }
     }
 

@@ -25,6 +25,34 @@ impl JobStore for PostgresAlertStore {
         Ok(res.rows_affected() == 1)
     }
 
+    async fn claim_job_runs(&self, runs: &[JobRun]) -> Result<Vec<bool>> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for every tick: the rows inserted are the ticks won.
+        let won: Vec<Uuid> = sqlx::query_scalar(
+            "INSERT INTO job_runs (id, job_id, scheduled_at, started_at, finished_at, status, error, \
+             attempt, lease_until) \
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], \
+             $5::timestamptz[], $6::text[], $7::text[], $8::int4[], $9::timestamptz[]) \
+             ON CONFLICT (job_id, scheduled_at) DO NOTHING RETURNING id",
+        )
+        .bind(runs.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.job_id.clone()).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.scheduled_at).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.started_at).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.finished_at).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.error.clone()).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| to_i32(r.attempt)).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.lease_until).collect::<Vec<_>>())
+        .fetch_all(&self.pool)
+        .await
+        .pg()?;
+        let won: std::collections::HashSet<Uuid> = won.into_iter().collect();
+        Ok(runs.iter().map(|r| won.contains(&r.id)).collect())
+    }
+
     async fn update_job_run(&self, run: &JobRun) -> Result<()> {
         let res = sqlx::query(
             "UPDATE job_runs SET started_at = $2, finished_at = $3, status = $4, error = $5, \

@@ -25,6 +25,33 @@ impl JobStore for SqliteAlertStore {
         Ok(res.rows_affected() == 1)
     }
 
+    async fn claim_job_runs(&self, runs: &[JobRun]) -> Result<Vec<bool>> {
+        let mut won = std::collections::HashSet::new();
+        // One statement per 100 ticks (9 parameters each, well under
+        // SQLite's limit): the rows inserted are the ticks won.
+        for chunk in runs.chunks(100) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO job_runs (id, job_id, scheduled_at, started_at, finished_at, status, \
+                 error, attempt, lease_until) ",
+            );
+            q.push_values(chunk, |mut b, run| {
+                b.push_bind(run.id)
+                    .push_bind(run.job_id.clone())
+                    .push_bind(ms(run.scheduled_at))
+                    .push_bind(opt_ms(run.started_at))
+                    .push_bind(opt_ms(run.finished_at))
+                    .push_bind(run.status.as_str())
+                    .push_bind(run.error.clone())
+                    .push_bind(i64::from(run.attempt))
+                    .push_bind(opt_ms(run.lease_until));
+            });
+            q.push(" ON CONFLICT (job_id, scheduled_at) DO NOTHING RETURNING id");
+            let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&self.pool).await.lite()?;
+            won.extend(ids);
+        }
+        Ok(runs.iter().map(|r| won.contains(&r.id)).collect())
+    }
+
     async fn update_job_run(&self, run: &JobRun) -> Result<()> {
         let res = sqlx::query(
             "UPDATE job_runs SET started_at = ?1, finished_at = ?2, status = ?3, error = ?4, \
