@@ -51,6 +51,7 @@ pub mod query;
 pub mod route;
 pub mod rule;
 pub mod scheduler;
+pub mod series;
 pub mod store;
 
 pub use alert::{Alert, AlertStatus, AlertView, NewAlert, Receipt, Resource};
@@ -79,6 +80,7 @@ pub use scheduler::{
     Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, Overlap, RunStatus, Schedule,
     Scheduler,
 };
+pub use series::{Point, Prediction, SeriesInfo, SeriesSettings, SeriesStore};
 pub use severity::Severity;
 pub use store::{AlertStore, JobStore, Outbox, Raised, RuleStore, Store};
 

@@ -1,9 +1,13 @@
 //! Store backends for alertkit. Each implements the four store roles
 //! ([`AlertStore`](alertkit_core::AlertStore), [`RuleStore`](alertkit_core::RuleStore),
 //! [`Outbox`](alertkit_core::Outbox), [`JobStore`](alertkit_core::JobStore)), so
-//! it is a [`Store`](alertkit_core::Store), and is laid out by concern with the
-//! same file names in each: `mod.rs`, `config.rs`, `error.rs`, `rows.rs`,
-//! `raise.rs`, `alerts.rs`, `rules.rs`, `outbox.rs`, `jobs.rs`.
+//! it is a [`Store`](alertkit_core::Store), and the forecast role
+//! [`SeriesStore`](alertkit_core::SeriesStore) (points, series settings and
+//! predictions, in the same database: no second one). Each is laid out by
+//! concern with the same file names: `mod.rs`, `config.rs`, `error.rs`,
+//! `rows.rs`, `raise.rs`, `alerts.rs`, `rules.rs`, `outbox.rs`, `jobs.rs`,
+//! `series.rs`. Series instants are kept to the millisecond on SQLite and
+//! MongoDB, to the microsecond on PostgreSQL.
 //!
 //! | backend | type | feature | notes |
 //! |---|---|---|---|

@@ -55,6 +55,7 @@ pub mod jobs;
 pub mod outbox;
 pub mod rules;
 pub mod scenarios;
+pub mod series;
 pub mod services;
 
 /// Expands to one `#[tokio::test]` per [`alerts`] case, each calling the
@@ -160,6 +161,22 @@ macro_rules! job_store_conformance {
             job_runs_taken_over_when_the_lease_lapses,
             job_pause_is_stored,
             job_runs_claimed_in_batches,
+        );
+    };
+}
+
+/// Expands to one `#[tokio::test]` per [`series`] case. `$setup` yields
+/// a [`SeriesStore`](alertkit_core::SeriesStore) (or `None` when its service
+/// is absent and not required).
+#[macro_export]
+macro_rules! series_store_conformance {
+    ($setup:expr) => {
+        $crate::__cases!(series, $setup;
+            series_points_upsert_and_range,
+            series_settings_are_kept,
+            series_predictions_replace_by_instant,
+            series_purge_in_batches,
+            series_large_and_concurrent_writes,
         );
     };
 }

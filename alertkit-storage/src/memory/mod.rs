@@ -6,6 +6,7 @@ mod outbox;
 mod raise;
 mod rows;
 mod rules;
+mod series;
 
 use alertkit_core::query::{COUNT_CAP, CursorPosition};
 use alertkit_core::{

@@ -24,6 +24,12 @@ pub(super) struct State {
     pub(super) delivery_keys: BTreeSet<(AlertId, String, Channel, Severity)>,
     /// (job, tick) → run.
     pub(super) job_runs: BTreeMap<(String, DateTime<Utc>), JobRun>,
+    /// Series by name: settings and newest point.
+    pub(super) series: BTreeMap<String, alertkit_core::SeriesInfo>,
+    /// (series, instant) → value.
+    pub(super) points: BTreeMap<(String, DateTime<Utc>), f64>,
+    /// (series, instant) → prediction.
+    pub(super) predictions: BTreeMap<(String, DateTime<Utc>), alertkit_core::Prediction>,
     /// Paused job ids.
     pub(super) paused_jobs: std::collections::BTreeSet<String>,
     /// The last change sequence number handed out.

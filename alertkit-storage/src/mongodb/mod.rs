@@ -1,7 +1,8 @@
 //! The MongoDB store (feature `mongodb`).
 //!
 //! Collections: `alerts`, `alert_receipts`, `alert_rules`,
-//! `alert_subscriptions`, `deliveries`, `job_runs`, with compound indexes
+//! `alert_subscriptions`, `deliveries`, `job_runs`, and the forecast series
+//! `series`, `series_points`, `series_predictions`, with compound indexes
 //! created by [`MongoAlertStore::init`].
 //!
 //! - Dedup is atomic: a unique partial index keeps one active alert per key;
@@ -23,6 +24,7 @@ mod outbox;
 mod raise;
 mod rows;
 mod rules;
+mod series;
 
 use crate::common::{
     audience_from, audience_strings, corrupt, in_input_order, pair_with_alerts, parse,
@@ -157,6 +159,14 @@ impl MongoAlertStore {
             .create_index(unique(doc! { "job_id": 1, "scheduled_at": 1 }, None))
             .await
             .mongo()?;
+        for coll in [self.points_coll(), self.predictions_coll()] {
+            coll.create_indexes([
+                unique(doc! { "series": 1, "at": 1 }, None),
+                index(doc! { "at": 1 }),
+            ])
+            .await
+            .mongo()?;
+        }
         Ok(())
     }
 
@@ -190,6 +200,18 @@ impl MongoAlertStore {
 
     pub(super) fn deliveries_coll(&self) -> Collection<Document> {
         self.db.collection("deliveries")
+    }
+
+    pub(super) fn series_coll(&self) -> Collection<Document> {
+        self.db.collection("series")
+    }
+
+    pub(super) fn points_coll(&self) -> Collection<Document> {
+        self.db.collection("series_points")
+    }
+
+    pub(super) fn predictions_coll(&self) -> Collection<Document> {
+        self.db.collection("series_predictions")
     }
 
     pub(super) fn runs(&self) -> Collection<Document> {

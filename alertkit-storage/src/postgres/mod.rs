@@ -2,8 +2,10 @@
 //!
 //! Tables live in one schema (default `alertkit`, see
 //! [`PostgresBuilder::schema`]): `alerts`, `alert_receipts`, `alert_rules`,
-//! `alert_subscriptions`, `deliveries` (the outbox) and `job_runs`, created
-//! by the migrations shipped in the crate ([`PostgresAlertStore::migrate`]).
+//! `alert_subscriptions`, `deliveries` (the outbox), `job_runs`, and the
+//! forecast series `series`, `series_points` and `series_predictions`
+//! ([`SeriesStore`](alertkit_core::SeriesStore)), created by the migrations
+//! shipped in the crate ([`PostgresAlertStore::migrate`]).
 //!
 //! - Lists use keyset pagination on `(created_at, id)` (index `alerts_list`),
 //!   never OFFSET; visibility is `audience && {everyone, user:…, group:…}`
@@ -32,6 +34,7 @@ mod outbox;
 mod raise;
 mod rows;
 mod rules;
+mod series;
 
 use crate::common::{
     audience_from, audience_strings, corrupt, count_from, in_input_order, pair_with_alerts, parse,

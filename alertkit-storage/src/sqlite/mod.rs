@@ -15,6 +15,7 @@ mod outbox;
 mod raise;
 mod rows;
 mod rules;
+mod series;
 
 use crate::common::{
     audience_from, audience_strings, corrupt, count_from, pair_with_alerts, parse, set_seqs,
