@@ -55,6 +55,26 @@ fn prediction_from(d: &Document) -> Result<Prediction> {
     })
 }
 
+/// The documents of a series in `[from, to)`, oldest first.
+async fn in_range(
+    coll: Collection<Document>,
+    series: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Document>> {
+    collect(
+        coll.find(
+            doc! { "series": series, "at": { "$gte": time_bson(from), "$lt": time_bson(to) } },
+        )
+        .sort(doc! { "at": 1 })
+        .limit(i64::from(limit))
+        .await
+        .mongo()?,
+    )
+    .await
+}
+
 impl MongoAlertStore {
     /// Inserts documents unique on (series, at); those already stored are
     /// replaced one by one (a re-upload), so the common case is one insert.
@@ -135,24 +155,17 @@ impl SeriesStore for MongoAlertStore {
         to: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Point>> {
-        collect(
-            self.points_coll()
-                .find(doc! { "series": series, "at": { "$gte": time_bson(from), "$lt": time_bson(to) } })
-                .sort(doc! { "at": 1 })
-                .limit(i64::from(limit))
-                .await
-                .mongo()?,
-        )
-        .await?
-        .iter()
-        .map(|d| {
-            Ok(Point {
-                series: get_str(d, "series")?,
-                at: get_time(d, "at")?,
-                value: get_f64(d, "value")?,
+        in_range(self.points_coll(), series, from, to, limit)
+            .await?
+            .iter()
+            .map(|d| {
+                Ok(Point {
+                    series: get_str(d, "series")?,
+                    at: get_time(d, "at")?,
+                    value: get_f64(d, "value")?,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     async fn put_series(&self, name: &str, settings: &SeriesSettings) -> Result<SeriesInfo> {
@@ -206,18 +219,11 @@ impl SeriesStore for MongoAlertStore {
         to: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Prediction>> {
-        collect(
-            self.predictions_coll()
-                .find(doc! { "series": series, "at": { "$gte": time_bson(from), "$lt": time_bson(to) } })
-                .sort(doc! { "at": 1 })
-                .limit(i64::from(limit))
-                .await
-                .mongo()?,
-        )
-        .await?
-        .iter()
-        .map(prediction_from)
-        .collect()
+        in_range(self.predictions_coll(), series, from, to, limit)
+            .await?
+            .iter()
+            .map(prediction_from)
+            .collect()
     }
 
     async fn purge_series(&self, before: DateTime<Utc>, batch: u32) -> Result<u64> {
