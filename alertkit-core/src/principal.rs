@@ -22,16 +22,26 @@ pub enum Permission {
     AlertsBroadcast,
     /// `scheduler.manage`: pause, resume and trigger jobs.
     SchedulerManage,
+    /// `forecast.read`: read series, forecasts and their history, and
+    /// receive `forecast` frames.
+    ForecastRead,
+    /// `forecast.manage`: upload actuals and change series settings.
+    ForecastManage,
+    /// `reports.create`: trigger reports and download one's own.
+    ReportsCreate,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 8] = [
         Permission::AlertsRead,
         Permission::AlertsCreate,
         Permission::AlertsManage,
         Permission::AlertsBroadcast,
         Permission::SchedulerManage,
+        Permission::ForecastRead,
+        Permission::ForecastManage,
+        Permission::ReportsCreate,
     ];
 
     /// The permission's string form, as in JWT `perms` claims.
@@ -42,6 +52,9 @@ impl Permission {
             Permission::AlertsManage => "alerts.manage",
             Permission::AlertsBroadcast => "alerts.broadcast",
             Permission::SchedulerManage => "scheduler.manage",
+            Permission::ForecastRead => "forecast.read",
+            Permission::ForecastManage => "forecast.manage",
+            Permission::ReportsCreate => "reports.create",
         }
     }
 }

@@ -20,6 +20,8 @@ use crate::{env, fail};
 pub struct Jobs {
     pub handle: SchedulerHandle,
     pub routes: axum::Router,
+    /// The scheduler, for jobs registered elsewhere (the forecast).
+    pub scheduler: Arc<dyn Scheduler>,
     /// The registered job ids, for the start-up banner.
     pub summary: String,
 }
@@ -62,11 +64,14 @@ pub async fn start(kit: &AlertKit, auth: Arc<dyn Authenticator>) -> Jobs {
     let summary = ids.join(", ");
     let handle = scheduler.spawn();
     let shared: Arc<dyn Scheduler> = Arc::new(scheduler);
-    let routes =
-        alertkit::transport::http::authenticated(alertkit::scheduler::http::router(shared), auth);
+    let routes = alertkit::transport::http::authenticated(
+        alertkit::scheduler::http::router(shared.clone()),
+        auth,
+    );
     Jobs {
         handle,
         routes,
+        scheduler: shared,
         summary,
     }
 }

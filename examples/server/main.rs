@@ -27,6 +27,7 @@
 //! sends finish. A bad setting exits with status 2 and one line naming the
 //! variable. It has no dashboard or scheduled jobs yet.
 
+mod forecast;
 mod jobs;
 mod notify;
 
@@ -37,7 +38,10 @@ use alertkit::notify::StaticDirectory;
 use alertkit::storage::{PostgresAlertStore, SqliteBuilder};
 use alertkit::transport::ws::hub::{WsConfig, WsHub};
 use alertkit::transport::{JwtAuthenticator, LocalBroadcaster, RedisBroadcaster, http};
-use alertkit::{AlertKit, Authenticator, Broadcaster, Directory, Principal, Store};
+use alertkit::{
+    AlertKit, Authenticator, Broadcaster, Directory, JobSpec, Principal, Schedule, SeriesStore,
+    Store,
+};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
@@ -61,15 +65,17 @@ async fn main() -> Result<(), Failure> {
         .init();
 
     let database = env("DATABASE_URL").unwrap_or_else(|| "sqlite://alertkit.db?mode=rwc".into());
-    let store: Arc<dyn Store> = if database.starts_with("postgres") {
-        let pg = PostgresAlertStore::builder(&database).connect().await?;
-        pg.migrate().await?;
-        Arc::new(pg)
-    } else {
-        let lite = SqliteBuilder::from_url(&database).connect().await?;
-        lite.migrate().await?;
-        Arc::new(lite)
-    };
+    // One database holds the alerts and the forecast series.
+    let (store, series): (Arc<dyn Store>, Arc<dyn SeriesStore>) =
+        if database.starts_with("postgres") {
+            let pg = PostgresAlertStore::builder(&database).connect().await?;
+            pg.migrate().await?;
+            (Arc::new(pg.clone()), Arc::new(pg))
+        } else {
+            let lite = SqliteBuilder::from_url(&database).connect().await?;
+            lite.migrate().await?;
+            (Arc::new(lite.clone()), Arc::new(lite))
+        };
     let bus: Arc<dyn Broadcaster> = match env("REDIS_URL") {
         Some(url) => Arc::new(RedisBroadcaster::builder(url).connect().await?),
         None => Arc::new(LocalBroadcaster::new()),
@@ -146,8 +152,33 @@ async fn main() -> Result<(), Failure> {
     let notify = notify::start(&kit, groups, &secret, &format!("http://{addr}")).await;
     println!("notifications: {}", notify.summary);
     let auth: Arc<dyn Authenticator> = Arc::new(auth);
+    let auth_routes = auth.clone();
     let jobs = jobs::start(&kit, auth.clone()).await;
-    println!("scheduled jobs: {} (GET /api/scheduler/jobs)", jobs.summary);
+    let forecast = forecast::Forecast::from_env(series);
+    let mut spec = JobSpec::new(
+        "forecast",
+        "fit each series, store its predictions, warn near capacity",
+        Schedule::Cron {
+            expr: "0 0 */2 * * *".into(),
+            timezone: env("ALERTKIT_TZ"),
+        },
+    );
+    spec.timeout_secs = Some(900);
+    jobs.scheduler
+        .register(
+            spec,
+            Arc::new(forecast::job::ForecastJob {
+                kit: kit.clone(),
+                series: forecast.series.clone(),
+                settings: forecast.settings.clone(),
+                outcomes: forecast.outcomes.clone(),
+            }),
+        )
+        .await?;
+    println!(
+        "scheduled jobs: {}, forecast (GET /api/scheduler/jobs)",
+        jobs.summary
+    );
     let hub = WsHub::new(kit, WsConfig::default());
     let closer = hub.clone();
     let app = http::router_with_hub(
@@ -160,6 +191,7 @@ async fn main() -> Result<(), Failure> {
         },
     )
     .merge(jobs.routes)
+    .merge(http::authenticated(forecast.routes(), auth_routes))
     // Until the dashboard exists, the address the banner prints says where to go.
     .route("/", axum::routing::get(landing));
     axum::serve(listener, app)
