@@ -167,4 +167,74 @@ mod tests {
         assert_eq!(g.step, m);
         assert_eq!(g.values, [1.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
     }
+
+    /// A fixed-seed generator: daily cycle, trend, noise.
+    fn synthetic(days: i64, seed: u64) -> (Vec<(DateTime<Utc>, f64)>, impl Fn(i64) -> f64) {
+        let truth = |i: i64| {
+            let day = i as f64 / 288.0;
+            50.0 + 20.0 * (2.0 * std::f64::consts::PI * day).sin() + 4.0 * day
+        };
+        let mut state = seed;
+        let mut noise = move || {
+            // Sum of 4 uniforms: roughly normal, σ ≈ 1.15.
+            (0..4)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+                })
+                .sum::<f64>()
+        };
+        let pts = (0..days * 288)
+            .map(|i| (t0() + Duration::minutes(5 * i), truth(i) + noise()))
+            .collect();
+        (pts, truth)
+    }
+
+    #[test]
+    fn a_seasonal_series_is_forecast_within_ten_percent_and_beats_seasonal_naive() {
+        let (pts, truth) = synthetic(7, 42);
+        let n = pts.len() as i64;
+        let grid = resample(&pts).unwrap();
+        let steps = forecast(&grid, Duration::hours(24), 0.95).unwrap();
+        assert_eq!(steps.len(), 288);
+        assert_eq!(steps[0].at, pts[pts.len() - 1].0 + Duration::minutes(5));
+        let mape = |pred: &dyn Fn(usize) -> f64| {
+            (0..288)
+                .map(|k| {
+                    let actual = truth(n + k as i64);
+                    ((pred(k) - actual) / actual).abs()
+                })
+                .sum::<f64>()
+                / 288.0
+        };
+        let model = mape(&|k| steps[k].value);
+        // Seasonal naive: the value one day earlier.
+        let naive = mape(&|k| pts[pts.len() - 288 + k].1);
+        assert!(model < 0.10, "MAPE {model:.4}");
+        assert!(
+            model < naive,
+            "model {model:.4} vs seasonal naive {naive:.4}"
+        );
+        let inside = (0..288)
+            .filter(|k| {
+                let a = truth(n + *k as i64);
+                steps[*k].lower <= a && a <= steps[*k].upper
+            })
+            .count();
+        eprintln!("MAPE: model {model:.4}, seasonal naive {naive:.4}; interval holds {inside}/288");
+        assert!(inside >= 250, "the 95 % interval holds {inside} of 288");
+    }
+
+    #[test]
+    fn too_little_history_is_refused_with_a_reason() {
+        let (pts, _) = synthetic(1, 1);
+        let grid = resample(&pts[..10]).unwrap();
+        assert!(
+            forecast(&grid, Duration::hours(24), 0.95)
+                .unwrap_err()
+                .contains("too little history")
+        );
+    }
 }

@@ -1,0 +1,324 @@
+//! The reference server's forecast pipeline, end to end through the real
+//! binary: upload actuals as CSV, set capacities, run the forecast job
+//! through the scheduler API, and find exactly the expected
+//! `capacity_warning` alerts; a second run adds none, and lower actuals
+//! resolve them. Also: uploads with bad rows, wrong types, empty or
+//! oversized bodies, permissions, and the history route.
+#![cfg(all(
+    unix,
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "redis",
+    feature = "axum",
+    feature = "jwt",
+    feature = "email",
+    feature = "slack",
+    feature = "webhook",
+    feature = "scheduler"
+))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+use alertkit::transport::JwtAuthenticator;
+use alertkit::{Permission, Principal};
+use serde_json::{Value, json};
+
+const SECRET: &str = "forecast-test-secret-forecast-test-secret";
+
+/// 14 days at 5 minutes ending now: `grow` climbs a daily cycle towards
+/// its capacity of 100 (its forecast crosses 90 within the day), `flat`
+/// stays near 40. `level` shifts `grow`.
+fn dataset(grow_level: f64) -> String {
+    let now = chrono::Utc::now().timestamp() / 300 * 300;
+    let start = now - 14 * 86_400;
+    let mut csv = String::from("timestamp,series,value\n");
+    let mut i = 0u64;
+    for t in (start..=now).step_by(300) {
+        let day = (t - start) as f64 / 86_400.0;
+        let cycle = (2.0 * std::f64::consts::PI * (t % 86_400) as f64 / 86_400.0).sin();
+        // Deterministic jitter instead of noise.
+        i += 1;
+        let jitter = ((i * 7919) % 100) as f64 / 100.0 - 0.5;
+        let grow = grow_level + 15.0 * cycle + 1.5 * day + jitter;
+        let flat = 40.0 + 10.0 * cycle + jitter;
+        writeln!(csv, "{t},grow,{grow:.2}").unwrap();
+        writeln!(csv, "{t},flat,{flat:.2}").unwrap();
+    }
+    csv
+}
+
+struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn upload(&self, token: &str, ctype: &str, body: String) -> (u16, Value) {
+        self.send(
+            self.http
+                .post(format!("{}/api/forecast/upload", self.base))
+                .bearer_auth(token)
+                .header("content-type", ctype)
+                .body(body),
+        )
+        .await
+    }
+
+    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        self.send(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(token),
+        )
+        .await
+    }
+
+    /// Triggers the forecast job and waits for its run to end.
+    async fn run_forecast(&self, admin: &str) -> Value {
+        let (status, run) = self
+            .send(
+                self.http
+                    .post(format!("{}/api/scheduler/jobs/forecast/run", self.base))
+                    .bearer_auth(admin),
+            )
+            .await;
+        assert_eq!(status, 202, "{run}");
+        let id = run["id"].as_str().unwrap().to_owned();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, runs) = self.get(admin, "/api/scheduler/jobs/forecast/runs").await;
+            let this = runs
+                .as_array()
+                .and_then(|r| r.iter().find(|r| r["id"] == id.as_str()).cloned());
+            if let Some(r) = this
+                && (r["status"] == "succeeded" || r["status"] == "failed")
+            {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "the forecast run did not end");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn warnings(&self, token: &str) -> Vec<Value> {
+        let (status, page) = self
+            .get(token, "/api/alerts?alert_type=capacity_warning&limit=50")
+            .await;
+        assert_eq!(status, 200, "{page}");
+        page["alerts"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_forecast_warn_once_then_resolve() {
+    let (cmd, addr, dir) = common::command(SECRET);
+    let server = common::start(cmd, addr, dir).await;
+    let c = Client {
+        base: format!("http://{}", server.addr),
+        http: reqwest::Client::new(),
+    };
+    let auth = JwtAuthenticator::hs256(SECRET.as_bytes()).unwrap();
+    let token = |p: Principal| auth.issue(&p, Duration::from_secs(600)).unwrap();
+    let admin = token(Principal::admin("root"));
+    let planner = token(
+        Principal::user("pat")
+            .with_groups(["planners"])
+            .with_permissions([Permission::AlertsRead, Permission::ForecastRead]),
+    );
+    let outsider = token(Principal::user("olga").with_groups(["support"]));
+
+    // Permissions: reading needs forecast.read, uploading forecast.manage.
+    assert_eq!(c.get(&outsider, "/api/forecast/series").await.0, 403);
+    assert_eq!(c.upload(&planner, "text/csv", dataset(60.0)).await.0, 403);
+    let (status, body) = c
+        .send(c.http.get(format!("{}/api/forecast/series", c.base)))
+        .await;
+    assert_eq!(status, 401, "{body}");
+
+    let (status, summary) = c.upload(&admin, "text/csv", dataset(60.0)).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["series"]["grow"], 4033);
+    assert_eq!(summary["rows"], 8066);
+    for name in ["grow", "flat"] {
+        let (status, info) = c
+            .send(
+                c.http
+                    .put(format!("{}/api/forecast/series/{name}", c.base))
+                    .bearer_auth(&admin)
+                    .json(&json!({"capacity": 100.0, "unit": "%"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{info}");
+    }
+
+    let run = c.run_forecast(&admin).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let warnings = c.warnings(&planner).await;
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one warning, for grow only: {warnings:?}"
+    );
+    let w = &warnings[0];
+    assert_eq!(w["tags"], json!(["grow"]));
+    assert_eq!(w["status"], "active");
+    assert!(["high", "critical"].contains(&w["severity"].as_str().unwrap()));
+    assert!(c.warnings(&outsider).await.is_empty(), "planners only");
+
+    let (_, series) = c.get(&planner, "/api/forecast/series").await;
+    let grow = series["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "grow")
+        .unwrap()
+        .clone();
+    assert_eq!(grow["last_forecast"]["status"], "forecast", "{grow}");
+    assert_eq!(grow["last_forecast"]["predictions"], 288);
+    assert!(grow["last_forecast"]["crosses_at"].is_string());
+
+    let (status, h) = c
+        .get(&planner, "/api/forecast/history?series=grow&range=6h")
+        .await;
+    assert_eq!(status, 200, "{h}");
+    assert_eq!(
+        h["actual"].as_array().unwrap().len(),
+        73,
+        "6 h of 5-minute points"
+    );
+    assert_eq!(
+        h["predicted"].as_array().unwrap().len(),
+        288,
+        "the next 24 h"
+    );
+    let p0 = &h["predicted"][0];
+    assert!(p0["lower"].as_f64().unwrap() <= p0["value"].as_f64().unwrap());
+    assert!(p0["value"].as_f64().unwrap() <= p0["upper"].as_f64().unwrap());
+    assert_eq!(
+        c.get(&planner, "/api/forecast/history?series=grow&range=2y")
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        c.get(&planner, "/api/forecast/history?series=nope").await.0,
+        404
+    );
+
+    // A second run: still one alert, not a second one.
+    let run = c.run_forecast(&admin).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let again = c.warnings(&planner).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0]["id"], w["id"]);
+    assert_eq!(again[0]["status"], "active");
+
+    // Lower actuals: the forecast no longer crosses, the warning resolves.
+    let (status, _) = c.upload(&admin, "text/csv", dataset(20.0)).await;
+    assert_eq!(status, 200);
+    let run = c.run_forecast(&admin).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let after = c.warnings(&planner).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["id"], w["id"]);
+    assert_eq!(after[0]["status"], "resolved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_refused_and_change_nothing() {
+    let (mut cmd, addr, dir) = common::command(SECRET);
+    cmd.env("ALERTKIT_UPLOAD_MAX_MB", "1");
+    let server = common::start(cmd, addr, dir).await;
+    let c = Client {
+        base: format!("http://{}", server.addr),
+        http: reqwest::Client::new(),
+    };
+    let auth = JwtAuthenticator::hs256(SECRET.as_bytes()).unwrap();
+    let admin = auth
+        .issue(&Principal::admin("root"), Duration::from_secs(600))
+        .unwrap();
+
+    let bad = "timestamp,series,value\n\
+               2026-11-24T10:00:00Z,cpu,1\n\
+               yesterday,cpu,2\n\
+               1795514400,cpu,abc\n\
+               1795514400,,3\n\
+               1795514400,a/../b,3\n\
+               1795514400,cpu,NaN\n"
+        .to_owned();
+    let (status, body) = c.upload(&admin, "text/csv", bad).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid");
+    assert_eq!(body["rows"], 6);
+    assert_eq!(body["bad_rows"], 5);
+    let lines: Vec<u64> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [3, 4, 5, 6, 7], "by line number: {body}");
+
+    // More than 100 bad rows: the first 100 are listed.
+    let mut many = String::from("timestamp,series,value\n");
+    for _ in 0..250 {
+        many.push_str("nope,cpu,1\n");
+    }
+    let (status, body) = c.upload(&admin, "text/csv", many).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["bad_rows"], 250);
+    assert_eq!(body["errors"].as_array().unwrap().len(), 100);
+
+    let (status, body) = c.upload(&admin, "text/csv", String::new()).await;
+    assert_eq!(status, 422, "empty: {body}");
+    let (status, body) = c
+        .upload(&admin, "text/csv", "timestamp,series,value\n".into())
+        .await;
+    assert_eq!(status, 422, "header only: {body}");
+    let (status, body) = c
+        .upload(&admin, "text/csv", "when,what\n1,2\n".into())
+        .await;
+    assert_eq!(status, 422, "bad header: {body}");
+    assert_eq!(body["errors"][0]["line"], 1);
+    let (status, body) = c.upload(&admin, "application/json", "{}".into()).await;
+    assert_eq!(status, 415, "{body}");
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+    let big = "timestamp,series,value\n".to_owned() + &"1795514400,cpu,1\n".repeat(70_000);
+    let (status, body) = c.upload(&admin, "text/csv", big).await;
+    assert_eq!(status, 413, "over ALERTKIT_UPLOAD_MAX_MB=1: {body}");
+
+    let (_, series) = c.get(&admin, "/api/forecast/series").await;
+    assert_eq!(series["series"], json!([]), "nothing was stored");
+    let (status, body) = c
+        .send(
+            c.http
+                .put(format!("{}/api/forecast/series/a%20b", c.base))
+                .bearer_auth(&admin)
+                .json(&json!({"capacity": 100.0})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = c
+        .send(
+            c.http
+                .put(format!("{}/api/forecast/series/cpu", c.base))
+                .bearer_auth(&admin)
+                .json(&json!({"capacity": -1.0})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+}
