@@ -168,12 +168,14 @@ mod tests {
         assert_eq!(g.values, [1.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
     }
 
-    /// A fixed-seed generator: daily cycle, trend, noise.
-    fn synthetic(days: i64, seed: u64) -> (Vec<(DateTime<Utc>, f64)>, impl Fn(i64) -> f64) {
-        let truth = |i: i64| {
-            let day = i as f64 / 288.0;
-            50.0 + 20.0 * (2.0 * std::f64::consts::PI * day).sin() + 4.0 * day
-        };
+    /// The generator without noise, at 5-minute step `i`: daily cycle and trend.
+    fn truth(i: i64) -> f64 {
+        let day = i as f64 / 288.0;
+        50.0 + 20.0 * (2.0 * std::f64::consts::PI * day).sin() + 4.0 * day
+    }
+
+    /// [`truth`] plus fixed-seed noise, `days` long.
+    fn synthetic(days: i64, seed: u64) -> Vec<(DateTime<Utc>, f64)> {
         let mut state = seed;
         let mut noise = move || {
             // Sum of 4 uniforms: roughly normal, σ ≈ 1.15.
@@ -186,15 +188,14 @@ mod tests {
                 })
                 .sum::<f64>()
         };
-        let pts = (0..days * 288)
+        (0..days * 288)
             .map(|i| (t0() + Duration::minutes(5 * i), truth(i) + noise()))
-            .collect();
-        (pts, truth)
+            .collect()
     }
 
     #[test]
     fn a_seasonal_series_is_forecast_within_ten_percent_and_beats_seasonal_naive() {
-        let (pts, truth) = synthetic(7, 42);
+        let pts = synthetic(7, 42);
         let n = pts.len() as i64;
         let grid = resample(&pts).unwrap();
         let steps = forecast(&grid, Duration::hours(24), 0.95).unwrap();
@@ -229,7 +230,7 @@ mod tests {
 
     #[test]
     fn too_little_history_is_refused_with_a_reason() {
-        let (pts, _) = synthetic(1, 1);
+        let pts = synthetic(1, 1);
         let grid = resample(&pts[..10]).unwrap();
         assert!(
             forecast(&grid, Duration::hours(24), 0.95)
