@@ -25,7 +25,8 @@
 //! runs the delivery dispatcher. Ctrl-C or SIGTERM shuts down gracefully:
 //! every WebSocket is closed with 1001 first, then in-flight requests and
 //! sends finish. A bad setting exits with status 2 and one line naming the
-//! variable. It has no dashboard or scheduled jobs yet.
+//! variable. It runs the built-in scheduled jobs and the forecast pipeline
+//! (`forecast/`; `--demo` loads a demo dataset). It has no dashboard yet.
 
 mod forecast;
 mod jobs;
@@ -58,6 +59,16 @@ pub fn fail(var: &str, why: &str) -> ! {
 
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
+    let mut demo_data = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--demo" => demo_data = true,
+            other => {
+                eprintln!("alertkit: unknown argument {other:?} (known: --demo)");
+                std::process::exit(2);
+            }
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -132,7 +143,12 @@ async fn main() -> Result<(), Failure> {
     if generated {
         let day = Duration::from_secs(24 * 3600);
         let admin = auth.issue(&Principal::admin("admin"), day)?;
-        let demo = auth.issue(&Principal::user("demo").with_groups(["planners"]), day)?;
+        let demo = auth.issue(
+            &Principal::user("demo")
+                .with_groups(["planners"])
+                .with_permissions([alertkit::Permission::ForecastRead]),
+            day,
+        )?;
         println!("\nNo ALERTKIT_JWT_SECRET: generated one; tokens valid for 24 h.");
         println!(
             "admin token:\n  {admin}\ndemo user token (user `demo`, group `planners`):\n  {demo}\n"
@@ -175,6 +191,13 @@ async fn main() -> Result<(), Failure> {
             }),
         )
         .await?;
+    if demo_data {
+        let n = forecast::demo::load(&*forecast.series, &*jobs.scheduler).await?;
+        println!(
+            "demo data: {n} points in 3 series (vch20, vch21, api.requests); the forecast is running: \
+             a capacity_warning for vch20 appears in GET /api/alerts within a minute"
+        );
+    }
     println!(
         "scheduled jobs: {}, forecast (GET /api/scheduler/jobs)",
         jobs.summary

@@ -19,6 +19,7 @@
 //! | `ALERTKIT_CAPACITY_BOUND` | `point` | `upper` compares the interval's upper bound |
 //! | `ALERTKIT_FORECAST_GROUP` | `planners` | who gets the warnings |
 
+pub mod demo;
 pub mod job;
 pub mod model;
 pub mod upload;
