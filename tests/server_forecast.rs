@@ -322,3 +322,45 @@ async fn bad_uploads_are_refused_and_change_nothing() {
         .await;
     assert_eq!(status, 422, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_flag_shows_a_capacity_warning_within_a_minute() {
+    let (mut cmd, addr, dir) = common::command(SECRET);
+    cmd.arg("--demo");
+    let started = Instant::now();
+    let server = common::start(cmd, addr, dir).await;
+    let c = Client {
+        base: format!("http://{}", server.addr),
+        http: reqwest::Client::new(),
+    };
+    let auth = JwtAuthenticator::hs256(SECRET.as_bytes()).unwrap();
+    let planner = auth
+        .issue(
+            &Principal::user("demo")
+                .with_groups(["planners"])
+                .with_permissions([Permission::ForecastRead]),
+            Duration::from_secs(600),
+        )
+        .unwrap();
+    loop {
+        let warnings = c.warnings(&planner).await;
+        if let Some(w) = warnings.first() {
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert_eq!(w["tags"], json!(["vch20"]));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no capacity warning within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (_, series) = c.get(&planner, "/api/forecast/series").await;
+    let names: Vec<&str> = series["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["api.requests", "vch20", "vch21"]);
+}
