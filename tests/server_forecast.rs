@@ -363,4 +363,48 @@ async fn the_demo_flag_shows_a_capacity_warning_within_a_minute() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["api.requests", "vch20", "vch21"]);
+
+    // Threshold rules read the series' newest points (vch20 ends at 75.84,
+    // vch21 at 45.44, api.requests at 1275.5 in the demo data).
+    let admin = auth
+        .issue(&Principal::admin("root"), Duration::from_secs(600))
+        .unwrap();
+    let (status, rule) = c
+        .send(
+            c.http
+                .post(format!("{}/api/alerts/rules", c.base))
+                .bearer_auth(&admin)
+                .json(&json!({
+                    "name": "hot series", "kind": "threshold", "enabled": true,
+                    "conditions": {"metric": "series", "op": ">", "value": 70, "audience": ["group:planners"]},
+                    "template": {"alert_type": "series_high", "severity": "medium",
+                                 "title": "{series} is at {value}", "audience": ["group:planners"]},
+                })),
+        )
+        .await;
+    assert_eq!(status, 201, "{rule}");
+    let (status, _) = c
+        .send(
+            c.http
+                .post(format!("{}/api/scheduler/jobs/rules/run", c.base))
+                .bearer_auth(&admin),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let titles = loop {
+        let (_, page) = c.get(&planner, "/api/alerts?alert_type=series_high").await;
+        let mut titles: Vec<String> = page["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["title"].as_str().unwrap().to_owned())
+            .collect();
+        if titles.len() >= 2 || Instant::now() > deadline {
+            titles.sort();
+            break titles;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(titles, ["api.requests is at 1275.5", "vch20 is at 75.84"]);
 }

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use alertkit::scheduler::{Builtin, CronScheduler, SchedulerHandle, register_builtin};
-use alertkit::{AlertKit, Audience, Authenticator, RuleEvaluator, Scheduler};
+use alertkit::{AlertKit, Audience, Authenticator, MetricSource, RuleEvaluator, Scheduler};
 
 use crate::{env, fail};
 
@@ -27,16 +27,20 @@ pub struct Jobs {
 }
 
 /// Builds the scheduler, registers the built-in jobs and starts it.
-pub async fn start(kit: &AlertKit, auth: Arc<dyn Authenticator>) -> Jobs {
+pub async fn start(
+    kit: &AlertKit,
+    auth: Arc<dyn Authenticator>,
+    metrics: Arc<dyn MetricSource>,
+) -> Jobs {
     let group = env("ALERTKIT_ADMIN_GROUP").unwrap_or_else(|| "admins".into());
     let scheduler = CronScheduler::builder(kit.job_store())
         .clock(kit.clock().clone())
         .failure_alerts(kit.clone(), Audience::group(group))
         .build();
     let tz = env("ALERTKIT_TZ");
-    // Rules are evaluated against the sources an application plugs in; the
-    // reference server has none yet, so threshold and SLA rules report that.
-    let evaluator = Arc::new(RuleEvaluator::new(kit.clone()));
+    // Threshold rules read the uploaded series (`forecast/metrics.rs`); the
+    // reference server has no deadline source, so SLA rules report that.
+    let evaluator = Arc::new(RuleEvaluator::new(kit.clone()).metrics(metrics));
     let summary_groups = env("ALERTKIT_SUMMARY_GROUPS")
         .map(|g| {
             g.split(',')

@@ -169,7 +169,8 @@ async fn main() -> Result<(), Failure> {
     println!("notifications: {}", notify.summary);
     let auth: Arc<dyn Authenticator> = Arc::new(auth);
     let auth_routes = auth.clone();
-    let jobs = jobs::start(&kit, auth.clone()).await;
+    let metrics = Arc::new(forecast::metrics::SeriesMetrics(series.clone()));
+    let jobs = jobs::start(&kit, auth.clone(), metrics).await;
     let forecast = forecast::Forecast::from_env(series);
     let mut spec = JobSpec::new(
         "forecast",

@@ -21,6 +21,7 @@
 
 pub mod demo;
 pub mod job;
+pub mod metrics;
 pub mod model;
 pub mod upload;
 
