@@ -5,7 +5,7 @@
 //!
 //! | route | needs | does |
 //! |---|---|---|
-//! | `POST /api/forecast/upload` | `forecast.manage` | CSV `timestamp,series,value` (`content-type: text/csv`), up to `ALERTKIT_UPLOAD_MAX_MB` |
+//! | `POST /api/forecast/upload` | `forecast.manage` | CSV `timestamp,series,value` (`content-type: text/csv`) or, built with the `parquet` feature, Parquet with those columns (`application/vnd.apache.parquet`), up to `ALERTKIT_UPLOAD_MAX_MB` |
 //! | `GET /api/forecast/series` | `forecast.read` | every series: capacity, unit, newest point, last forecast outcome |
 //! | `PUT /api/forecast/series/{name}` | `forecast.manage` | `{capacity, unit}` |
 //! | `GET /api/forecast/history?series=&range=1h\|6h\|24h\|7d` | `forecast.read` | actual and predicted points with intervals |
@@ -23,6 +23,8 @@ pub mod demo;
 pub mod job;
 pub mod metrics;
 pub mod model;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod upload;
 
 use std::sync::Arc;
@@ -149,14 +151,24 @@ async fn upload_route(
                 .trim()
                 .to_ascii_lowercase()
         });
-    if !matches!(ctype.as_deref(), Some("text/csv" | "application/csv")) {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the actuals as CSV with content-type: text/csv",
-        );
-    }
-    match upload::upload(body, f.upload_max, &*f.series).await {
+    let format = match ctype.as_deref() {
+        Some("text/csv" | "application/csv") => upload::Format::Csv,
+        #[cfg(feature = "parquet")]
+        Some("application/vnd.apache.parquet" | "application/x-parquet") => upload::Format::Parquet,
+        _ => {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                if cfg!(feature = "parquet") {
+                    "send the actuals as CSV (content-type: text/csv) or Parquet \
+                     (content-type: application/vnd.apache.parquet)"
+                } else {
+                    "send the actuals as CSV with content-type: text/csv"
+                },
+            );
+        }
+    };
+    match upload::upload(body, format, f.upload_max, &*f.series).await {
         Ok(summary) => (StatusCode::OK, Json(summary)).into_response(),
         Err(upload::Refused::TooLarge(max)) => error(
             StatusCode::PAYLOAD_TOO_LARGE,

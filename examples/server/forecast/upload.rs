@@ -1,5 +1,6 @@
 //! `POST /api/forecast/upload`: actuals as CSV (`timestamp,series,value`,
-//! with that header, columns in any order; RFC 3339 or epoch seconds).
+//! with that header, columns in any order; RFC 3339 or epoch seconds), or
+//! Parquet with those columns (feature `parquet`; see `parquet.rs`).
 //!
 //! The body is streamed to a temporary file (never held in memory) up to
 //! the size limit, checked row by row, and written only if every row is
@@ -19,13 +20,16 @@ use tokio::io::AsyncWriteExt;
 
 /// Errors listed in a 422 answer, at most.
 pub const MAX_ERRORS: usize = 100;
+/// How much of an oversized body is read (and dropped) before the 413.
+const DRAIN: u64 = 8 * 1024 * 1024;
 /// Points written per store call.
 const BATCH: usize = 5_000;
 
 /// A rejected row.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct RowError {
-    /// 1-based line in the file (the header is line 1).
+    /// 1-based line in a CSV file (the header is line 1); 1-based data row
+    /// in a Parquet file; 0 for the file as a whole.
     pub line: u64,
     /// What is wrong with it.
     pub message: String,
@@ -89,6 +93,13 @@ async fn spool(body: Body, max: u64) -> Result<Spool, Refused> {
         })?;
         size += chunk.len() as u64;
         if size > max {
+            // Read on a little (discarding), so a client still sending gets
+            // the 413 rather than a closed connection.
+            while size <= max + DRAIN
+                && let Some(Ok(more)) = stream.next().await
+            {
+                size += more.len() as u64;
+            }
             return Err(Refused::TooLarge(max));
         }
         file.write_all(&chunk)
@@ -171,11 +182,56 @@ fn point(cols: &Columns, record: &csv_async::StringRecord) -> Result<Point, Stri
     Ok(p)
 }
 
-/// Reads the spooled file once; with `write`, stores its points.
-async fn read(
-    path: &Path,
-    store: Option<&dyn SeriesStore>,
-) -> Result<(Summary, u64, Vec<RowError>), Refused> {
+/// One data row: its point, or its (1-based) line and what is wrong.
+pub type Row = Result<Point, (u64, String)>;
+
+/// The formats an upload may have.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Format {
+    /// `text/csv`.
+    Csv,
+    /// `application/vnd.apache.parquet` (feature `parquet`).
+    #[cfg(feature = "parquet")]
+    Parquet,
+}
+
+/// What reading a file found, and the points waiting to be written.
+struct Tally<'a> {
+    summary: Summary,
+    bad: u64,
+    errors: Vec<RowError>,
+    batch: Vec<Point>,
+    store: Option<&'a dyn SeriesStore>,
+}
+
+impl Tally<'_> {
+    async fn take(&mut self, row: Row) -> Result<(), Refused> {
+        self.summary.rows += 1;
+        match row {
+            Ok(p) => {
+                *self.summary.series.entry(p.series.clone()).or_default() += 1;
+                self.summary.from = Some(self.summary.from.map_or(p.at, |f| f.min(p.at)));
+                self.summary.to = Some(self.summary.to.map_or(p.at, |t| t.max(p.at)));
+                if let Some(store) = self.store {
+                    self.batch.push(p);
+                    if self.batch.len() >= BATCH {
+                        write(store, &mut self.batch).await?;
+                    }
+                }
+            }
+            Err((line, message)) => {
+                self.bad += 1;
+                if self.errors.len() < MAX_ERRORS {
+                    self.errors.push(RowError { line, message });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a spooled CSV file into `tally`.
+async fn read_csv(path: &Path, tally: &mut Tally<'_>) -> Result<(), Refused> {
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| Refused::Failed(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -185,55 +241,70 @@ async fn read(
         .create_reader(file);
     let header = match reader.headers().await {
         Ok(h) if !h.is_empty() => h.clone(),
-        Ok(_) => {
-            return Err(empty());
-        }
-        Err(e) => {
-            return Err(one_error(1, format!("unreadable header: {e}")));
-        }
+        Ok(_) => return Err(empty()),
+        Err(e) => return Err(one_error(1, format!("unreadable header: {e}"))),
     };
     let cols = columns(&header).map_err(|m| one_error(1, m))?;
-    let mut summary = Summary::default();
-    let mut bad = 0u64;
-    let mut errors = Vec::new();
-    let mut batch = Vec::with_capacity(BATCH);
     let mut records = reader.records();
     while let Some(record) = records.next().await {
-        summary.rows += 1;
-        let parsed = match &record {
-            Ok(r) => {
-                let line = r.position().map_or(0, |p| p.line());
-                point(&cols, r).map_err(|m| (line, m))
-            }
+        let row = match &record {
+            Ok(r) => point(&cols, r).map_err(|m| (r.position().map_or(0, |p| p.line()), m)),
             Err(e) => Err((
                 e.position().map_or(0, |p| p.line()),
                 format!("unreadable row: {e}"),
             )),
         };
-        match parsed {
-            Ok(p) => {
-                *summary.series.entry(p.series.clone()).or_default() += 1;
-                summary.from = Some(summary.from.map_or(p.at, |f| f.min(p.at)));
-                summary.to = Some(summary.to.map_or(p.at, |t| t.max(p.at)));
-                if let Some(store) = store {
-                    batch.push(p);
-                    if batch.len() >= BATCH {
-                        write(store, &mut batch).await?;
-                    }
-                }
-            }
-            Err((line, message)) => {
-                bad += 1;
-                if errors.len() < MAX_ERRORS {
-                    errors.push(RowError { line, message });
-                }
-            }
+        tally.take(row).await?;
+    }
+    Ok(())
+}
+
+/// Reads a spooled Parquet file into `tally`: batches are decoded on a
+/// blocking thread and handed over through a short channel.
+#[cfg(feature = "parquet")]
+async fn read_parquet(path: &Path, tally: &mut Tally<'_>) -> Result<(), Refused> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Row>>(2);
+    let path = path.to_owned();
+    let reader = tokio::task::spawn_blocking(move || {
+        super::parquet::read(&path, |rows| tx.blocking_send(rows).is_ok())
+    });
+    while let Some(rows) = rx.recv().await {
+        for row in rows {
+            tally.take(row).await?;
         }
     }
-    if let Some(store) = store {
-        write(store, &mut batch).await?;
+    match reader.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(one_error(0, message)),
+        Err(e) => Err(Refused::Failed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        )),
     }
-    Ok((summary, bad, errors))
+}
+
+/// Reads the spooled file once; with a store, writes its points.
+async fn read(
+    path: &Path,
+    format: Format,
+    store: Option<&dyn SeriesStore>,
+) -> Result<(Summary, u64, Vec<RowError>), Refused> {
+    let mut tally = Tally {
+        summary: Summary::default(),
+        bad: 0,
+        errors: Vec::new(),
+        batch: Vec::with_capacity(BATCH),
+        store,
+    };
+    match format {
+        Format::Csv => read_csv(path, &mut tally).await?,
+        #[cfg(feature = "parquet")]
+        Format::Parquet => read_parquet(path, &mut tally).await?,
+    }
+    if let Some(store) = store {
+        write(store, &mut tally.batch).await?;
+    }
+    Ok((tally.summary, tally.bad, tally.errors))
 }
 
 async fn write(store: &dyn SeriesStore, batch: &mut Vec<Point>) -> Result<(), Refused> {
@@ -264,9 +335,14 @@ fn one_error(line: u64, message: String) -> Refused {
 }
 
 /// Spools, checks and (if every row is good) stores an upload.
-pub async fn upload(body: Body, max: u64, store: &dyn SeriesStore) -> Result<Summary, Refused> {
+pub async fn upload(
+    body: Body,
+    format: Format,
+    max: u64,
+    store: &dyn SeriesStore,
+) -> Result<Summary, Refused> {
     let spooled = spool(body, max).await?;
-    let (summary, bad, errors) = read(&spooled.0, None).await?;
+    let (summary, bad, errors) = read(&spooled.0, format, None).await?;
     if bad > 0 {
         return Err(Refused::Rows {
             rows: summary.rows,
@@ -277,7 +353,7 @@ pub async fn upload(body: Body, max: u64, store: &dyn SeriesStore) -> Result<Sum
     if summary.rows == 0 {
         return Err(empty());
     }
-    let (summary, _, _) = read(&spooled.0, Some(store)).await?;
+    let (summary, _, _) = read(&spooled.0, format, Some(store)).await?;
     Ok(summary)
 }
 
