@@ -104,8 +104,15 @@ async fn reference_server_serves_rest_and_ws_and_shuts_down_with_1001() {
         .json()
         .await
         .unwrap();
-    assert_eq!(jobs[0]["id"], "retention");
-    assert_eq!(jobs[0]["protected"], true);
+    let ids: Vec<&str> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["forecast", "retention", "rules", "sla_watch"], "by id");
+    assert_eq!(jobs[1]["protected"], true, "retention");
+    assert_eq!(jobs[0]["protected"], false, "forecast");
     let r = http
         .post(format!("http://{addr}/api/scheduler/jobs/retention/pause"))
         .bearer_auth(&admin)
