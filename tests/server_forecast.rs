@@ -540,3 +540,66 @@ async fn parquet_uploads_are_read_and_checked_by_row() {
     let series: Value = r.json().await.unwrap();
     assert_eq!(series["series"].as_array().unwrap().len(), 2, "{series}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forecast_frames_reach_forecast_readers_over_the_websocket() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (cmd, addr, dir) = common::command(SECRET);
+    let server = common::start(cmd, addr, dir).await;
+    let c = Client {
+        base: format!("http://{}", server.addr),
+        http: reqwest::Client::new(),
+    };
+    let auth = JwtAuthenticator::hs256(SECRET.as_bytes()).unwrap();
+    let token = |p: Principal| auth.issue(&p, Duration::from_secs(600)).unwrap();
+    let admin = token(Principal::admin("root"));
+    let reader = token(Principal::user("pat").with_permissions([Permission::ForecastRead]));
+    let other = token(Principal::user("olga"));
+    let connect = |t: String| {
+        let url = format!("ws://{}/ws/live?token={t}", server.addr);
+        async move { tokio_tungstenite::connect_async(url).await.unwrap().0 }
+    };
+    let (mut pat, mut olga) = (connect(reader).await, connect(other).await);
+    /// The next `forecast` frame within `secs`, skipping others.
+    async fn next_forecast<S>(ws: &mut S, secs: u64) -> Option<Value>
+    where
+        S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let msg = tokio::time::timeout_at(deadline, ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            if let Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(t.as_str()).ok()?;
+                if v["type"] == "forecast" {
+                    return Some(v);
+                }
+            }
+        }
+    }
+    let (status, _) = c.upload(&admin, "text/csv", dataset(60.0)).await;
+    assert_eq!(status, 200);
+    let f = next_forecast(&mut pat, 10).await.expect("an actuals frame");
+    assert_eq!(f["data"]["kind"], "actuals");
+    assert_eq!(f["data"]["series"]["grow"], 4033);
+    c.run_forecast(&admin).await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let f = next_forecast(&mut pat, 30)
+            .await
+            .expect("a predictions frame");
+        assert_eq!(f["data"]["kind"], "predictions");
+        assert_eq!(f["data"]["points"].as_array().unwrap().len(), 288);
+        seen.push(f["data"]["series"].as_str().unwrap().to_owned());
+    }
+    seen.sort();
+    assert_eq!(seen, ["flat", "grow"]);
+    assert!(
+        next_forecast(&mut olga, 1).await.is_none(),
+        "no forecast frames without forecast.read"
+    );
+}

@@ -110,7 +110,11 @@ async fn reference_server_serves_rest_and_ws_and_shuts_down_with_1001() {
         .iter()
         .map(|j| j["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["forecast", "retention", "rules", "sla_watch"], "by id");
+    assert_eq!(
+        ids,
+        ["forecast", "retention", "rules", "sla_watch"],
+        "by id"
+    );
     assert_eq!(jobs[1]["protected"], true, "retention");
     assert_eq!(jobs[0]["protected"], false, "forecast");
     let r = http

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::Alert;
 use crate::audience::Audience;
 use crate::id::AlertId;
-use crate::principal::Viewer;
+use crate::principal::{Permission, Viewer};
 
 /// A change to an alert or to one user's state on it, as published on a
 /// [`Broadcaster`](crate::Broadcaster).
@@ -66,6 +66,19 @@ pub enum AlertEvent {
         /// When it was sent.
         at: DateTime<Utc>,
     },
+    /// An ephemeral application frame `{type: topic, data, at}` for the
+    /// connected clients holding `permission` (all of them when `None`);
+    /// never stored. The reference server's `forecast` frames are these.
+    Topic {
+        /// The frame's `type` (see [`AlertKit::publish_topic`](crate::AlertKit::publish_topic)).
+        topic: String,
+        /// Who may receive it.
+        permission: Option<Permission>,
+        /// Free JSON for the client.
+        data: serde_json::Value,
+        /// When it was sent.
+        at: DateTime<Utc>,
+    },
 }
 
 impl AlertEvent {
@@ -79,6 +92,7 @@ impl AlertEvent {
             AlertEvent::Dismissed { .. } => "dismissed",
             AlertEvent::Deleted { .. } => "deleted",
             AlertEvent::Broadcast { .. } => "broadcast",
+            AlertEvent::Topic { .. } => "topic",
         }
     }
 
@@ -104,6 +118,8 @@ impl AlertEvent {
                 *user_id == viewer.user_id
             }
             AlertEvent::Broadcast { .. } => true,
+            // Permission is checked against the principal, not the viewer.
+            AlertEvent::Topic { permission, .. } => permission.is_none(),
         }
     }
 }
@@ -111,6 +127,22 @@ impl AlertEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_events_cross_the_bus_as_json() {
+        let e = AlertEvent::Topic {
+            topic: "forecast".into(),
+            permission: Some(Permission::ForecastRead),
+            data: serde_json::json!({"series": "vch20"}),
+            at: Utc::now(),
+        };
+        let wire = serde_json::to_string(&e).unwrap();
+        assert!(wire.contains(r#""event":"topic""#), "{wire}");
+        assert!(wire.contains(r#""permission":"forecast.read""#), "{wire}");
+        assert_eq!(serde_json::from_str::<AlertEvent>(&wire).unwrap(), e);
+        assert_eq!(e.name(), "topic");
+        assert!(!e.is_visible_to(&Viewer::new("bob", Vec::<String>::new())));
+    }
 
     #[test]
     fn receipt_events_reach_only_their_user() {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alertkit_core::{AlertKit, Audience, NewAlert, Principal, Severity};
+use alertkit_core::{AlertKit, Audience, NewAlert, Permission, Principal, Severity};
 use alertkit_storage::MemoryAlertStore;
 use alertkit_transport::ws::hub::{WsConfig, WsHub};
 use alertkit_transport::{JwtAuthenticator, LocalBroadcaster, http};
@@ -506,4 +506,71 @@ async fn the_hub_serves_on_a_bare_listener_of_its_own() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn a_topic_reaches_only_the_connections_holding_its_permission() {
+    let env = start().await;
+    let reader = env.token(
+        Principal::user("pat")
+            .with_groups(["planners"])
+            .with_permissions([Permission::ForecastRead]),
+    );
+    let mut pat = env.connect(&format!("/ws?token={reader}")).await;
+    // `/ws/live` is an alias of `/ws`.
+    let mut live = env.connect(&format!("/ws/live?token={reader}")).await;
+    let mut bob = env.connect_as("bob").await;
+    for ws in [&mut pat, &mut live, &mut bob] {
+        assert_eq!(recv(ws).await["type"], "hello");
+    }
+    let system = Principal::system();
+    env.kit
+        .publish_topic(
+            &system,
+            "forecast",
+            Some(Permission::ForecastRead),
+            json!({"kind": "predictions", "series": "vch20"}),
+        )
+        .await
+        .unwrap();
+    for ws in [&mut pat, &mut live] {
+        let f = recv(ws).await;
+        assert_eq!(f["type"], "forecast");
+        assert_eq!(f["data"]["series"], "vch20");
+        assert!(f["at"].is_string());
+    }
+    quiet(&mut bob).await;
+    // Without a permission it reaches everyone.
+    env.kit
+        .publish_topic(&system, "maintenance", None, json!({"at": "22:00"}))
+        .await
+        .unwrap();
+    for ws in [&mut pat, &mut bob] {
+        assert_eq!(recv(ws).await["type"], "maintenance");
+    }
+    // Publishing needs alerts.broadcast; reserved or malformed topics and
+    // oversized data are refused.
+    let user = Principal::user("pat").with_permissions([Permission::ForecastRead]);
+    let err = env
+        .kit
+        .publish_topic(&user, "forecast", None, json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), alertkit_core::ErrorKind::Forbidden);
+    for bad in ["alert", "hello", "", "Forecast", "a-b", &"x".repeat(33)] {
+        let err = env
+            .kit
+            .publish_topic(&system, bad, None, json!({}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), alertkit_core::ErrorKind::Invalid, "{bad:?}");
+    }
+    let big = json!({"blob": "x".repeat(70 * 1024)});
+    assert!(
+        env.kit
+            .publish_topic(&system, "forecast", None, big)
+            .await
+            .is_err()
+    );
+    quiet(&mut pat).await;
 }

@@ -171,7 +171,7 @@ async fn main() -> Result<(), Failure> {
     let auth_routes = auth.clone();
     let metrics = Arc::new(forecast::metrics::SeriesMetrics(series.clone()));
     let jobs = jobs::start(&kit, auth.clone(), metrics).await;
-    let forecast = forecast::Forecast::from_env(series);
+    let forecast = forecast::Forecast::from_env(kit.clone(), series);
     let mut spec = JobSpec::new(
         "forecast",
         "fit each series, store its predictions, warn near capacity",

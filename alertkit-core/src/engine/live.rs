@@ -134,6 +134,57 @@ impl AlertKit {
             .await
     }
 
+    /// Sends an ephemeral application frame `{type: topic, data, at}` to
+    /// the connected clients holding `permission` (every client when
+    /// `None`), on every instance (needs `alerts.broadcast`). Nothing is
+    /// stored. `topic` is 1–32 of `a-z 0-9 _` and not a frame type of the
+    /// wire contract (`alert`, `hello`, …); `data` is JSON of at most
+    /// 64 KiB.
+    pub async fn publish_topic(
+        &self,
+        by: &Principal,
+        topic: &str,
+        permission: Option<Permission>,
+        data: serde_json::Value,
+    ) -> Result<()> {
+        by.require(Permission::AlertsBroadcast)?;
+        const RESERVED: [&str; 10] = [
+            "alert",
+            "hello",
+            "receipt",
+            "broadcast",
+            "error",
+            "pong",
+            "resumed",
+            "unread",
+            "auth",
+            "ping",
+        ];
+        let well_formed = !topic.is_empty()
+            && topic.len() <= 32
+            && topic
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !well_formed || RESERVED.contains(&topic) {
+            return Err(Error::invalid(format!(
+                "topic {:?}: 1 to 32 of a-z, 0-9, _, and not a frame type of the contract",
+                crate::id::truncate(topic, 40)
+            )));
+        }
+        if data.to_string().len() > 64 * 1024 {
+            return Err(Error::invalid("topic data must be at most 64 KiB of JSON"));
+        }
+        self.inner
+            .bus
+            .publish(AlertEvent::Topic {
+                topic: topic.to_owned(),
+                permission,
+                data,
+                at: self.now(),
+            })
+            .await
+    }
+
     /// Subscribes to the event stream (what a WebSocket hub listens to).
     pub async fn subscribe(&self) -> Result<EventStream> {
         self.inner.bus.subscribe().await

@@ -101,6 +101,19 @@ pub(crate) async fn ws_upgrade(
 }
 
 #[utoipa::path(
+    get, path = "/ws/live", tag = "live", params(crate::http::openapi::WsParamsDoc),
+    responses((status = 101, description = "Switching to WebSocket (alias of /ws)"))
+)]
+pub(crate) async fn ws_live(
+    state: State<AppState>,
+    authed: MaybeAuthed,
+    params: Query<WsParams>,
+    ws: axum::extract::WebSocketUpgrade,
+) -> ApiResult<Response> {
+    ws_upgrade(state, authed, params, ws).await
+}
+
+#[utoipa::path(
     get, path = "/ws/alerts/{user_id}", tag = "live",
     params(("user_id" = String, Path, description = "Must be the token's subject"), crate::http::openapi::WsParamsDoc),
     responses((status = 101, description = "Switching to WebSocket"), (status = 400, description = "Malformed request", body = crate::http::openapi::ErrorDoc), (status = 403, description = "Not permitted", body = crate::http::openapi::ErrorDoc))

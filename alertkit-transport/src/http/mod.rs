@@ -199,6 +199,7 @@ pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpCon
         .route("/api/alerts/{id}/mark-read", post(mark_read))
         .route("/api/alerts/{id}/dismiss", post(dismiss))
         .route("/ws", get(ws_upgrade))
+        .route("/ws/live", get(ws_live))
         .route("/api/ws/stats", get(ws_stats))
         .route("/api/me/contacts", get(get_contacts).put(put_contacts))
         .route("/api/deliveries", get(list_deliveries))
@@ -263,6 +264,7 @@ pub fn ws_router_with(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpConf
     let limiter = limiter(config.rate_limit_per_minute);
     Router::new()
         .route("/ws", get(ws_upgrade))
+        .route("/ws/live", get(ws_live))
         .route("/ws/alerts/{user_id}", get(ws_upgrade_for))
         .route("/ws/notifications/{user_id}", get(ws_notifications_for))
         .fallback(not_found)

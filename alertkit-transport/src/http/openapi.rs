@@ -328,6 +328,7 @@ impl Modify for BearerAuth {
         crate::http::rules::set_subscriptions,
         crate::http::live::ws_upgrade,
         crate::http::live::ws_upgrade_for,
+        crate::http::live::ws_live,
         crate::http::live::ws_notifications_for,
         crate::http::live::ws_stats,
         crate::http::live::push_broadcast,

@@ -568,6 +568,28 @@ impl WsHub {
                 self.send_targets(&[Target::Everyone], f);
                 false
             }
+            AlertEvent::Topic {
+                topic,
+                permission,
+                data,
+                at,
+            } => {
+                let f = text_frame(json!({"type": topic, "data": data, "at": at}));
+                match permission {
+                    None => self.send_targets(&[Target::Everyone], f),
+                    Some(p) => {
+                        let mut s = self.lock();
+                        let ids: Vec<u64> = s
+                            .conns
+                            .iter()
+                            .filter(|(_, c)| c.principal.can(*p))
+                            .map(|(id, _)| *id)
+                            .collect();
+                        s.deliver(Some(ids), |_| f.clone());
+                    }
+                }
+                false
+            }
             AlertEvent::Read {
                 user_id,
                 alert_ids,

@@ -87,6 +87,26 @@ pub fn severity(c: &Crossing, capacity: f64, now: DateTime<Utc>) -> Severity {
     }
 }
 
+/// Predictions carried by one `forecast` frame, at most (a frame stays
+/// under the 64 KiB a topic may carry).
+const MAX_FRAME_POINTS: usize = 400;
+
+/// Pushes a `forecast` frame to the WebSocket clients holding
+/// `forecast.read`; a bus failure is logged, not fatal.
+pub async fn publish(kit: &AlertKit, data: serde_json::Value) {
+    let sent = kit
+        .publish_topic(
+            &principal(),
+            "forecast",
+            Some(alertkit::Permission::ForecastRead),
+            data,
+        )
+        .await;
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "publishing a forecast frame failed");
+    }
+}
+
 /// The dedup key of a series' warning.
 pub fn warning_key(series: &str) -> String {
     format!("capacity_warning:{series}")
@@ -164,6 +184,17 @@ impl ForecastJob {
             return failed(outcome, format!("storing predictions: {e}"));
         }
         outcome.predictions = predictions.len();
+        // Live: the new predictions, for clients allowed to see forecasts.
+        let points: Vec<serde_json::Value> = predictions
+            .iter()
+            .take(MAX_FRAME_POINTS)
+            .map(|p| serde_json::json!({"at": p.at, "value": p.value, "lower": p.lower, "upper": p.upper}))
+            .collect();
+        publish(
+            &self.kit,
+            serde_json::json!({"kind": "predictions", "series": info.name, "made_at": now, "points": points}),
+        )
+        .await;
         let crossed = info.capacity.and_then(|cap| {
             crossing(&steps, cap, self.settings.share, self.settings.use_upper).map(|c| (cap, c))
         });

@@ -1,7 +1,10 @@
 //! The forecast pipeline: actuals uploaded as CSV into the store's series
 //! tables, a job every two hours that fits each series and stores its
 //! predictions, `capacity_warning` alerts when a forecast nears a series'
-//! capacity, and the history of actual against predicted.
+//! capacity, and the history of actual against predicted. Clients holding
+//! `forecast.read` get `forecast` WebSocket frames: `{type: "forecast",
+//! data: {kind: "predictions", series, made_at, points}}` after each fit and
+//! `{kind: "actuals", series: {name: rows}, from, to}` after each upload.
 //!
 //! | route | needs | does |
 //! |---|---|---|
@@ -45,6 +48,7 @@ use job::{Outcomes, Settings};
 /// What the routes share.
 #[derive(Clone)]
 pub struct Forecast {
+    pub kit: alertkit::AlertKit,
     pub series: Arc<dyn SeriesStore>,
     pub outcomes: Outcomes,
     pub settings: Settings,
@@ -64,7 +68,7 @@ fn number<T: std::str::FromStr>(var: &str, default: T, ok: impl Fn(&T) -> bool) 
 
 impl Forecast {
     /// From the environment (see the module docs); exits 2 on a bad value.
-    pub fn from_env(series: Arc<dyn SeriesStore>) -> Forecast {
+    pub fn from_env(kit: alertkit::AlertKit, series: Arc<dyn SeriesStore>) -> Forecast {
         let upload_mb: u64 = number("ALERTKIT_UPLOAD_MAX_MB", 64, |n| (1..=4096).contains(n));
         let settings = Settings {
             window: Duration::days(number("ALERTKIT_FORECAST_WINDOW_DAYS", 14, |n: &i64| {
@@ -89,6 +93,7 @@ impl Forecast {
             ),
         };
         Forecast {
+            kit,
             series,
             outcomes: Default::default(),
             settings,
@@ -169,7 +174,14 @@ async fn upload_route(
         }
     };
     match upload::upload(body, format, f.upload_max, &*f.series).await {
-        Ok(summary) => (StatusCode::OK, Json(summary)).into_response(),
+        Ok(summary) => {
+            job::publish(
+                &f.kit,
+                json!({"kind": "actuals", "series": summary.series, "from": summary.from, "to": summary.to}),
+            )
+            .await;
+            (StatusCode::OK, Json(summary)).into_response()
+        }
         Err(upload::Refused::TooLarge(max)) => error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
