@@ -672,6 +672,7 @@ async fn openapi_describes_every_route_and_the_real_json() {
         ("/api/alerts/rules/{id}", vec!["delete", "put"]),
         ("/api/alerts/subscriptions", vec!["get", "put"]),
         ("/ws", vec!["get"]),
+        ("/ws/live", vec!["get"]),
         ("/ws/alerts/{user_id}", vec!["get"]),
         ("/ws/notifications/{user_id}", vec!["get"]),
         ("/api/ws/stats", vec!["get"]),
