@@ -175,11 +175,11 @@ pub async fn series_purge_in_batches(store: &dyn SeriesStore) {
     );
 }
 
-/// Large and concurrent writes: 25,000 points in one call (more than one
-/// statement on some backends), and two overlapping uploads at once.
+/// Large and concurrent writes: 12,000 points in one call (more than one
+/// statement or batch on every backend), and two overlapping uploads at once.
 pub async fn series_large_and_concurrent_writes(store: &dyn SeriesStore) {
     let start = at(0);
-    let many: Vec<Point> = (0..25_000)
+    let many: Vec<Point> = (0..12_000)
         .map(|i| Point {
             series: format!("s{}", i % 5),
             at: start + Duration::seconds(i / 5 * 60),
@@ -192,10 +192,10 @@ pub async fn series_large_and_concurrent_writes(store: &dyn SeriesStore) {
             .points(&format!("s{s}"), start, start + Duration::days(30), 10_000)
             .await
             .unwrap();
-        assert_eq!(got.len(), 5_000, "series s{s}");
+        assert_eq!(got.len(), 2_400, "series s{s}");
     }
-    let a: Vec<Point> = (0..2_000).map(|i| point("shared", i, 1.0)).collect();
-    let b: Vec<Point> = (0..2_000).rev().map(|i| point("shared", i, 2.0)).collect();
+    let a: Vec<Point> = (0..500).map(|i| point("shared", i, 1.0)).collect();
+    let b: Vec<Point> = (0..500).rev().map(|i| point("shared", i, 2.0)).collect();
     let (ra, rb) = futures::join!(store.put_points(&a), store.put_points(&b));
     ra.unwrap();
     rb.unwrap();
@@ -203,6 +203,6 @@ pub async fn series_large_and_concurrent_writes(store: &dyn SeriesStore) {
         .points("shared", at(0), at(10_000), 10_000)
         .await
         .unwrap();
-    assert_eq!(got.len(), 2_000, "one point per instant");
+    assert_eq!(got.len(), 500, "one point per instant");
     assert!(got.iter().all(|p| p.value == 1.0 || p.value == 2.0));
 }

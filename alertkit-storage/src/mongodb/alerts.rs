@@ -89,6 +89,74 @@ pub(super) async fn collect_in(
 }
 
 impl MongoAlertStore {
+    /// Writes alerts without a dedup key, and their deliveries, in one
+    /// transaction, retrying conflicts on the change counter as a raise does.
+    async fn insert_plain_tx(
+        &self,
+        plain: &mut [(Alert, Vec<DeliveryTarget>)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        for attempt in 0..RAISE_ATTEMPTS {
+            let mut s = self.client.start_session().await.mongo()?;
+            s.start_transaction().await.mongo()?;
+            match self.insert_plain_in(&mut s, plain, now).await {
+                Ok(()) => match s.commit_transaction().await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if error::commit_may_retry(&e) => {}
+                    Err(e) => return Err(error::map_err(e)),
+                },
+                // Transient (a write conflict on the change counter).
+                Err(Error::Unavailable(_)) => {
+                    let _ = s.abort_transaction().await;
+                }
+                Err(e) => {
+                    let _ = s.abort_transaction().await;
+                    return Err(e);
+                }
+            }
+            tokio::time::sleep(retry_pause(attempt)).await;
+        }
+        Err(Error::Unavailable(
+            "mongodb: the batch insert kept conflicting; try again".into(),
+        ))
+    }
+
+    async fn insert_plain_in(
+        &self,
+        s: &mut ClientSession,
+        plain: &mut [(Alert, Vec<DeliveryTarget>)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let last = self.next_seq(s, plain.len() as u64).await?;
+        let first = last + 1 - plain.len() as u64;
+        for (i, (a, _)) in plain.iter_mut().enumerate() {
+            a.seq = first + i as u64;
+        }
+        self.alerts()
+            .insert_many(plain.iter().map(|(a, _)| alert_doc(a)))
+            .session(&mut *s)
+            .await
+            .mongo()?;
+        let deliveries: Vec<Document> = plain
+            .iter()
+            .flat_map(|(a, targets)| {
+                let mut seen = HashSet::new();
+                targets
+                    .iter()
+                    .filter(move |t| seen.insert((t.user_id.clone(), t.channel)))
+                    .map(move |t| delivery_doc(&Delivery::new(a, t, now)))
+            })
+            .collect();
+        if !deliveries.is_empty() {
+            self.deliveries_coll()
+                .insert_many(deliveries)
+                .session(&mut *s)
+                .await
+                .mongo()?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn receipts_of(&self, user: &str) -> Result<Receipts> {
         let docs = collect(
             self.receipts_coll()
@@ -228,36 +296,7 @@ impl AlertStore for MongoAlertStore {
             }
         }
         if !plain.is_empty() {
-            let mut s = self.client.start_session().await.mongo()?;
-            s.start_transaction().await.mongo()?;
-            let last = self.next_seq(&mut s, plain.len() as u64).await?;
-            let first = last + 1 - plain.len() as u64;
-            for (i, (a, _)) in plain.iter_mut().enumerate() {
-                a.seq = first + i as u64;
-            }
-            self.alerts()
-                .insert_many(plain.iter().map(|(a, _)| alert_doc(a)))
-                .session(&mut s)
-                .await
-                .mongo()?;
-            let deliveries: Vec<Document> = plain
-                .iter()
-                .flat_map(|(a, targets)| {
-                    let mut seen = HashSet::new();
-                    targets
-                        .iter()
-                        .filter(move |t| seen.insert((t.user_id.clone(), t.channel)))
-                        .map(move |t| delivery_doc(&Delivery::new(a, t, now)))
-                })
-                .collect();
-            if !deliveries.is_empty() {
-                self.deliveries_coll()
-                    .insert_many(deliveries)
-                    .session(&mut s)
-                    .await
-                    .mongo()?;
-            }
-            s.commit_transaction().await.mongo()?;
+            self.insert_plain_tx(&mut plain, now).await?;
         }
         Ok(in_input_order(out, plain))
     }

@@ -30,6 +30,16 @@ pub(super) fn is_transient(e: &mongodb::error::Error) -> bool {
         || matches!(code(e), Some(DUPLICATE_KEY | WRITE_CONFLICT))
 }
 
+/// Whether a failed `commitTransaction` may be run again from the start:
+/// a transient error, or `InternalError` (code 1), which SecantusDB answers
+/// for a write conflict found at commit (it rolled the transaction back;
+/// MongoDB reports such conflicts as transient `WriteConflict`s). A retry
+/// of a commit that did apply would hit the unique ids it wrote, so it
+/// fails rather than writing twice.
+pub(super) fn commit_may_retry(e: &mongodb::error::Error) -> bool {
+    is_transient(e) || code(e) == Some(1)
+}
+
 /// Maps a driver error to the kind a caller can act on.
 pub(super) fn map_err(e: mongodb::error::Error) -> Error {
     if code(&e) == Some(DUPLICATE_KEY) {

@@ -40,7 +40,7 @@ use alertkit_core::{Recipient, Route};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 pub use config::MongoBuilder;
-use error::{DUPLICATE_KEY, MongoResultExt, code, is_transient};
+use error::{DUPLICATE_KEY, MongoResultExt, code};
 use futures::TryStreamExt;
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, Document, doc};

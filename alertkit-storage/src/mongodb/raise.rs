@@ -181,7 +181,7 @@ impl MongoAlertStore {
             match outcome {
                 Ok(Some(raised)) => match s.commit_transaction().await {
                     Ok(()) => return Ok(raised),
-                    Err(e) if is_transient(&e) => {}
+                    Err(e) if error::commit_may_retry(&e) => {}
                     Err(e) => return Err(error::map_err(e)),
                 },
                 Ok(None) | Err(Error::Unavailable(_)) | Err(Error::Conflict(_)) => {
