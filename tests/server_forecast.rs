@@ -603,3 +603,63 @@ async fn forecast_frames_reach_forecast_readers_over_the_websocket() {
         "no forecast frames without forecast.read"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_retention_deletes_old_points_only() {
+    let (mut cmd, addr, dir) = common::command(SECRET);
+    cmd.env("ALERTKIT_SERIES_RETENTION_DAYS", "30");
+    let server = common::start(cmd, addr, dir).await;
+    let c = Client {
+        base: format!("http://{}", server.addr),
+        http: reqwest::Client::new(),
+    };
+    let admin = JwtAuthenticator::hs256(SECRET.as_bytes())
+        .unwrap()
+        .issue(&Principal::admin("root"), Duration::from_secs(600))
+        .unwrap();
+    let now = chrono::Utc::now().timestamp() / 60 * 60;
+    let mut csv = String::from("timestamp,series,value\n");
+    for i in 0..100 {
+        writeln!(csv, "{},old,1", now - 200 * 86_400 + i * 60).unwrap();
+        writeln!(csv, "{},new,2", now - i * 60).unwrap();
+    }
+    assert_eq!(c.upload(&admin, "text/csv", csv).await.0, 200);
+    let count = |h: Value| h["actual"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        count(
+            c.get(&admin, "/api/forecast/history?series=old&range=7d")
+                .await
+                .1
+        ),
+        100
+    );
+    let (status, run) = c
+        .send(
+            c.http
+                .post(format!(
+                    "{}/api/scheduler/jobs/series_retention/run",
+                    c.base
+                ))
+                .bearer_auth(&admin),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(
+        c.get(&admin, "/api/forecast/history?series=old&range=7d")
+            .await
+            .1,
+    ) > 0
+    {
+        assert!(Instant::now() < deadline, "old points still there");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        count(
+            c.get(&admin, "/api/forecast/history?series=new&range=7d")
+                .await
+                .1
+        ),
+        100
+    );
+}

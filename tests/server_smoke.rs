@@ -112,7 +112,13 @@ async fn reference_server_serves_rest_and_ws_and_shuts_down_with_1001() {
         .collect();
     assert_eq!(
         ids,
-        ["forecast", "retention", "rules", "sla_watch"],
+        [
+            "forecast",
+            "retention",
+            "rules",
+            "series_retention",
+            "sla_watch"
+        ],
         "by id"
     );
     assert_eq!(jobs[1]["protected"], true, "retention");

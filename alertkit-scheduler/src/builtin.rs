@@ -36,6 +36,61 @@ impl Job for RetentionJob {
     }
 }
 
+/// `series_retention`: deletes stored series points and predictions older
+/// than `keep`, in batches of `batch` until none are left
+/// ([`SeriesStore::purge_series`](alertkit_core::SeriesStore::purge_series)).
+#[derive(Clone)]
+pub struct SeriesRetentionJob {
+    store: Arc<dyn alertkit_core::SeriesStore>,
+    clock: Arc<dyn alertkit_core::Clock>,
+    keep: chrono::Duration,
+    batch: u32,
+}
+
+impl std::fmt::Debug for SeriesRetentionJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeriesRetentionJob")
+            .field("keep", &self.keep)
+            .field("batch", &self.batch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SeriesRetentionJob {
+    /// Keeps `keep` of history (batches of 10,000), by `clock`'s time.
+    pub fn new(
+        store: Arc<dyn alertkit_core::SeriesStore>,
+        clock: Arc<dyn alertkit_core::Clock>,
+        keep: chrono::Duration,
+    ) -> Self {
+        SeriesRetentionJob {
+            store,
+            clock,
+            keep,
+            batch: 10_000,
+        }
+    }
+}
+
+#[async_trait]
+impl Job for SeriesRetentionJob {
+    async fn run(&self, ctx: JobContext) -> Result<()> {
+        let before = self.clock.now() - self.keep;
+        let mut total = 0u64;
+        loop {
+            let n = self.store.purge_series(before, self.batch).await?;
+            total += n;
+            if n == 0 {
+                break;
+            }
+            // Let other work in between batches.
+            tokio::task::yield_now().await;
+        }
+        tracing::info!(job = %ctx.job_id, deleted = total, %before, "series retention");
+        Ok(())
+    }
+}
+
 /// `rules` and `sla_watch`: one evaluation of the enabled rules of a kind
 /// ([`RuleEvaluator::evaluate`]). A run fails, naming them, when rules
 /// could not be evaluated; the others were.
@@ -235,4 +290,46 @@ pub async fn register_builtin(
     scheduler
         .register(retention, Arc::new(RetentionJob::new(kit.clone())))
         .await
+}
+
+#[cfg(test)]
+mod series_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use alertkit_core::{ManualClock, Point, SeriesStore};
+    use alertkit_storage::MemoryAlertStore;
+
+    #[tokio::test]
+    async fn series_retention_deletes_only_what_is_older_than_kept() {
+        let store = Arc::new(MemoryAlertStore::new());
+        let now = chrono::DateTime::<chrono::Utc>::from_timestamp(1_795_514_400, 0).unwrap();
+        let clock = Arc::new(ManualClock::new(now));
+        let points: Vec<Point> = (0..25_000)
+            .map(|i| Point {
+                series: "cpu".into(),
+                at: now - chrono::Duration::minutes(i),
+                value: 1.0,
+            })
+            .collect();
+        store.put_points(&points).await.unwrap();
+        let job = SeriesRetentionJob::new(store.clone(), clock, chrono::Duration::days(7));
+        job.run(JobContext {
+            job_id: "series_retention".into(),
+            scheduled_at: now,
+        })
+        .await
+        .unwrap();
+        let left = store
+            .points(
+                "cpu",
+                now - chrono::Duration::days(365),
+                now + chrono::Duration::days(1),
+                100_000,
+            )
+            .await
+            .unwrap();
+        // 7 days of minutes, the instant 7 days back included.
+        assert_eq!(left.len(), 7 * 24 * 60 + 1);
+        assert!(left.iter().all(|p| p.at >= now - chrono::Duration::days(7)));
+    }
 }

@@ -96,6 +96,6 @@ pub use alertkit_core::scheduler::{
     Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, Overlap, RunStatus, Schedule,
     Scheduler,
 };
-pub use builtin::{Builtin, register_builtin};
+pub use builtin::{Builtin, SeriesRetentionJob, register_builtin};
 pub use cron::{CronScheduler, CronSchedulerBuilder, SchedulerConfig, SchedulerHandle};
 pub use schedule::Compiled;

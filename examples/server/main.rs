@@ -39,10 +39,7 @@ use alertkit::notify::StaticDirectory;
 use alertkit::storage::{PostgresAlertStore, SqliteBuilder};
 use alertkit::transport::ws::hub::{WsConfig, WsHub};
 use alertkit::transport::{JwtAuthenticator, LocalBroadcaster, RedisBroadcaster, http};
-use alertkit::{
-    AlertKit, Authenticator, Broadcaster, Directory, JobSpec, Principal, Schedule, SeriesStore,
-    Store,
-};
+use alertkit::{AlertKit, Authenticator, Broadcaster, Directory, Principal, SeriesStore, Store};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
@@ -172,26 +169,7 @@ async fn main() -> Result<(), Failure> {
     let metrics = Arc::new(forecast::metrics::SeriesMetrics(series.clone()));
     let jobs = jobs::start(&kit, auth.clone(), metrics).await;
     let forecast = forecast::Forecast::from_env(kit.clone(), series);
-    let mut spec = JobSpec::new(
-        "forecast",
-        "fit each series, store its predictions, warn near capacity",
-        Schedule::Cron {
-            expr: "0 0 */2 * * *".into(),
-            timezone: env("ALERTKIT_TZ"),
-        },
-    );
-    spec.timeout_secs = Some(900);
-    jobs.scheduler
-        .register(
-            spec,
-            Arc::new(forecast::job::ForecastJob {
-                kit: kit.clone(),
-                series: forecast.series.clone(),
-                settings: forecast.settings.clone(),
-                outcomes: forecast.outcomes.clone(),
-            }),
-        )
-        .await?;
+    forecast.register(&*jobs.scheduler).await?;
     if demo_data {
         let n = forecast::demo::load(&*forecast.series, &*jobs.scheduler).await?;
         println!(
@@ -200,7 +178,7 @@ async fn main() -> Result<(), Failure> {
         );
     }
     println!(
-        "scheduled jobs: {}, forecast (GET /api/scheduler/jobs)",
+        "scheduled jobs: {}, forecast, series_retention (GET /api/scheduler/jobs)",
         jobs.summary
     );
     let hub = WsHub::new(kit, WsConfig::default());

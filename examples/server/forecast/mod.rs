@@ -21,6 +21,7 @@
 //! | `ALERTKIT_CAPACITY_SHARE` | `0.9` | share of capacity that raises a warning |
 //! | `ALERTKIT_CAPACITY_BOUND` | `point` | `upper` compares the interval's upper bound |
 //! | `ALERTKIT_FORECAST_GROUP` | `planners` | who gets the warnings |
+//! | `ALERTKIT_SERIES_RETENTION_DAYS` | `90` | points and predictions older than this are deleted daily at 03:30 (`series_retention`) |
 
 pub mod demo;
 pub mod job;
@@ -32,7 +33,7 @@ pub mod upload;
 
 use std::sync::Arc;
 
-use alertkit::{Permission, Principal, SeriesSettings, SeriesStore};
+use alertkit::{JobSpec, Permission, Principal, Schedule, Scheduler, SeriesSettings, SeriesStore};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -54,6 +55,8 @@ pub struct Forecast {
     pub settings: Settings,
     /// Largest upload, in bytes.
     pub upload_max: u64,
+    /// How long points and predictions are kept.
+    pub retention: Duration,
 }
 
 fn number<T: std::str::FromStr>(var: &str, default: T, ok: impl Fn(&T) -> bool) -> T {
@@ -98,7 +101,43 @@ impl Forecast {
             outcomes: Default::default(),
             settings,
             upload_max: upload_mb * 1024 * 1024,
+            retention: Duration::days(number("ALERTKIT_SERIES_RETENTION_DAYS", 90, |n: &i64| {
+                (1..=36_500).contains(n)
+            })),
         }
+    }
+
+    /// Registers `forecast` (every 2 hours) and `series_retention` (daily
+    /// at 03:30), in `ALERTKIT_TZ`.
+    pub async fn register(&self, scheduler: &dyn Scheduler) -> alertkit::Result<()> {
+        let cron = |expr: &str| Schedule::Cron {
+            expr: expr.into(),
+            timezone: env("ALERTKIT_TZ"),
+        };
+        let mut spec = JobSpec::new(
+            "forecast",
+            "fit each series, store its predictions, warn near capacity",
+            cron("0 0 */2 * * *"),
+        );
+        spec.timeout_secs = Some(900);
+        let job = job::ForecastJob {
+            kit: self.kit.clone(),
+            series: self.series.clone(),
+            settings: self.settings.clone(),
+            outcomes: self.outcomes.clone(),
+        };
+        scheduler.register(spec, Arc::new(job)).await?;
+        let retention = alertkit::scheduler::SeriesRetentionJob::new(
+            self.series.clone(),
+            self.kit.clock().clone(),
+            self.retention,
+        );
+        let spec = JobSpec::new(
+            "series_retention",
+            "delete series points and predictions past their retention",
+            cron("0 30 3 * * *"),
+        );
+        scheduler.register(spec, Arc::new(retention)).await
     }
 
     /// The routes (put behind the transport's auth layer).
