@@ -160,6 +160,9 @@ async fn main() -> Result<(), Failure> {
         println!("  curl -s http://{addr}/api/alerts -H 'Authorization: Bearer {demo}'");
         println!("  websocat 'ws://{addr}/ws?token={demo}'");
         println!("API reference: http://{addr}/docs (OpenAPI at /openapi.json)");
+        if !demo_data {
+            println!("Forecast demo data: restart with `cargo run --example server -- --demo`");
+        }
     }
 
     let notify = notify::start(&kit, groups, &secret, &format!("http://{addr}")).await;
