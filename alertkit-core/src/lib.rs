@@ -48,6 +48,7 @@ pub mod id;
 pub mod notify;
 pub mod principal;
 pub mod query;
+pub mod report;
 pub mod route;
 pub mod rule;
 pub mod scheduler;
@@ -74,6 +75,10 @@ pub use id::AlertId;
 pub use notify::{DigestBatch, Notification, Notifier, Recipient};
 pub use principal::{Permission, Principal, Viewer};
 pub use query::{AlertFilter, AlertQuery, Cursor, CursorPosition, Page, Stats};
+pub use report::{
+    AlertCount, DeliveryCount, Report, ReportFilter, ReportKind, ReportRequest, ReportStatus,
+    ReportStore,
+};
 pub use route::{Destination, NewRoute, Route};
 pub use rule::{AlertRule, Channel, Digest, NewRule, RuleKind, Subscription};
 pub use scheduler::{

@@ -184,7 +184,7 @@ impl Principal {
 
 /// The part of a principal a store needs to decide visibility and to key
 /// per-user read/dismiss state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Viewer {
     /// Whose receipts (read/dismissed state) apply.
     pub user_id: String,

@@ -14,6 +14,7 @@ async fn setup() -> Option<Arc<MemoryAlertStore>> {
 
 alertkit_testkit::store_conformance!(setup());
 alertkit_testkit::series_store_conformance!(setup());
+alertkit_testkit::report_store_conformance!(setup());
 
 mod as_dyn {
     use std::sync::Arc;

@@ -58,6 +58,7 @@ async fn setup() -> Option<TestMongo> {
 
 alertkit_testkit::store_conformance!(setup());
 alertkit_testkit::series_store_conformance!(setup());
+alertkit_testkit::report_store_conformance!(setup());
 
 #[tokio::test]
 async fn init_twice_is_fine() {

@@ -74,6 +74,7 @@ async fn setup() -> Option<TestPg> {
 
 alertkit_testkit::store_conformance!(setup());
 alertkit_testkit::series_store_conformance!(setup());
+alertkit_testkit::report_store_conformance!(setup());
 
 #[tokio::test]
 async fn migrations_run_twice_and_concurrently() {

@@ -54,6 +54,7 @@ async fn setup() -> Option<TestLite> {
 
 alertkit_testkit::store_conformance!(setup());
 alertkit_testkit::series_store_conformance!(setup());
+alertkit_testkit::report_store_conformance!(setup());
 
 #[tokio::test]
 async fn migrations_run_twice_and_data_survives_reopening() {

@@ -53,6 +53,7 @@ pub mod counting;
 pub mod fixtures;
 pub mod jobs;
 pub mod outbox;
+pub mod reports;
 pub mod rules;
 pub mod scenarios;
 pub mod series;
@@ -177,6 +178,24 @@ macro_rules! series_store_conformance {
             series_predictions_replace_by_instant,
             series_purge_in_batches,
             series_large_and_concurrent_writes,
+        );
+    };
+}
+
+/// Expands to one `#[tokio::test]` per [`reports`] case (the
+/// [`ReportStore`](alertkit_core::ReportStore) role; the aggregate cases
+/// also raise alerts and claim deliveries, so the store must play those
+/// roles too).
+#[macro_export]
+macro_rules! report_store_conformance {
+    ($setup:expr) => {
+        $crate::__cases!(reports, $setup;
+            report_records_round_trip,
+            reports_claimed_once_under_lease,
+            report_updates_are_fenced,
+            reports_purged_when_finished,
+            alert_counts_group_by_hour_type_severity_tag,
+            delivery_counts_by_channel_and_status,
         );
     };
 }

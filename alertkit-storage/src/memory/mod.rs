@@ -4,6 +4,7 @@ mod alerts;
 mod jobs;
 mod outbox;
 mod raise;
+mod reports;
 mod rows;
 mod rules;
 mod series;

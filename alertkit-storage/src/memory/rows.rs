@@ -30,6 +30,8 @@ pub(super) struct State {
     pub(super) points: BTreeMap<(String, DateTime<Utc>), f64>,
     /// (series, instant) → prediction.
     pub(super) predictions: BTreeMap<(String, DateTime<Utc>), alertkit_core::Prediction>,
+    /// Reports by id.
+    pub(super) reports: BTreeMap<Uuid, alertkit_core::Report>,
     /// Paused job ids.
     pub(super) paused_jobs: std::collections::BTreeSet<String>,
     /// The last change sequence number handed out.

@@ -22,6 +22,7 @@ mod error;
 mod jobs;
 mod outbox;
 mod raise;
+mod reports;
 mod rows;
 mod rules;
 mod series;
@@ -157,6 +158,13 @@ impl MongoAlertStore {
             .mongo()?;
         self.runs()
             .create_index(unique(doc! { "job_id": 1, "scheduled_at": 1 }, None))
+            .await
+            .mongo()?;
+        self.reports_coll()
+            .create_indexes([
+                index(doc! { "status": 1, "due_at": 1 }),
+                index(doc! { "status": 1, "updated_at": 1 }),
+            ])
             .await
             .mongo()?;
         for coll in [self.points_coll(), self.predictions_coll()] {

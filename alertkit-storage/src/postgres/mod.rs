@@ -32,6 +32,7 @@ mod error;
 mod jobs;
 mod outbox;
 mod raise;
+mod reports;
 mod rows;
 mod rules;
 mod series;

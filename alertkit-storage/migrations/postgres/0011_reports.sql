@@ -1,0 +1,12 @@
+-- Report records. `body` is the report as JSON; the columns beside it are
+-- what claims and purges select on, and win over the body's copies.
+CREATE TABLE reports (
+    id         uuid        PRIMARY KEY,
+    status     text        NOT NULL CHECK (status IN ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED')),
+    attempts   integer     NOT NULL,
+    due_at     timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    body       jsonb       NOT NULL
+);
+CREATE INDEX reports_due ON reports (due_at) WHERE status IN ('PENDING', 'RUNNING');
+CREATE INDEX reports_finished ON reports (updated_at) WHERE status IN ('COMPLETED', 'FAILED');
