@@ -225,10 +225,11 @@ impl Report {
         self.finished_at = Some(now);
     }
 
-    /// Records a failed attempt: pending again after a back-off (30 s, then
-    /// 2 min), or `Failed` once it had [`MAX_REPORT_ATTEMPTS`]. Returns
-    /// whether it is now `Failed`.
-    pub fn fail(&mut self, error: impl Into<String>, now: DateTime<Utc>) -> bool {
+    /// Records a failed attempt: pending again after a back-off (`base`
+    /// after the first attempt, four times longer after each further one),
+    /// or `Failed` once it had [`MAX_REPORT_ATTEMPTS`]. Returns whether it
+    /// is now `Failed`.
+    pub fn fail(&mut self, error: impl Into<String>, base: Duration, now: DateTime<Utc>) -> bool {
         self.error = Some(error.into());
         self.updated_at = now;
         if self.attempts >= MAX_REPORT_ATTEMPTS {
@@ -237,7 +238,8 @@ impl Report {
             true
         } else {
             self.status = ReportStatus::Pending;
-            self.due_at = now + Duration::seconds(30 * 4_i64.pow(self.attempts.saturating_sub(1)));
+            let factor = 4_i32.pow(self.attempts.saturating_sub(1).min(8));
+            self.due_at = now + base * factor;
             false
         }
     }
@@ -333,9 +335,11 @@ pub trait ReportStore: Send + Sync + 'static {
 /// database: one call per alert, then [`CountAccumulator::finish`].
 #[derive(Debug, Default)]
 pub struct CountAccumulator {
-    groups:
-        std::collections::BTreeMap<(DateTime<Utc>, String, Severity, Option<String>), (u64, u64)>,
+    groups: std::collections::BTreeMap<GroupKey, (u64, u64)>,
 }
+
+/// hour × type × severity × tag.
+type GroupKey = (DateTime<Utc>, String, Severity, Option<String>);
 
 impl CountAccumulator {
     /// Counts one alert under each of its tags (or under `None`).
@@ -449,14 +453,14 @@ mod tests {
         };
         let mut r = Report::new(req, Viewer::new("u", Vec::<String>::new()), now);
         r.attempts = 1;
-        assert!(!r.fail("boom", now));
+        assert!(!r.fail("boom", Duration::seconds(30), now));
         assert_eq!(r.status, ReportStatus::Pending);
         assert_eq!(r.due_at, now + Duration::seconds(30));
         r.attempts = 2;
-        assert!(!r.fail("boom", now));
+        assert!(!r.fail("boom", Duration::seconds(30), now));
         assert_eq!(r.due_at, now + Duration::seconds(120));
         r.attempts = 3;
-        assert!(r.fail("boom", now));
+        assert!(r.fail("boom", Duration::seconds(30), now));
         assert_eq!(r.status, ReportStatus::Failed);
         assert_eq!(r.finished_at, Some(now));
     }

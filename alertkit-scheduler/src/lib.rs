@@ -89,6 +89,7 @@ pub mod builtin;
 mod cron;
 #[cfg(feature = "axum")]
 pub mod http;
+pub mod reports;
 mod schedule;
 mod table;
 
@@ -98,4 +99,5 @@ pub use alertkit_core::scheduler::{
 };
 pub use builtin::{Builtin, SeriesRetentionJob, register_builtin};
 pub use cron::{CronScheduler, CronSchedulerBuilder, SchedulerConfig, SchedulerHandle};
+pub use reports::{ReportJob, ReportRetentionJob, Reports};
 pub use schedule::Compiled;

@@ -124,7 +124,7 @@ pub async fn report_updates_are_fenced<S: ReportStore + ?Sized>(store: &S) {
         store.update_report(&stale).await,
         Err(Error::Conflict(_))
     ));
-    assert!(!second.fail("disk full", at(3)));
+    assert!(!second.fail("disk full", Duration::seconds(30), at(3)));
     store.update_report(&second).await.unwrap();
     let stored = store.report(r.id).await.unwrap();
     assert_eq!(
@@ -188,7 +188,7 @@ pub async fn reports_purged_when_finished<S: ReportStore + ?Sized>(store: &S) {
             .remove(0);
         if minute == 1 {
             c.attempts = 3;
-            c.fail("gave up", at(minute));
+            c.fail("gave up", Duration::seconds(30), at(minute));
             c.attempts = 1;
         } else {
             c.complete(1, at(minute));
