@@ -114,6 +114,8 @@ async fn reference_server_serves_rest_and_ws_and_shuts_down_with_1001() {
         ids,
         [
             "forecast",
+            "report_retention",
+            "reports",
             "retention",
             "rules",
             "series_retention",
@@ -121,7 +123,7 @@ async fn reference_server_serves_rest_and_ws_and_shuts_down_with_1001() {
         ],
         "by id"
     );
-    assert_eq!(jobs[1]["protected"], true, "retention");
+    assert_eq!(jobs[3]["protected"], true, "retention");
     assert_eq!(jobs[0]["protected"], false, "forecast");
     let r = http
         .post(format!("http://{addr}/api/scheduler/jobs/retention/pause"))

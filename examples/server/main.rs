@@ -26,11 +26,14 @@
 //! every WebSocket is closed with 1001 first, then in-flight requests and
 //! sends finish. A bad setting exits with status 2 and one line naming the
 //! variable. It runs the built-in scheduled jobs and the forecast pipeline
-//! (`forecast/`; `--demo` loads a demo dataset). It has no dashboard yet.
+//! (`forecast/`; `--demo` loads a demo dataset), and produces reports on
+//! request (`reports/`). It has no dashboard yet.
 
+mod api;
 mod forecast;
 mod jobs;
 mod notify;
+mod reports;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +42,9 @@ use alertkit::notify::StaticDirectory;
 use alertkit::storage::{PostgresAlertStore, SqliteBuilder};
 use alertkit::transport::ws::hub::{WsConfig, WsHub};
 use alertkit::transport::{JwtAuthenticator, LocalBroadcaster, RedisBroadcaster, http};
-use alertkit::{AlertKit, Authenticator, Broadcaster, Directory, Principal, SeriesStore, Store};
+use alertkit::{
+    AlertKit, Authenticator, Broadcaster, Directory, Principal, ReportStore, SeriesStore, Store,
+};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
@@ -73,17 +78,24 @@ async fn main() -> Result<(), Failure> {
         .init();
 
     let database = env("DATABASE_URL").unwrap_or_else(|| "sqlite://alertkit.db?mode=rwc".into());
-    // One database holds the alerts and the forecast series.
-    let (store, series): (Arc<dyn Store>, Arc<dyn SeriesStore>) =
-        if database.starts_with("postgres") {
-            let pg = PostgresAlertStore::builder(&database).connect().await?;
-            pg.migrate().await?;
-            (Arc::new(pg.clone()), Arc::new(pg))
-        } else {
-            let lite = SqliteBuilder::from_url(&database).connect().await?;
-            lite.migrate().await?;
-            (Arc::new(lite.clone()), Arc::new(lite))
-        };
+    // One database holds the alerts, the forecast series and the reports.
+    let (store, series, report_store): (
+        Arc<dyn Store>,
+        Arc<dyn SeriesStore>,
+        Arc<dyn ReportStore>,
+    ) = if database.starts_with("postgres") {
+        let pg = PostgresAlertStore::builder(&database).connect().await?;
+        pg.migrate().await?;
+        (Arc::new(pg.clone()), Arc::new(pg.clone()), Arc::new(pg))
+    } else {
+        let lite = SqliteBuilder::from_url(&database).connect().await?;
+        lite.migrate().await?;
+        (
+            Arc::new(lite.clone()),
+            Arc::new(lite.clone()),
+            Arc::new(lite),
+        )
+    };
     let bus: Arc<dyn Broadcaster> = match env("REDIS_URL") {
         Some(url) => Arc::new(RedisBroadcaster::builder(url).connect().await?),
         None => Arc::new(LocalBroadcaster::new()),
@@ -180,10 +192,14 @@ async fn main() -> Result<(), Failure> {
              a capacity_warning for vch20 appears in GET /api/alerts within a minute"
         );
     }
+    let reports =
+        reports::ReportRoutes::from_env(report_store, kit.clone(), jobs.scheduler.clone());
+    reports.register().await?;
     println!(
-        "scheduled jobs: {}, forecast, series_retention (GET /api/scheduler/jobs)",
+        "scheduled jobs: {}, forecast, series_retention, reports, report_retention (GET /api/scheduler/jobs)",
         jobs.summary
     );
+    println!("report files: {}/", reports.dir());
     let hub = WsHub::new(kit, WsConfig::default());
     let closer = hub.clone();
     let app = http::router_with_hub(
@@ -196,7 +212,10 @@ async fn main() -> Result<(), Failure> {
         },
     )
     .merge(jobs.routes)
-    .merge(http::authenticated(forecast.routes(), auth_routes))
+    .merge(http::authenticated(
+        forecast.routes().merge(reports.routes()),
+        auth_routes,
+    ))
     // Until the dashboard exists, the address the banner prints says where to go.
     .route("/", axum::routing::get(landing));
     axum::serve(listener, app)

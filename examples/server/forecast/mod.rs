@@ -43,6 +43,7 @@ use chrono::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::api::{denied, error, from_core};
 use crate::{env, fail};
 use job::{Outcomes, Settings};
 
@@ -152,30 +153,6 @@ impl Forecast {
 }
 
 /// An error in the wire's shape.
-fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": code, "message": message.to_string() } })),
-    )
-        .into_response()
-}
-
-fn from_core(e: alertkit::Error) -> Response {
-    alertkit::transport::http::ApiError::from(e).into_response()
-}
-
-/// `None` when the caller holds `perm`; else the 401 or 403 to send.
-fn denied(p: Option<Extension<Principal>>, perm: Permission) -> Option<Response> {
-    let Some(Extension(p)) = p else {
-        return Some(error(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "send a bearer token in the Authorization header",
-        ));
-    };
-    p.require(perm).err().map(from_core)
-}
-
 async fn upload_route(
     State(f): State<Forecast>,
     p: Option<Extension<Principal>>,
