@@ -24,9 +24,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use alertkit::storage::{PostgresAlertStore, SqliteAlertStore};
-use alertkit::testkit::fixtures;
 use alertkit::transport::JwtAuthenticator;
 use alertkit::{AlertStore, Audience, NewAlert, Permission, Principal, Severity};
+use alertkit_testkit::fixtures;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -234,7 +234,7 @@ struct PgDb {
 
 impl PgDb {
     async fn create() -> Option<PgDb> {
-        let admin_url = alertkit::testkit::services::service_url("DATABASE_URL")?;
+        let admin_url = alertkit_testkit::services::service_url("DATABASE_URL")?;
         let name = format!("alertkit_reports_{}", uuid::Uuid::now_v7().simple());
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
             .await

@@ -17,10 +17,15 @@
 //! [`AlertStore::insert_or_dedup`], in the raise's own transaction, and then
 //! belong to the [`Outbox`].
 //!
+//! Two more roles live beside these and are not part of [`Store`]:
+//! [`SeriesStore`](crate::SeriesStore) (forecast series) and
+//! [`ReportStore`](crate::ReportStore) (report records and aggregates).
+//!
 //! Each role has a conformance macro in `alertkit-testkit`
 //! (`alert_store_conformance!`, `rule_store_conformance!`,
-//! `outbox_conformance!`, `job_store_conformance!`), so a custom backend can
-//! prove the roles it implements.
+//! `outbox_conformance!`, `job_store_conformance!`,
+//! `series_store_conformance!`, `report_store_conformance!`), so a custom
+//! backend can prove the roles it implements.
 
 use std::collections::HashMap;
 

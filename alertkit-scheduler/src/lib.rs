@@ -40,6 +40,10 @@
 //!   [`failure_alerts`](CronSchedulerBuilder::failure_alerts), a job whose
 //!   last 3 runs failed raises a `job_failed` alert (deduplicated per job);
 //!   its next success resolves it.
+//! - **Reports** ([`reports`]): [`Reports`] stores report requests in a
+//!   [`ReportStore`](alertkit_core::ReportStore); the [`ReportJob`] claims
+//!   them under a lease (once across instances) and writes CSV and JSON
+//!   files; [`ReportRetentionJob`] deletes old ones.
 //!
 //! # Example
 //! ```

@@ -23,7 +23,7 @@ pub const MAX_ERRORS: usize = 100;
 /// How much of an oversized body is read (and dropped) before the 413.
 const DRAIN: u64 = 8 * 1024 * 1024;
 /// Points written per store call.
-const BATCH: usize = 5_000;
+const BATCH: usize = 20_000;
 
 /// A rejected row.
 #[derive(Debug, Serialize, PartialEq)]
