@@ -1,8 +1,8 @@
 //! Reports through the real server binary: 100,000 alerts reported on
 //! SQLite and on PostgreSQL (the CSV parses with the expected totals), two
 //! instances sharing one PostgreSQL database and one directory taking
-//! concurrent requests (each report runs once), and the file route's
-//! answers to traversal attempts, strangers and missing tokens.
+//! concurrent requests (each report runs once), the file route's answers to
+//! traversal attempts, strangers and missing tokens, and a request flood.
 #![cfg(all(
     unix,
     feature = "sqlite",
@@ -304,15 +304,19 @@ async fn two_instances_run_each_report_once() {
     }
     let clients: Vec<Client> = servers.iter().map(|s| Client::new(&s.addr)).collect();
     let admin = token(Principal::admin("root"));
+    let admins: Vec<String> = (0..4)
+        .map(|i| token(Principal::admin(format!("root{i}"))))
+        .collect();
     let now = Utc::now();
     let (from, to) = window(now);
-    // 10 requests on each instance at once, alerts and deliveries mixed.
+    // 10 requests on each instance at once, alerts and deliveries mixed,
+    // from four admins (each well within the per-user request limit).
     let requests = (0..20).map(|i| {
         let c = &clients[i % 2];
         let kind = if i % 3 == 0 { "deliveries" } else { "alerts" };
         let body = json!({"kind": kind, "from": from, "to": to});
-        let admin = admin.clone();
-        async move { c.trigger(&admin, body).await }
+        let by = admins[i % 4].clone();
+        async move { c.trigger(&by, body).await }
     });
     let ids: Vec<String> = futures::future::join_all(requests)
         .await
@@ -417,4 +421,33 @@ async fn report_files_refuse_traversal_strangers_and_anonymous_callers() {
     assert_eq!(c.status(&planner, &unknown.to_string()).await.0, 404);
     assert_eq!(c.status(&planner, "../x").await.0, 400);
     assert!(Path::new(&reports).join(format!("{id}.json")).exists());
+
+    // A flood of requests: 10 a minute per user (8 made above), then 429
+    // with Retry-After; another user is not held back.
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let r = c
+            .http
+            .post(format!("{}/api/reports/trigger", c.base))
+            .bearer_auth(&planner)
+            .json(&json!({"kind": "alerts", "from": from, "to": to}))
+            .send()
+            .await
+            .unwrap();
+        codes.push(r.status().as_u16());
+        if r.status().as_u16() == 429 {
+            let wait: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=60).contains(&wait), "{wait}");
+        }
+    }
+    assert_eq!(codes, [202, 202, 429, 429]);
+    let other = token(Principal::admin("ada"));
+    let (code, _) = c
+        .trigger(&other, json!({"kind": "alerts", "from": from, "to": to}))
+        .await;
+    assert_eq!(code, 202);
 }

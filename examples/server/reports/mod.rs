@@ -10,6 +10,9 @@
 //! | `GET /api/reports/status?report_id=` | the requester, or `alerts.manage` | the status; when `COMPLETED`, `url` (CSV) and `files` |
 //! | `GET /files/reports/{file}` | as the status | `<id>.csv` or `<id>.json`, as an attachment |
 //!
+//! Requests are limited to 10 a minute per user (429 with `Retry-After`
+//! beyond), so one caller cannot fill the queue or the disk.
+//!
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `ALERTKIT_REPORT_DIR` | `alertkit-reports` | where the files are written (replicas must share it) |
@@ -34,12 +37,16 @@ use serde_json::json;
 use crate::api::{Caller, error, from_core};
 use crate::{env, fail};
 
+/// Report requests a user may make per minute.
+const REQUESTS_PER_MINUTE: u32 = 10;
+
 /// What the routes share.
 #[derive(Clone)]
 pub struct ReportRoutes {
     reports: Reports,
     scheduler: Arc<dyn Scheduler>,
     keep: Duration,
+    requests: Arc<governor::DefaultKeyedRateLimiter<String>>,
 }
 
 impl ReportRoutes {
@@ -64,6 +71,9 @@ impl ReportRoutes {
             reports: Reports::new(store, kit, dir),
             scheduler,
             keep: Duration::days(days),
+            requests: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+                std::num::NonZeroU32::MIN.saturating_add(REQUESTS_PER_MINUTE - 1),
+            ))),
         }
     }
 
@@ -140,6 +150,13 @@ async fn trigger(
     Caller(p): Caller,
     body: Result<Json<ReportRequest>, JsonRejection>,
 ) -> Response {
+    if let Err(not_until) = s.requests.check_key(&p.user_id) {
+        use governor::clock::{Clock, DefaultClock};
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        return from_core(alertkit::Error::RateLimited {
+            retry_after: Some(wait),
+        });
+    }
     let Json(request) = match body {
         Ok(b) => b,
         Err(e) => return error(e.status(), "invalid", e.body_text()),
