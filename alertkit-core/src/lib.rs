@@ -54,6 +54,7 @@ pub mod rule;
 pub mod scheduler;
 pub mod series;
 pub mod store;
+pub mod telemetry;
 
 pub use alert::{Alert, AlertStatus, AlertView, NewAlert, Receipt, Resource};
 pub use audience::{Audience, Target};

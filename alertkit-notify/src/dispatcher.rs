@@ -402,6 +402,17 @@ impl Dispatcher {
                 outcome
             }
         };
+        let label = match &outcome {
+            DeliveryOutcome::Sent => "sent",
+            DeliveryOutcome::Retry { .. } => "retry",
+            DeliveryOutcome::Dead { .. } => "dead",
+        };
+        metrics::counter!(
+            alertkit_core::telemetry::DELIVERIES,
+            "channel" => channel.as_str(),
+            "outcome" => label,
+        )
+        .increment(items.len() as u64);
         for item in &items {
             let d = &item.delivery;
             match self

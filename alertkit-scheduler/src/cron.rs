@@ -552,6 +552,7 @@ impl CronScheduler {
         };
         // A panicking job is a failed run, not a dead scheduler; a job that
         // times out is dropped where it waits.
+        let started = std::time::Instant::now();
         let work = std::panic::AssertUnwindSafe(job.run(ctx)).catch_unwind();
         let result = match spec.timeout_secs {
             Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), work).await {
@@ -563,6 +564,18 @@ impl CronScheduler {
         let now = self.inner.clock.now();
         run.finished_at = Some(now);
         run.lease_until = None;
+        metrics::histogram!(alertkit_core::telemetry::JOB_RUN_SECONDS, "job" => id.clone())
+            .record(started.elapsed().as_secs_f64());
+        let outcome = match (
+            &result,
+            spec.retry_delays_secs.len() >= run.attempt as usize,
+        ) {
+            (Ok(()), _) => "succeeded",
+            (Err(_), true) => "retrying",
+            (Err(_), false) => "failed",
+        };
+        metrics::counter!(alertkit_core::telemetry::JOB_RUNS, "job" => id.clone(), "status" => outcome)
+            .increment(1);
         match result {
             Ok(()) => {
                 run.status = RunStatus::Succeeded;

@@ -20,6 +20,7 @@
 //! Notifications: `SMTP_URL`, `SMTP_FROM`, `SLACK_WEBHOOK_URL`,
 //! `SLACK_BOT_TOKEN`, `ALERTKIT_WEBHOOK_SECRET`, `ALERTKIT_APP_URL` (see
 //! `notify.rs`); with none set, deliveries are written to the log.
+//! Prometheus metrics are at `GET /metrics` (`telemetry.rs`).
 //!
 //! It serves the REST API and the WebSocket hub (`/ws`, with resume), and
 //! runs the delivery dispatcher. Ctrl-C or SIGTERM shuts down gracefully:
@@ -34,6 +35,7 @@ mod forecast;
 mod jobs;
 mod notify;
 mod reports;
+mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,6 +202,10 @@ async fn main() -> Result<(), Failure> {
         jobs.summary
     );
     println!("report files: {}/", reports.dir());
+    let prometheus = telemetry::install().unwrap_or_else(|e| {
+        eprintln!("alertkit: cannot install the metrics recorder: {e}");
+        std::process::exit(2)
+    });
     let hub = WsHub::new(kit, WsConfig::default());
     let closer = hub.clone();
     let app = http::router_with_hub(
@@ -211,11 +217,15 @@ async fn main() -> Result<(), Failure> {
             ..Default::default()
         },
     )
-    .merge(jobs.routes)
-    .merge(http::authenticated(
-        forecast.routes().merge(reports.routes()),
-        auth_routes,
-    ))
+    .merge(
+        jobs.routes
+            .merge(http::authenticated(
+                forecast.routes().merge(reports.routes()),
+                auth_routes,
+            ))
+            .layer(axum::middleware::from_fn(http::record_request)),
+    )
+    .merge(telemetry::route(prometheus))
     // Until the dashboard exists, the address the banner prints says where to go.
     .route("/", axum::routing::get(landing));
     axum::serve(listener, app)

@@ -240,11 +240,14 @@ impl AlertKit {
         alert.created_by = Some(by.user_id.clone());
         let routes = self.inner.store.routes().await?;
         let targets = self.plan_deliveries(&alert, &routes).await?;
+        let started = std::time::Instant::now();
         let raised = self
             .inner
             .store
             .insert_or_dedup(alert, &targets, now)
             .await?;
+        crate::telemetry::store_query("raise", started);
+        count_raised(&raised);
         self.publish_raised(&raised).await;
         Ok(raised)
     }
@@ -268,8 +271,11 @@ impl AlertKit {
             let targets = self.plan_deliveries(&alert, &routes).await?;
             items.push((alert, targets));
         }
+        let started = std::time::Instant::now();
         let raised = self.inner.store.insert_many(items, now).await?;
+        crate::telemetry::store_query("raise_many", started);
         for r in &raised {
+            count_raised(r);
             self.publish_raised(r).await;
         }
         Ok(raised)
@@ -408,11 +414,13 @@ impl AlertKit {
             None => query,
         };
         query.validate()?;
+        let started = std::time::Instant::now();
         let mut page = self
             .inner
             .store
             .list(&by.viewer(), query, self.now())
             .await?;
+        crate::telemetry::store_query("list", started);
         page.next_cursor = page.next_cursor.map(|c| self.inner.cursor_key.seal(&c));
         Ok(page)
     }
@@ -589,4 +597,15 @@ impl AlertKit {
             }
         }
     }
+}
+
+/// Counts a raise in `alertkit_alerts_raised_total`.
+fn count_raised(r: &Raised) {
+    metrics::counter!(
+        crate::telemetry::ALERTS_RAISED,
+        "type" => r.alert.alert_type.clone(),
+        "severity" => r.alert.severity.as_str(),
+        "deduplicated" => if r.deduplicated { "true" } else { "false" },
+    )
+    .increment(1);
 }

@@ -228,12 +228,46 @@ pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpCon
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(record_request))
         .with_state(AppState {
             kit,
             auth,
             limiter,
             hub,
         })
+}
+
+/// Middleware counting each request in `alertkit_http_requests_total` and
+/// timing it in `alertkit_http_request_seconds`, labelled by the matched
+/// route's template (`/api/alerts/{id}`, never the raw path, so ids do not
+/// multiply the series; `unmatched` for a 404 without a route). The core
+/// router has it; add it to routers you merge beside it:
+/// `router.layer(axum::middleware::from_fn(record_request))`.
+pub async fn record_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    metrics::histogram!(
+        alertkit_core::telemetry::HTTP_REQUEST_SECONDS,
+        "route" => route.clone(),
+        "method" => method.clone(),
+    )
+    .record(started.elapsed().as_secs_f64());
+    metrics::counter!(
+        alertkit_core::telemetry::HTTP_REQUESTS,
+        "route" => route,
+        "method" => method,
+        "status" => res.status().as_u16().to_string(),
+    )
+    .increment(1);
+    res
 }
 
 /// The per-user limiter for `per_minute` requests; `None` when 0 (off).

@@ -41,7 +41,10 @@ pub(crate) async fn serve(
 ) {
     let counters = hub.counters();
     counters.open.fetch_add(1, Ordering::SeqCst);
+    let gauge = metrics::gauge!(alertkit_core::telemetry::WS_CONNECTIONS);
+    gauge.increment(1.0);
     serve_inner(socket, &hub, auth, principal, expected_user, cursor).await;
+    gauge.decrement(1.0);
     counters.open.fetch_sub(1, Ordering::SeqCst);
 }
 
@@ -224,6 +227,8 @@ async fn write_loop(
         return;
     }
     counters.sent.fetch_add(1, Ordering::Relaxed);
+    let frames = metrics::counter!(alertkit_core::telemetry::WS_FRAMES_SENT);
+    frames.increment(1);
     // Highest alert frame sent, and frames at or below `skip` are repeats
     // of what the client already has (it resumed past our hello).
     let hello_cursor = attached.watermark;
@@ -290,6 +295,7 @@ async fn write_loop(
                         return;
                     }
                     counters.sent.fetch_add(n, Ordering::Relaxed);
+                    frames.increment(n);
                     continue;
                 }
                 None => return,
@@ -300,6 +306,7 @@ async fn write_loop(
             return;
         }
         counters.sent.fetch_add(1, Ordering::Relaxed);
+        frames.increment(1);
     }
 }
 

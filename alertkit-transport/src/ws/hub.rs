@@ -208,6 +208,7 @@ impl HubState {
             if let Some(c) = self.remove(id)
                 && full
             {
+                metrics::counter!(alertkit_core::telemetry::WS_SLOW_CLOSES).increment(1);
                 c.kick.kick(CLOSE_TOO_SLOW);
             }
         }
@@ -425,7 +426,14 @@ impl WsHub {
         let mut s = self.lock();
         s.watermark = s.watermark.max(alert.seq);
         let ids = s.recipients(alert.audience.targets());
-        s.deliver(ids, frame_for)
+        let queued = s.deliver(ids, frame_for);
+        drop(s);
+        let lag = (chrono::Utc::now() - alert.updated_at).num_microseconds();
+        if let Some(us) = lag.filter(|us| *us >= 0) {
+            metrics::histogram!(alertkit_core::telemetry::WS_FANOUT_LAG_SECONDS)
+                .record(us as f64 / 1e6);
+        }
+        queued
     }
 
     /// Queues a frame for every connection of one user.

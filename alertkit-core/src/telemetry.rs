@@ -1,0 +1,56 @@
+//! The metrics alertkit emits, through the [`metrics`] facade.
+//!
+//! The library crates only *emit*: nothing is recorded until the
+//! application installs a recorder (the reference server installs
+//! `metrics-exporter-prometheus` and serves `GET /metrics`). Names and
+//! labels:
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `alertkit_alerts_raised_total` | counter | `type`, `severity`, `deduplicated` | raises, new or merged into an active alert |
+//! | `alertkit_store_query_seconds` | histogram | `op` | engine calls into the store (`raise`, `raise_many`, `list`, `stats`, `mark_read`, `replay`) |
+//! | `alertkit_deliveries_total` | counter | `channel`, `outcome` (`sent`, `retry`, `dead`) | delivery attempts and how they ended |
+//! | `alertkit_job_runs_total` | counter | `job`, `status` (`succeeded`, `failed`, `retrying`) | finished job runs |
+//! | `alertkit_job_run_seconds` | histogram | `job` | how long each run took |
+//! | `alertkit_ws_connections` | gauge | | WebSocket connections being served |
+//! | `alertkit_ws_frames_sent_total` | counter | | frames written to sockets |
+//! | `alertkit_ws_slow_closes_total` | counter | | connections cut with 4008 (queue full) |
+//! | `alertkit_ws_fanout_lag_seconds` | histogram | | a change's commit in the store → queued to its sockets |
+//! | `alertkit_http_requests_total` | counter | `route` (the template), `method`, `status` | REST requests |
+//! | `alertkit_http_request_seconds` | histogram | `route`, `method` | their latency |
+
+/// See the [module docs](self).
+pub const ALERTS_RAISED: &str = "alertkit_alerts_raised_total";
+/// See the [module docs](self).
+pub const STORE_QUERY_SECONDS: &str = "alertkit_store_query_seconds";
+/// See the [module docs](self).
+pub const DELIVERIES: &str = "alertkit_deliveries_total";
+/// See the [module docs](self).
+pub const JOB_RUNS: &str = "alertkit_job_runs_total";
+/// See the [module docs](self).
+pub const JOB_RUN_SECONDS: &str = "alertkit_job_run_seconds";
+/// See the [module docs](self).
+pub const WS_CONNECTIONS: &str = "alertkit_ws_connections";
+/// See the [module docs](self).
+pub const WS_FRAMES_SENT: &str = "alertkit_ws_frames_sent_total";
+/// See the [module docs](self).
+pub const WS_SLOW_CLOSES: &str = "alertkit_ws_slow_closes_total";
+/// See the [module docs](self).
+pub const WS_FANOUT_LAG_SECONDS: &str = "alertkit_ws_fanout_lag_seconds";
+/// See the [module docs](self).
+pub const HTTP_REQUESTS: &str = "alertkit_http_requests_total";
+/// See the [module docs](self).
+pub const HTTP_REQUEST_SECONDS: &str = "alertkit_http_request_seconds";
+
+/// Every histogram above, for recorders that need buckets set per metric.
+pub const HISTOGRAMS: [&str; 4] = [
+    STORE_QUERY_SECONDS,
+    WS_FANOUT_LAG_SECONDS,
+    HTTP_REQUEST_SECONDS,
+    JOB_RUN_SECONDS,
+];
+
+/// Records how long a store call took under `op`.
+pub fn store_query(op: &'static str, started: std::time::Instant) {
+    metrics::histogram!(STORE_QUERY_SECONDS, "op" => op).record(started.elapsed().as_secs_f64());
+}
