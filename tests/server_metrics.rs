@@ -152,6 +152,14 @@ async fn each_named_series_moves() {
     ] {
         assert!(sample(&m, series) >= 1.0, "{series} did not move:\n{m}");
     }
+    // The backlog gauges are read when the dispatcher starts (then every
+    // 15 s): present from the start.
+    for gauge in [
+        "alertkit_outbox_unfinished ",
+        "alertkit_outbox_oldest_due_seconds ",
+    ] {
+        assert!(m.contains(gauge), "{gauge} missing:\n{m}");
+    }
     assert!(
         m.contains("alertkit_http_request_seconds_bucket{route=\"/api/alerts\",method=\"POST\",le=\"0.005\"}"),
         "histograms have buckets, not summaries"

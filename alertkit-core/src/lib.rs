@@ -88,7 +88,7 @@ pub use scheduler::{
 };
 pub use series::{Point, Prediction, SeriesInfo, SeriesSettings, SeriesStore};
 pub use severity::Severity;
-pub use store::{AlertStore, JobStore, Outbox, Raised, RuleStore, Store};
+pub use store::{AlertStore, Backlog, JobStore, Outbox, Raised, RuleStore, Store};
 
 pub mod severity;
 

@@ -351,6 +351,21 @@ pub trait Outbox: Send + Sync + 'static {
     /// Every recorded attempt of a delivery, oldest first (empty for an
     /// unknown delivery). Deleted with the delivery's alert.
     async fn attempts(&self, delivery_id: Uuid) -> Result<Vec<DeliveryAttempt>>;
+
+    /// How far behind delivery is at `now`: deliveries not finished
+    /// (pending or in flight), and the earliest `next_attempt_at` of those
+    /// pending and already due (`None` when none is waiting).
+    async fn backlog(&self, now: DateTime<Utc>) -> Result<Backlog>;
+}
+
+/// What [`Outbox::backlog`] reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Deliveries pending or in flight.
+    pub unfinished: u64,
+    /// The earliest due time among pending deliveries already due: how long
+    /// the oldest one has waited is `now - oldest_due`.
+    pub oldest_due: Option<DateTime<Utc>>,
 }
 
 /// Job runs: the scheduler's record, and its once-per-tick claim across
@@ -458,6 +473,7 @@ mockall::mock! {
         async fn deliveries_in(&self, status: DeliveryStatus, limit: u32) -> Result<Vec<Delivery>>;
         async fn retry_delivery(&self, id: Uuid, now: DateTime<Utc>) -> Result<Delivery>;
         async fn attempts(&self, delivery_id: Uuid) -> Result<Vec<DeliveryAttempt>>;
+        async fn backlog(&self, now: DateTime<Utc>) -> Result<Backlog>;
     }
     #[async_trait]
     impl JobStore for Store {

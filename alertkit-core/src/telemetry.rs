@@ -10,6 +10,8 @@
 //! | `alertkit_alerts_raised_total` | counter | `type`, `severity`, `deduplicated` | raises, new or merged into an active alert |
 //! | `alertkit_store_query_seconds` | histogram | `op` | engine calls into the store (`raise`, `raise_many`, `list`, `stats`, `mark_read`, `replay`) |
 //! | `alertkit_deliveries_total` | counter | `channel`, `outcome` (`sent`, `retry`, `dead`) | delivery attempts and how they ended |
+//! | `alertkit_outbox_unfinished` | gauge | | deliveries pending or in flight (the dispatcher reads it every 15 s) |
+//! | `alertkit_outbox_oldest_due_seconds` | gauge | | how long the oldest due delivery has waited (0 when none) |
 //! | `alertkit_job_runs_total` | counter | `job`, `status` (`succeeded`, `failed`, `retrying`) | finished job runs |
 //! | `alertkit_job_run_seconds` | histogram | `job` | how long each run took |
 //! | `alertkit_ws_connections` | gauge | | WebSocket connections being served |
@@ -25,6 +27,10 @@ pub const ALERTS_RAISED: &str = "alertkit_alerts_raised_total";
 pub const STORE_QUERY_SECONDS: &str = "alertkit_store_query_seconds";
 /// See the [module docs](self).
 pub const DELIVERIES: &str = "alertkit_deliveries_total";
+/// See the [module docs](self).
+pub const OUTBOX_UNFINISHED: &str = "alertkit_outbox_unfinished";
+/// See the [module docs](self).
+pub const OUTBOX_OLDEST_DUE_SECONDS: &str = "alertkit_outbox_oldest_due_seconds";
 /// See the [module docs](self).
 pub const JOB_RUNS: &str = "alertkit_job_runs_total";
 /// See the [module docs](self).

@@ -313,9 +313,14 @@ impl Dispatcher {
         let me = self.clone();
         let task = tokio::spawn(async move {
             let mut events: Option<EventStream> = None;
+            let mut backlog_read: Option<std::time::Instant> = None;
             loop {
                 if *stopped.borrow() {
                     return;
+                }
+                if backlog_read.is_none_or(|t| t.elapsed() >= BACKLOG_EVERY) {
+                    me.report_backlog().await;
+                    backlog_read = Some(std::time::Instant::now());
                 }
                 if events.is_none()
                     && let Some(bus) = &me.inner.wake
@@ -350,6 +355,22 @@ impl Dispatcher {
             }
         });
         DispatcherHandle { stop, task }
+    }
+
+    /// Reads the outbox backlog into the `alertkit_outbox_*` gauges.
+    async fn report_backlog(&self) {
+        let now = self.inner.clock.now();
+        match self.inner.outbox.backlog(now).await {
+            Ok(b) => {
+                metrics::gauge!(alertkit_core::telemetry::OUTBOX_UNFINISHED)
+                    .set(b.unfinished as f64);
+                let waited = b
+                    .oldest_due
+                    .map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
+                metrics::gauge!(alertkit_core::telemetry::OUTBOX_OLDEST_DUE_SECONDS).set(waited);
+            }
+            Err(e) => tracing::warn!(error = %e, "dispatcher: reading the outbox backlog failed"),
+        }
     }
 
     /// Sends one claimed delivery, or the items of one digest as one
@@ -467,6 +488,9 @@ impl Dispatcher {
 
 /// Most items one digest message lists; more go out in the next message.
 pub const DIGEST_MAX: u32 = 500;
+
+/// How often the loop reads the outbox backlog into its gauges.
+const BACKLOG_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// A digest's alerts: each once (as stored now), highest severity first,
 /// then oldest first.

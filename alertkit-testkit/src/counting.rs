@@ -319,6 +319,11 @@ impl<S: Store> Outbox for CountingStore<S> {
         self.count("attempts");
         self.inner.attempts(delivery_id).await
     }
+
+    async fn backlog(&self, now: DateTime<Utc>) -> Result<alertkit_core::Backlog> {
+        self.count("backlog");
+        self.inner.backlog(now).await
+    }
 }
 
 #[async_trait]

@@ -148,6 +148,7 @@ macro_rules! outbox_conformance {
             outbox_records_every_attempt,
             outbox_digest_items_wait_and_gather,
             insert_many_matches_single_raises,
+            outbox_backlog_counts_unfinished_and_oldest_due,
         );
     };
 }

@@ -753,3 +753,60 @@ pub async fn outbox_digest_items_wait_and_gather<S: AlertStore + Outbox + ?Sized
         "a lapsed lease is re-claimed"
     );
 }
+
+/// The backlog counts pending and in-flight deliveries, and reports the
+/// earliest due time of those pending and due; finished ones leave it.
+pub async fn outbox_backlog_counts_unfinished_and_oldest_due<S: AlertStore + Outbox + ?Sized>(
+    store: &S,
+) {
+    assert_eq!(store.backlog(at(0)).await.unwrap(), Default::default());
+    let t = targets(&[("alice", Channel::Email), ("bob", Channel::Slack)]);
+    store
+        .insert_or_dedup(keyed(Severity::High, 1), &t, at(1))
+        .await
+        .unwrap();
+    let before = store.backlog(at(0)).await.unwrap();
+    assert_eq!(
+        (before.unfinished, before.oldest_due),
+        (2, None),
+        "not due yet"
+    );
+    let due = store.backlog(at(5)).await.unwrap();
+    assert_eq!((due.unfinished, due.oldest_due), (2, Some(at(1))));
+    let first = store
+        .claim_deliveries(at(5), Duration::minutes(1), 1)
+        .await
+        .unwrap()
+        .remove(0)
+        .delivery;
+    let flying = store.backlog(at(5)).await.unwrap();
+    assert_eq!(
+        (flying.unfinished, flying.oldest_due),
+        (2, Some(at(1))),
+        "in flight counts; the other is still waiting"
+    );
+    store
+        .complete_delivery(first.id, first.attempts, DeliveryOutcome::Sent, at(6))
+        .await
+        .unwrap();
+    let second = store
+        .claim_deliveries(at(6), Duration::minutes(1), 1)
+        .await
+        .unwrap()
+        .remove(0)
+        .delivery;
+    let one = store.backlog(at(6)).await.unwrap();
+    assert_eq!((one.unfinished, one.oldest_due), (1, None));
+    store
+        .complete_delivery(
+            second.id,
+            second.attempts,
+            DeliveryOutcome::Dead {
+                error: "refused".into(),
+            },
+            at(7),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.backlog(at(7)).await.unwrap(), Default::default());
+}

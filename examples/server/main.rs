@@ -78,6 +78,11 @@ async fn main() -> Result<(), Failure> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // Before anything emits: metrics recorded earlier would be lost.
+    let prometheus = telemetry::install().unwrap_or_else(|e| {
+        eprintln!("alertkit: cannot install the metrics recorder: {e}");
+        std::process::exit(2)
+    });
 
     let database = env("DATABASE_URL").unwrap_or_else(|| "sqlite://alertkit.db?mode=rwc".into());
     // One database holds the alerts, the forecast series and the reports.
@@ -202,10 +207,6 @@ async fn main() -> Result<(), Failure> {
         jobs.summary
     );
     println!("report files: {}/", reports.dir());
-    let prometheus = telemetry::install().unwrap_or_else(|e| {
-        eprintln!("alertkit: cannot install the metrics recorder: {e}");
-        std::process::exit(2)
-    });
     let hub = WsHub::new(kit, WsConfig::default());
     let closer = hub.clone();
     let app = http::router_with_hub(

@@ -102,6 +102,24 @@ impl Outbox for MemoryAlertStore {
             .cloned()
             .unwrap_or_default())
     }
+
+    async fn backlog(&self, now: DateTime<Utc>) -> Result<alertkit_core::Backlog> {
+        let s = self.read();
+        let mut b = alertkit_core::Backlog::default();
+        for d in s.deliveries.values() {
+            match d.status {
+                DeliveryStatus::Pending | DeliveryStatus::InFlight => b.unfinished += 1,
+                _ => continue,
+            }
+            if d.status == DeliveryStatus::Pending && d.next_attempt_at <= now {
+                b.oldest_due = Some(
+                    b.oldest_due
+                        .map_or(d.next_attempt_at, |o| o.min(d.next_attempt_at)),
+                );
+            }
+        }
+        Ok(b)
+    }
 }
 
 impl MemoryAlertStore {

@@ -174,6 +174,26 @@ impl Outbox for MongoAlertStore {
         })
         .collect()
     }
+
+    async fn backlog(&self, now: DateTime<Utc>) -> Result<alertkit_core::Backlog> {
+        let unfinished = self
+            .deliveries_coll()
+            .count_documents(doc! { "status": { "$in": ["pending", "in_flight"] } })
+            .await
+            .mongo()?;
+        let oldest = self
+            .deliveries_coll()
+            .find_one(doc! { "status": "pending", "next_attempt_at": { "$lte": time_bson(now) } })
+            .sort(doc! { "next_attempt_at": 1 })
+            .await
+            .mongo()?;
+        Ok(alertkit_core::Backlog {
+            unfinished,
+            oldest_due: oldest
+                .map(|d| get_time(&d, "next_attempt_at"))
+                .transpose()?,
+        })
+    }
 }
 
 impl MongoAlertStore {

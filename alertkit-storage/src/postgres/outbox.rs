@@ -164,6 +164,22 @@ impl Outbox for PostgresAlertStore {
             })
             .collect()
     }
+
+    async fn backlog(&self, now: DateTime<Utc>) -> Result<alertkit_core::Backlog> {
+        let row = sqlx::query(
+            "SELECT count(*) AS n, min(next_attempt_at) FILTER \
+             (WHERE status = 'pending' AND next_attempt_at <= $1) AS oldest \
+             FROM deliveries WHERE status IN ('pending', 'in_flight')",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .pg()?;
+        Ok(alertkit_core::Backlog {
+            unfinished: to_u64(row.try_get("n").pg()?),
+            oldest_due: row.try_get("oldest").pg()?,
+        })
+    }
 }
 
 impl PostgresAlertStore {

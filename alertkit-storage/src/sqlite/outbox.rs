@@ -165,6 +165,22 @@ impl Outbox for SqliteAlertStore {
             })
             .collect()
     }
+
+    async fn backlog(&self, now: DateTime<Utc>) -> Result<alertkit_core::Backlog> {
+        let row = sqlx::query(
+            "SELECT count(*) AS n, min(next_attempt_at) FILTER \
+             (WHERE status = 'pending' AND next_attempt_at <= ?1) AS oldest \
+             FROM deliveries WHERE status IN ('pending', 'in_flight')",
+        )
+        .bind(ms(now))
+        .fetch_one(&self.pool)
+        .await
+        .lite()?;
+        Ok(alertkit_core::Backlog {
+            unfinished: to_u64(row.try_get("n").lite()?),
+            oldest_due: opt_time(row.try_get("oldest").lite()?)?,
+        })
+    }
 }
 
 impl SqliteAlertStore {
