@@ -39,4 +39,10 @@ pub trait Broadcaster: Send + Sync + 'static {
 
     /// Subscribes to events published from now on.
     async fn subscribe(&self) -> Result<EventStream>;
+
+    /// Whether the bus is reachable now (for health checks). An in-process
+    /// bus always is (the default).
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
 }

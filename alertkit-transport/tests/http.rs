@@ -98,6 +98,18 @@ async fn health_and_authentication() {
     let api = start().await;
     let (s, v) = api.call(reqwest::Method::GET, "/health", None, None).await;
     assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    for component in ["store", "bus", "dispatcher"] {
+        assert_eq!(v["components"][component]["status"], "ok", "{v}");
+    }
+    assert_eq!(v["components"]["dispatcher"]["unfinished"], 0);
+    for probe in ["/health/live", "/health/ready"] {
+        let (s, v) = api.call(reqwest::Method::GET, probe, None, None).await;
+        assert_eq!(
+            (s, v["status"].as_str()),
+            (StatusCode::OK, Some("ok")),
+            "{probe}"
+        );
+    }
     let (s, v) = api
         .call(reqwest::Method::GET, "/api/alerts", None, None)
         .await;
@@ -605,14 +617,28 @@ async fn health_and_routes_are_503_when_the_store_is_down() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["status"], "degraded");
+    assert_eq!(v["status"], "down");
+    assert_eq!(v["components"]["store"]["status"], "down");
     assert!(
-        v["components"]["store"]
+        v["components"]["store"]["error"]
             .as_str()
             .unwrap()
             .contains("closed"),
         "{v}"
     );
+    assert_eq!(v["components"]["bus"]["status"], "ok", "{v}");
+    let ready = client
+        .get(format!("http://{addr}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let live = client
+        .get(format!("http://{addr}/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK, "the process itself is alive");
     let r = client
         .get(format!("http://{addr}/api/alerts"))
         .bearer_auth(&token)
@@ -660,6 +686,8 @@ async fn openapi_describes_every_route_and_the_real_json() {
     // Every route of the router, with its methods.
     let expected = [
         ("/health", vec!["get"]),
+        ("/health/live", vec!["get"]),
+        ("/health/ready", vec!["get"]),
         ("/api/alerts", vec!["get", "post"]),
         ("/api/alerts/unread", vec!["get"]),
         ("/api/alerts/unread/count", vec!["get"]),
@@ -705,7 +733,7 @@ async fn openapi_describes_every_route_and_the_real_json() {
                 "{m} {path}"
             );
             // Every authenticated route documents 401, 429 and 503.
-            let authed = path != "/health";
+            let authed = !path.starts_with("/health");
             for code in ["401", "429"] {
                 assert_eq!(
                     item[m]["responses"][code].is_object(),
@@ -713,7 +741,9 @@ async fn openapi_describes_every_route_and_the_real_json() {
                     "{code} on {m} {path}"
                 );
             }
-            assert!(item[m]["responses"]["503"].is_object(), "503 on {m} {path}");
+            if path != "/health/live" {
+                assert!(item[m]["responses"]["503"].is_object(), "503 on {m} {path}");
+            }
         }
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
@@ -908,4 +938,88 @@ async fn team_routes_are_for_managers_and_validated() {
         .call(reqwest::Method::DELETE, &path, Some(&api.admin), None)
         .await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+/// A bus that delivers locally but does not answer pings (Redis down).
+struct DeafBus(LocalBroadcaster);
+
+#[async_trait::async_trait]
+impl alertkit_core::Broadcaster for DeafBus {
+    async fn publish(&self, event: alertkit_core::AlertEvent) -> alertkit_core::Result<()> {
+        self.0.publish(event).await
+    }
+    async fn subscribe(&self) -> alertkit_core::Result<alertkit_core::EventStream> {
+        self.0.subscribe().await
+    }
+    async fn ping(&self) -> alertkit_core::Result<()> {
+        Err(alertkit_core::Error::Unavailable(
+            "redis: connection refused".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn health_is_degraded_not_down_when_the_bus_is_down_or_deliveries_wait() {
+    let store = Arc::new(MemoryAlertStore::new());
+    let clock = Arc::new(alertkit_core::ManualClock::new(
+        chrono::DateTime::parse_from_rfc3339("2026-03-02T12:00:00Z")
+            .unwrap()
+            .into(),
+    ));
+    let kit = AlertKit::builder()
+        .store(store.clone())
+        .clock(clock.clone())
+        .broadcaster(Arc::new(DeafBus(LocalBroadcaster::new())))
+        .build()
+        .unwrap();
+    let auth = Arc::new(JwtAuthenticator::hs256(SECRET).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = http::router(kit.clone(), auth);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let get = |path: &'static str| async move {
+        let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    let (s, v) = get("/health").await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("degraded")),
+        "{v}"
+    );
+    assert_eq!(v["components"]["bus"]["status"], "degraded");
+    assert!(
+        v["components"]["bus"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused")
+    );
+    assert_eq!(v["components"]["store"]["status"], "ok");
+    assert_eq!(
+        get("/health/ready").await.0,
+        StatusCode::OK,
+        "the store answers"
+    );
+
+    // A delivery due 6 minutes ago and never sent: the dispatcher lags.
+    let alert = alertkit_testkit::fixtures::alert(
+        NewAlert::new("disk", Severity::High, "x").audience(alertkit_core::Audience::everyone()),
+        kit.now(),
+    );
+    alertkit_core::AlertStore::insert_or_dedup(
+        &*store,
+        alert,
+        &[alertkit_core::DeliveryTarget::new(
+            "alice",
+            alertkit_core::Channel::Email,
+        )],
+        kit.now(),
+    )
+    .await
+    .unwrap();
+    clock.advance(chrono::Duration::minutes(6));
+    let (_, v) = get("/health").await;
+    assert_eq!(v["components"]["dispatcher"]["status"], "degraded", "{v}");
+    assert_eq!(v["components"]["dispatcher"]["unfinished"], 1);
+    assert_eq!(v["components"]["dispatcher"]["oldest_due_seconds"], 360);
 }

@@ -21,6 +21,10 @@ pub struct Change {
     pub receipts: HashMap<String, Receipt>,
 }
 
+/// How long the oldest due delivery may wait before the dispatcher's
+/// backlog counts as degraded.
+pub const BACKLOG_DEGRADED_AFTER: chrono::Duration = chrono::Duration::minutes(5);
+
 /// The engine's view of its dependencies.
 #[derive(Debug)]
 pub struct Health {
@@ -28,12 +32,29 @@ pub struct Health {
     pub store_backend: &'static str,
     /// Whether the store answered, and if not why.
     pub store: Result<()>,
+    /// Whether the bus answered (an in-process bus always does).
+    pub bus: Result<()>,
+    /// The delivery backlog, when the store could tell.
+    pub backlog: Option<crate::store::Backlog>,
+    /// How long the oldest due delivery has waited.
+    pub backlog_wait: chrono::Duration,
 }
 
 impl Health {
     /// Whether every component is up.
     pub fn is_ok(&self) -> bool {
-        self.store.is_ok()
+        self.store.is_ok() && self.bus.is_ok() && !self.backlog_degraded()
+    }
+
+    /// Whether the store is down: the one failure that makes the service
+    /// unusable (`/health` answers 503 only then).
+    pub fn is_down(&self) -> bool {
+        self.store.is_err()
+    }
+
+    /// Whether deliveries wait longer than [`BACKLOG_DEGRADED_AFTER`].
+    pub fn backlog_degraded(&self) -> bool {
+        self.backlog_wait > BACKLOG_DEGRADED_AFTER
     }
 }
 
@@ -91,11 +112,25 @@ impl AlertKit {
             .await
     }
 
-    /// Whether the store answers.
+    /// Whether the store and the bus answer, and how far behind delivery is.
     pub async fn health(&self) -> Health {
+        let now = self.now();
+        let (store, bus) = futures::join!(self.inner.store.ping(), self.inner.bus.ping());
+        let backlog = match &store {
+            Ok(()) => self.inner.store.backlog(now).await.ok(),
+            Err(_) => None,
+        };
+        let backlog_wait = backlog
+            .and_then(|b| b.oldest_due)
+            .map_or(chrono::Duration::zero(), |t| {
+                (now - t).max(chrono::Duration::zero())
+            });
         Health {
             store_backend: self.inner.store.backend(),
-            store: self.inner.store.ping().await,
+            store,
+            bus,
+            backlog,
+            backlog_wait,
         }
     }
 

@@ -243,6 +243,19 @@ impl Broadcaster for RedisBroadcaster {
         }
     }
 
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self.inner.publisher.clone();
+        match tokio::time::timeout(
+            self.inner.publish_timeout,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await
+        {
+            Ok(r) => r.map(drop).map_err(unavailable),
+            Err(_) => Err(Error::Unavailable("redis: ping timed out".into())),
+        }
+    }
+
     async fn subscribe(&self) -> Result<EventStream> {
         let stream = BroadcastStream::new(self.inner.tx.subscribe()).map(|item| match item {
             Ok(msg) => msg,

@@ -15,24 +15,67 @@ use super::*;
 
 #[utoipa::path(
     get, path = "/health", tag = "health", security(()),
-    responses((status = 200, description = "Every component is up", body = crate::http::openapi::HealthDoc),
-              (status = 503, description = "A component is down", body = crate::http::openapi::HealthDoc))
+    responses((status = 200, description = "Up: every component `ok`, or some `degraded` (the bus, a delivery backlog over 5 minutes)", body = crate::http::openapi::HealthDoc),
+              (status = 503, description = "Down: the store does not answer", body = crate::http::openapi::HealthDoc))
 )]
 pub(crate) async fn health(State(s): State<AppState>) -> Response {
     let h = s.kit.health().await;
-    let store = match &h.store {
-        Ok(()) => json!("ok"),
-        Err(e) => json!(e.to_string()),
+    let state = |r: &alertkit_core::Result<()>, down: &str| match r {
+        Ok(()) => json!({"status": "ok"}),
+        Err(e) => json!({"status": down, "error": e.to_string()}),
+    };
+    let dispatcher = match h.backlog {
+        Some(b) => json!({
+            "status": if h.backlog_degraded() { "degraded" } else { "ok" },
+            "unfinished": b.unfinished,
+            "oldest_due_seconds": h.backlog_wait.num_seconds(),
+        }),
+        None => json!({"status": "degraded", "error": "the backlog could not be read"}),
+    };
+    let status = if h.is_down() {
+        "down"
+    } else if h.is_ok() {
+        "ok"
+    } else {
+        "degraded"
     };
     let body = json!({
-        "status": if h.is_ok() { "ok" } else { "degraded" },
-        "components": { "store": store },
+        "status": status,
+        "components": {
+            "store": state(&h.store, "down"),
+            "bus": state(&h.bus, "degraded"),
+            "dispatcher": dispatcher,
+        },
         "store_backend": h.store_backend,
     });
-    if h.is_ok() {
-        Json(body).into_response()
-    } else {
+    if h.is_down() {
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    } else {
+        Json(body).into_response()
+    }
+}
+
+#[utoipa::path(
+    get, path = "/health/live", tag = "health", security(()),
+    responses((status = 200, description = "The process answers (for liveness probes)"))
+)]
+pub(crate) async fn health_live() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+#[utoipa::path(
+    get, path = "/health/ready", tag = "health", security(()),
+    responses((status = 200, description = "The store answers: ready for traffic"),
+              (status = 503, description = "The store does not answer"))
+)]
+pub(crate) async fn health_ready(State(s): State<AppState>) -> Response {
+    match s.kit.store().ping().await {
+        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "down", "error": e.to_string()})),
+        )
+            .into_response(),
     }
 }
 

@@ -181,6 +181,8 @@ pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpCon
     let limiter = limiter(config.rate_limit_per_minute);
     Router::new()
         .route("/health", get(health))
+        .route("/health/live", get(health_live))
+        .route("/health/ready", get(health_ready))
         .route("/api/alerts", get(list).post(create))
         .route("/api/alerts/unread", get(list_unread))
         .route("/api/alerts/unread/count", get(unread_count))

@@ -219,9 +219,11 @@ pub struct MarkedDoc {
 #[schema(as = Health)]
 #[allow(dead_code)]
 pub struct HealthDoc {
-    /// `ok` or `degraded`.
+    /// `ok`, `degraded` (a component other than the store is failing) or
+    /// `down` (the store does not answer; then the status code is 503).
     status: String,
-    /// Each component's state (`ok` or the error).
+    /// `store`, `bus` and `dispatcher`: each `{status, error?}`, the
+    /// dispatcher also `{unfinished, oldest_due_seconds}`.
     #[schema(value_type = Object)]
     components: Value,
     /// The store backend (`memory`, `sqlite`, `postgres`, `mongodb`).
@@ -310,6 +312,8 @@ impl Modify for BearerAuth {
     ),
     paths(
         crate::http::live::health,
+        crate::http::live::health_live,
+        crate::http::live::health_ready,
         crate::http::alerts::list,
         crate::http::alerts::create,
         crate::http::alerts::list_unread,
