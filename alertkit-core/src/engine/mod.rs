@@ -26,7 +26,7 @@ mod live;
 mod notify;
 mod rules;
 
-pub use live::{Change, Health};
+pub use live::{BACKLOG_DEGRADED_AFTER, Change, Health};
 pub use notify::MAX_DELIVERIES;
 
 /// How long alerts are kept after their last update, by default.
