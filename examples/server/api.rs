@@ -22,11 +22,9 @@ pub fn from_core(e: alertkit::Error) -> Response {
 }
 
 fn unauthenticated() -> Response {
-    error(
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
-        "send a bearer token in the Authorization header",
-    )
+    from_core(alertkit::Error::Unauthenticated(
+        "send a bearer token in the Authorization header".into(),
+    ))
 }
 
 /// `None` when the caller holds `perm`; else the 401 or 403 to send.

@@ -8,7 +8,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use governor::clock::{Clock, DefaultClock};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use super::*;
@@ -48,14 +47,8 @@ fn query_token(parts: &Parts) -> Option<String> {
 /// Authenticates `token` and counts the request against the caller's limit.
 async fn authenticate(state: &AppState, token: &str) -> ApiResult<Principal> {
     let principal = state.auth.authenticate(token).await?;
-    if let Some(limiter) = &state.limiter
-        && let Err(not_until) = limiter.check_key(&principal.user_id)
-    {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        return Err(Error::RateLimited {
-            retry_after: Some(wait),
-        }
-        .into());
+    if let Some(limiter) = &state.limiter {
+        limiter.check(&principal.user_id)?;
     }
     Ok(principal)
 }

@@ -139,7 +139,7 @@ async fn put_principal(
 pub(crate) struct AppState {
     pub(crate) kit: AlertKit,
     pub(crate) auth: Arc<dyn Authenticator>,
-    pub(crate) limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    pub(crate) limiter: Option<UserRateLimit>,
     pub(crate) hub: WsHub,
 }
 
@@ -272,9 +272,41 @@ pub async fn record_request(
     res
 }
 
+/// A per-user request limit: `per_minute` requests a minute, bursts up to
+/// the same number. What the core router applies (`HttpConfig::
+/// rate_limit_per_minute`); also for routes of your own that need a
+/// tighter limit.
+#[derive(Clone)]
+pub struct UserRateLimit(Arc<DefaultKeyedRateLimiter<String>>);
+
+impl std::fmt::Debug for UserRateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRateLimit").finish_non_exhaustive()
+    }
+}
+
+impl UserRateLimit {
+    /// `per_minute` requests a minute per user; `None` when 0 (no limit).
+    pub fn per_minute(per_minute: u32) -> Option<Self> {
+        NonZeroU32::new(per_minute)
+            .map(|n| UserRateLimit(Arc::new(RateLimiter::keyed(Quota::per_minute(n)))))
+    }
+
+    /// Counts one request of `user_id`; `RateLimited` (with how long to
+    /// wait) when over the limit.
+    pub fn check(&self, user_id: &str) -> alertkit_core::Result<()> {
+        use governor::clock::{Clock, DefaultClock};
+        self.0.check_key(&user_id.to_owned()).map_err(|not_until| {
+            alertkit_core::Error::RateLimited {
+                retry_after: Some(not_until.wait_time_from(DefaultClock::default().now())),
+            }
+        })
+    }
+}
+
 /// The per-user limiter for `per_minute` requests; `None` when 0 (off).
-fn limiter(per_minute: u32) -> Option<Arc<DefaultKeyedRateLimiter<String>>> {
-    NonZeroU32::new(per_minute).map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n))))
+fn limiter(per_minute: u32) -> Option<UserRateLimit> {
+    UserRateLimit::per_minute(per_minute)
 }
 
 /// Only the WebSocket routes (`/ws`, `/ws/alerts/{user}`,

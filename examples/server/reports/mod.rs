@@ -46,7 +46,7 @@ pub struct ReportRoutes {
     reports: Reports,
     scheduler: Arc<dyn Scheduler>,
     keep: Duration,
-    requests: Arc<governor::DefaultKeyedRateLimiter<String>>,
+    requests: Option<alertkit::transport::http::UserRateLimit>,
 }
 
 impl ReportRoutes {
@@ -71,9 +71,7 @@ impl ReportRoutes {
             reports: Reports::new(store, kit, dir),
             scheduler,
             keep: Duration::days(days),
-            requests: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
-                std::num::NonZeroU32::MIN.saturating_add(REQUESTS_PER_MINUTE - 1),
-            ))),
+            requests: alertkit::transport::http::UserRateLimit::per_minute(REQUESTS_PER_MINUTE),
         }
     }
 
@@ -150,12 +148,8 @@ async fn trigger(
     Caller(p): Caller,
     body: Result<Json<ReportRequest>, JsonRejection>,
 ) -> Response {
-    if let Err(not_until) = s.requests.check_key(&p.user_id) {
-        use governor::clock::{Clock, DefaultClock};
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        return from_core(alertkit::Error::RateLimited {
-            retry_after: Some(wait),
-        });
+    if let Some(Err(e)) = s.requests.as_ref().map(|r| r.check(&p.user_id)) {
+        return from_core(e);
     }
     let Json(request) = match body {
         Ok(b) => b,
