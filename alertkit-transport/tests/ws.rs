@@ -574,3 +574,89 @@ async fn a_topic_reaches_only_the_connections_holding_its_permission() {
     );
     quiet(&mut pat).await;
 }
+
+#[tokio::test]
+async fn an_admin_disconnects_a_user_who_then_polls_until_the_hold_ends() {
+    let env = start().await;
+    let admin = env.token(Principal::admin("root"));
+    let post = |token: String, body: Value| {
+        let url = format!("http://{}/api/ws/disconnect", env.addr);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mut a1 = env.connect_as("alice").await;
+    let mut a2 = env.connect_as("alice").await;
+    let mut bob = env.connect_as("bob").await;
+    for ws in [&mut a1, &mut a2, &mut bob] {
+        recv(ws).await;
+    }
+
+    // Only alerts.manage may; the body is checked.
+    let alice = env.token(Principal::user("alice"));
+    let r = post(alice.clone(), json!({"user_id": "bob"})).await;
+    assert_eq!(r.status(), 403);
+    let r = post(admin.clone(), json!({"user_id": "alice", "retry_after_secs": 3601})).await;
+    assert_eq!(r.status(), 422);
+    let r = post(admin.clone(), json!({"user_id": ""})).await;
+    assert_eq!(r.status(), 422);
+    let r = post(admin.clone(), json!({"user_id": "alice", "hold": 5})).await;
+    assert_eq!(r.status(), 422, "unknown fields are refused");
+
+    let r = post(admin.clone(), json!({"user_id": "alice", "retry_after_secs": 2})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"closed": 2}));
+    expect_close(&mut a1, 4000).await;
+    expect_close(&mut a2, 4000).await;
+
+    // Bob is untouched.
+    raise(&env, "for bob", Audience::user("bob")).await;
+    assert_eq!(recv(&mut bob).await["alert"]["title"], "for bob");
+
+    // While held: the upgrade is 503 with Retry-After; a first-message
+    // login is closed with 4000; REST still answers.
+    let url = format!("ws://{}/ws?token={alice}", env.addr);
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status(), 503);
+            let wait: u64 = res.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=2).contains(&wait), "{wait}");
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    let mut late = env.connect("/ws").await;
+    send(&mut late, json!({"type": "auth", "token": alice})).await;
+    expect_close(&mut late, 4000).await;
+    let r = reqwest::Client::new()
+        .get(format!("http://{}/api/alerts", env.addr))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // The hold ends by itself.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut back = env.connect_as("alice").await;
+    assert_eq!(recv(&mut back).await["type"], "hello");
+
+    // A zero hold closes without holding, and lifts an earlier hold.
+    post(admin.clone(), json!({"user_id": "alice", "retry_after_secs": 600})).await;
+    expect_close(&mut back, 4000).await;
+    assert!(env.hub.held_for("alice").is_some());
+    let r = post(admin.clone(), json!({"user_id": "alice"})).await;
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"closed": 0}));
+    assert!(env.hub.held_for("alice").is_none());
+    let mut again = env.connect_as("alice").await;
+    assert_eq!(recv(&mut again).await["type"], "hello");
+}

@@ -29,6 +29,16 @@ impl ApiError {
             retry_after: None,
         }
     }
+
+    /// 503 `unavailable` with `Retry-After` (whole seconds, at least 1).
+    pub(crate) fn unavailable_for(message: impl Into<String>, wait: std::time::Duration) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: message.into(),
+            retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+        }
+    }
 }
 
 impl From<Error> for ApiError {

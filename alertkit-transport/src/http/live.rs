@@ -114,6 +114,12 @@ pub(crate) fn upgrade(
     {
         return Err(Error::forbidden("the path's user is not the token's").into());
     }
+    if let Some(wait) = p.as_ref().and_then(|p| s.hub.held_for(&p.user_id)) {
+        return Err(ApiError::unavailable_for(
+            "disconnected by an administrator: poll the REST API until Retry-After has passed",
+            wait,
+        ));
+    }
     let cursor = params.cursor()?;
     Ok(ws_limits(ws, &s.hub).on_upgrade(move |socket| {
         crate::ws::connection::serve(socket, s.hub, s.auth, p, path_user, cursor)
@@ -196,6 +202,51 @@ pub(crate) async fn ws_stats(
 ) -> ApiResult<Json<Value>> {
     p.require(Permission::AlertsManage)?;
     Ok(Json(s.hub.stats()))
+}
+
+/// Longest hold `POST /api/ws/disconnect` accepts: one hour.
+pub(crate) const MAX_HOLD_SECS: u64 = 3600;
+
+/// Body of `POST /api/ws/disconnect`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DisconnectBody {
+    /// Whose connections to close.
+    user_id: String,
+    /// Refuse the user's new connections for this long (0 to 3600; 0, the
+    /// default, lets them reconnect at once and lifts an earlier hold).
+    #[serde(default)]
+    retry_after_secs: u64,
+}
+
+#[utoipa::path(
+    post, path = "/api/ws/disconnect", tag = "live", request_body = DisconnectBody,
+    responses((status = 200, description = "`{closed}`: how many of the user's connections on this instance were closed with 4000", body = crate::http::openapi::DisconnectedDoc),
+              (status = 403, description = "Not permitted (`alerts.manage`)", body = crate::http::openapi::ErrorDoc),
+              (status = 422, description = "Invalid content", body = crate::http::openapi::ErrorDoc))
+)]
+pub(crate) async fn ws_disconnect(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    body: Result<Json<DisconnectBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    p.require(Permission::AlertsManage)?;
+    let Json(b) = body?;
+    if b.user_id.is_empty() || b.user_id.len() > 256 {
+        return Err(Error::invalid("`user_id` must be 1 to 256 bytes").into());
+    }
+    if b.retry_after_secs > MAX_HOLD_SECS {
+        return Err(Error::invalid(format!(
+            "`retry_after_secs` must be at most {MAX_HOLD_SECS}, got {}",
+            b.retry_after_secs
+        ))
+        .into());
+    }
+    let closed = s.hub.disconnect_user(
+        &b.user_id,
+        std::time::Duration::from_secs(b.retry_after_secs),
+    );
+    Ok(Json(json!({ "closed": closed })))
 }
 
 /// Body of `POST /api/ws/push/broadcast`.

@@ -216,6 +216,7 @@ pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpCon
         .route("/api/deliveries/{id}/retry", post(retry_delivery))
         .route("/api/deliveries/{id}/attempts", get(delivery_attempts))
         .route("/api/ws/push/broadcast", post(push_broadcast))
+        .route("/api/ws/disconnect", post(ws_disconnect))
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", {
                 let mut doc = ApiDoc::openapi();

@@ -245,6 +245,15 @@ pub struct WsStatsDoc {
     messages_per_sec: f64,
 }
 
+/// `/api/ws/disconnect`.
+#[derive(ToSchema)]
+#[schema(as = Disconnected)]
+#[allow(dead_code)]
+pub struct DisconnectedDoc {
+    /// The user's connections on this instance that were closed.
+    closed: u64,
+}
+
 /// Adds the bearer-token scheme, and to every operation that needs it (all
 /// but those declaring their own, empty, security) the answers every
 /// authenticated route can give: 401, 429 and 503.
@@ -336,6 +345,7 @@ impl Modify for BearerAuth {
         crate::http::live::ws_notifications_for,
         crate::http::live::ws_stats,
         crate::http::live::push_broadcast,
+        crate::http::live::ws_disconnect,
         crate::http::notify::get_contacts,
         crate::http::notify::put_contacts,
         crate::http::notify::list_deliveries,

@@ -94,6 +94,12 @@ async fn serve_inner(
             .await;
         return;
     }
+    if hub.held_for(&principal.user_id).is_some() {
+        let _ = socket
+            .send(close(CLOSE_DISCONNECTED, "disconnected by an administrator"))
+            .await;
+        return;
+    }
     let kit = hub.kit().clone();
     // Attach before counting unread, so nothing falls between.
     let attached = hub.attach(principal.clone()).await;
@@ -239,7 +245,11 @@ async fn write_loop(
         let msg = tokio::select! {
             biased;
             code = kicked.kicked() => {
-                let reason = if code == CLOSE_TOO_SLOW { "too slow" } else { "going away" };
+                let reason = match code {
+                    CLOSE_TOO_SLOW => "too slow",
+                    CLOSE_DISCONNECTED => "disconnected by an administrator",
+                    _ => "going away",
+                };
                 let _ = sink.send(close(code, reason)).await;
                 return;
             }

@@ -7,6 +7,12 @@ use serde_json::{Value, json};
 /// Close code: unauthorized.
 pub const CLOSE_UNAUTHORIZED: u16 = 4001;
 
+/// Close code: an administrator disconnected the user
+/// ([`WsHub::disconnect_user`](crate::ws::hub::WsHub::disconnect_user)).
+/// Reconnect and resume; while the user is held, the upgrade answers 503
+/// with `Retry-After`.
+pub const CLOSE_DISCONNECTED: u16 = 4000;
+
 /// Close code: too slow (the connection's queue overflowed).
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 

@@ -135,6 +135,8 @@ struct HubState {
     dense: Vec<Slot>,
     /// Connection id → its index in `dense`.
     dense_at: HashMap<u64, usize>,
+    /// Users refused a connection until then ([`WsHub::disconnect_user`]).
+    held: HashMap<String, Instant>,
 }
 
 impl HubState {
@@ -332,6 +334,43 @@ impl WsHub {
     /// Detaches a connection (idempotent).
     pub fn detach(&self, id: u64) {
         self.lock().remove(id);
+    }
+
+    /// Closes every connection of `user_id` on this instance with 4000
+    /// ([`CLOSE_DISCONNECTED`](crate::ws::frames::CLOSE_DISCONNECTED)) and,
+    /// when `hold` is not zero, refuses the user's new connections until it
+    /// has passed (the upgrade answers 503 with `Retry-After`; a connection
+    /// that authenticates by its first message is closed with 4000). A later
+    /// call replaces the hold; a zero `hold` lifts it. Clients meanwhile
+    /// poll the REST API. Returns how many connections were closed.
+    pub fn disconnect_user(&self, user_id: &str, hold: Duration) -> usize {
+        let mut s = self.lock();
+        let now = Instant::now();
+        s.held.retain(|_, until| *until > now);
+        if hold.is_zero() {
+            s.held.remove(user_id);
+        } else {
+            s.held.insert(user_id.to_owned(), now + hold);
+        }
+        let ids: Vec<u64> = s
+            .by_user
+            .get(user_id)
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default();
+        for id in &ids {
+            if let Some(c) = s.remove(*id) {
+                c.kick.kick(crate::ws::frames::CLOSE_DISCONNECTED);
+            }
+        }
+        ids.len()
+    }
+
+    /// How much longer `user_id` is refused new connections (see
+    /// [`disconnect_user`](Self::disconnect_user)); `None` when not held.
+    pub fn held_for(&self, user_id: &str) -> Option<Duration> {
+        let s = self.lock();
+        let left = s.held.get(user_id)?.checked_duration_since(Instant::now())?;
+        (!left.is_zero()).then_some(left)
     }
 
     /// A receiver that turns `true` when [`shutdown`](Self::shutdown) is called.
