@@ -602,14 +602,22 @@ async fn an_admin_disconnects_a_user_who_then_polls_until_the_hold_ends() {
     let alice = env.token(Principal::user("alice"));
     let r = post(alice.clone(), json!({"user_id": "bob"})).await;
     assert_eq!(r.status(), 403);
-    let r = post(admin.clone(), json!({"user_id": "alice", "retry_after_secs": 3601})).await;
+    let r = post(
+        admin.clone(),
+        json!({"user_id": "alice", "retry_after_secs": 3601}),
+    )
+    .await;
     assert_eq!(r.status(), 422);
     let r = post(admin.clone(), json!({"user_id": ""})).await;
     assert_eq!(r.status(), 422);
     let r = post(admin.clone(), json!({"user_id": "alice", "hold": 5})).await;
     assert_eq!(r.status(), 422, "unknown fields are refused");
 
-    let r = post(admin.clone(), json!({"user_id": "alice", "retry_after_secs": 2})).await;
+    let r = post(
+        admin.clone(),
+        json!({"user_id": "alice", "retry_after_secs": 2}),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"closed": 2}));
     expect_close(&mut a1, 4000).await;
@@ -651,7 +659,11 @@ async fn an_admin_disconnects_a_user_who_then_polls_until_the_hold_ends() {
     assert_eq!(recv(&mut back).await["type"], "hello");
 
     // A zero hold closes without holding, and lifts an earlier hold.
-    post(admin.clone(), json!({"user_id": "alice", "retry_after_secs": 600})).await;
+    post(
+        admin.clone(),
+        json!({"user_id": "alice", "retry_after_secs": 600}),
+    )
+    .await;
     expect_close(&mut back, 4000).await;
     assert!(env.hub.held_for("alice").is_some());
     let r = post(admin.clone(), json!({"user_id": "alice"})).await;

@@ -28,7 +28,7 @@
 //! sends finish. A bad setting exits with status 2 and one line naming the
 //! variable. It runs the built-in scheduled jobs and the forecast pipeline
 //! (`forecast/`; `--demo` loads a demo dataset), and produces reports on
-//! request (`reports/`). It has no dashboard yet.
+//! request (`reports/`). The dashboard is at `/` (`web.rs`, `dashboard/`).
 
 mod api;
 mod forecast;
@@ -36,6 +36,7 @@ mod jobs;
 mod notify;
 mod reports;
 mod telemetry;
+mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -227,8 +228,7 @@ async fn main() -> Result<(), Failure> {
             .layer(axum::middleware::from_fn(http::record_request)),
     )
     .merge(telemetry::route(prometheus))
-    // Until the dashboard exists, the address the banner prints says where to go.
-    .route("/", axum::routing::get(landing));
+    .merge(web::routes());
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
@@ -241,21 +241,6 @@ async fn main() -> Result<(), Failure> {
     notify.handle.shutdown().await;
     jobs.handle.shutdown().await;
     Ok(())
-}
-
-/// `GET /`: what this server offers, for a person opening it in a browser.
-async fn landing() -> axum::response::Html<&'static str> {
-    axum::response::Html(
-        "<!doctype html><html><head><meta charset=utf-8><title>alertkit</title></head>\
-         <body style=\"font-family:sans-serif;max-width:40em;margin:2em auto\">\
-         <h1>alertkit reference server</h1>\
-         <p>The dashboard page is not built yet. What is here:</p><ul>\
-         <li><a href=\"/docs\">API reference</a> (Swagger UI; <a href=\"/openapi.json\">OpenAPI JSON</a>)</li>\
-         <li><a href=\"/health\">/health</a>: whether the store answers</li>\
-         <li><code>/ws?token=…</code>: live alerts over WebSocket</li></ul>\
-         <p>Every API call needs <code>Authorization: Bearer &lt;token&gt;</code>; \
-         the server printed an admin and a demo token when it started.</p></body></html>",
-    )
 }
 
 /// Ctrl-C, or SIGTERM on Unix.

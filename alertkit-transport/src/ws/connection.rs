@@ -96,7 +96,10 @@ async fn serve_inner(
     }
     if hub.held_for(&principal.user_id).is_some() {
         let _ = socket
-            .send(close(CLOSE_DISCONNECTED, "disconnected by an administrator"))
+            .send(close(
+                CLOSE_DISCONNECTED,
+                "disconnected by an administrator",
+            ))
             .await;
         return;
     }

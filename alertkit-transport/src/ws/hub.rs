@@ -369,7 +369,10 @@ impl WsHub {
     /// [`disconnect_user`](Self::disconnect_user)); `None` when not held.
     pub fn held_for(&self, user_id: &str) -> Option<Duration> {
         let s = self.lock();
-        let left = s.held.get(user_id)?.checked_duration_since(Instant::now())?;
+        let left = s
+            .held
+            .get(user_id)?
+            .checked_duration_since(Instant::now())?;
         (!left.is_zero()).then_some(left)
     }
 
