@@ -159,7 +159,17 @@ ak_smtp() {
   export ALERTKIT_MAILDIR="$ak_state/mail"
 }
 
+# Debian's Chromium and its WebDriver, for the dashboard's browser test
+# (tests/server_dashboard.rs drives /usr/bin/chromium through chromedriver).
+ak_browser() {
+  if ! command -v chromedriver >/dev/null || [[ ! -x /usr/bin/chromium ]]; then
+    ak_apt_install chromium chromium-driver
+  fi
+  command -v chromedriver >/dev/null || { ak_log "chromedriver is missing after installing chromium-driver"; return 1; }
+}
+
 ak_services_up() {
+  ak_browser
   ak_postgres
   ak_redis
   ak_venv
