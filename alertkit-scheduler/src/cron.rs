@@ -553,7 +553,20 @@ impl CronScheduler {
         // A panicking job is a failed run, not a dead scheduler; a job that
         // times out is dropped where it waits.
         let started = std::time::Instant::now();
-        let work = std::panic::AssertUnwindSafe(job.run(ctx)).catch_unwind();
+        // Everything the job logs (the alerts it raises among it) carries
+        // the job, the run and the attempt.
+        let span = tracing::info_span!(
+            "job_run",
+            job = %id,
+            run_id = %run.id,
+            attempt = run.attempt,
+            alert_id = tracing::field::Empty,
+        );
+        let work = std::panic::AssertUnwindSafe(tracing::Instrument::instrument(
+            job.run(ctx),
+            span.clone(),
+        ))
+        .catch_unwind();
         let result = match spec.timeout_secs {
             Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), work).await {
                 Ok(caught) => caught_result(caught),
@@ -576,6 +589,14 @@ impl CronScheduler {
         };
         metrics::counter!(alertkit_core::telemetry::JOB_RUNS, "job" => id.clone(), "status" => outcome)
             .increment(1);
+        match &result {
+            Ok(()) => {
+                tracing::debug!(parent: &span, took_ms = started.elapsed().as_millis() as u64, "job run succeeded")
+            }
+            Err(e) => {
+                tracing::warn!(parent: &span, took_ms = started.elapsed().as_millis() as u64, error = %e, outcome, "job run failed")
+            }
+        }
         match result {
             Ok(()) => {
                 run.status = RunStatus::Succeeded;

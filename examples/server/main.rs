@@ -4,23 +4,13 @@
 //! the in-process bus, a generated JWT secret, with an admin and a demo-user
 //! token printed, listening on http://127.0.0.1:8000.
 //!
-//! Configured only from the environment:
-//!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `ALERTKIT_ADDR` | `127.0.0.1:8000` | listen address |
-//! | `DATABASE_URL` | `sqlite://alertkit.db` | `postgres://…` or `sqlite://…` |
-//! | `REDIS_URL` | (none: in-process bus) | share events across instances |
-//! | `ALERTKIT_JWT_SECRET` | (generated, printed tokens) | HS256 secret, ≥ 32 bytes; also keys list cursors, so replicas must share it |
-//! | `ALERTKIT_JWT_ISSUER` | (not checked) | tokens must carry this `iss` |
-//! | `ALERTKIT_JWT_AUDIENCE` | (not checked) | tokens must carry this `aud` |
-//! | `ALERTKIT_RATE_LIMIT` | `60` | requests per minute per user; `0` turns it off |
-//! | `ALERTKIT_GROUPS` | (none) | group members for email/Slack/webhook deliveries to group audiences: `planners=alice,bob;ops=carol` |
-//!
-//! Notifications: `SMTP_URL`, `SMTP_FROM`, `SLACK_WEBHOOK_URL`,
-//! `SLACK_BOT_TOKEN`, `ALERTKIT_WEBHOOK_SECRET`, `ALERTKIT_APP_URL` (see
-//! `notify.rs`); with none set, deliveries are written to the log.
-//! Prometheus metrics are at `GET /metrics` (`telemetry.rs`).
+//! Configured only from the environment: `--help` lists every variable
+//! with its default (`config.rs`). `DATABASE_URL` takes `sqlite://`,
+//! `postgres://` or `mongodb://`; `REDIS_URL` shares live events across
+//! replicas; `ALERTKIT_JWT_SECRET` must be shared by them too. With no
+//! notification variables set, deliveries are written to the log.
+//! Prometheus metrics are at `GET /metrics` (`telemetry.rs`); logs are JSON
+//! with `ALERTKIT_LOG_FORMAT=json`, each request and job run a span.
 //!
 //! It serves the REST API and the WebSocket hub (`/ws`, with resume), and
 //! runs the delivery dispatcher. Ctrl-C or SIGTERM shuts down gracefully:
@@ -31,6 +21,7 @@
 //! request (`reports/`). The dashboard is at `/` (`web.rs`, `dashboard/`).
 
 mod api;
+mod config;
 mod forecast;
 mod jobs;
 mod notify;
@@ -63,49 +54,133 @@ pub fn fail(var: &str, why: &str) -> ! {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Failure> {
-    let mut demo_data = false;
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--demo" => demo_data = true,
-            other => {
-                eprintln!("alertkit: unknown argument {other:?} (known: --demo)");
-                std::process::exit(2);
-            }
-        }
+async fn main() {
+    // Every start-up error is one line: the bad variable's is printed where
+    // it is read (exit 2); anything else that stops the server ends here.
+    if let Err(e) = run().await {
+        eprintln!("alertkit: {e}");
+        std::process::exit(1);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    // Before anything emits: metrics recorded earlier would be lost.
-    let prometheus = telemetry::install().unwrap_or_else(|e| {
-        eprintln!("alertkit: cannot install the metrics recorder: {e}");
-        std::process::exit(2)
-    });
+}
 
-    let database = env("DATABASE_URL").unwrap_or_else(|| "sqlite://alertkit.db?mode=rwc".into());
-    // One database holds the alerts, the forecast series and the reports.
-    let (store, series, report_store): (
-        Arc<dyn Store>,
-        Arc<dyn SeriesStore>,
-        Arc<dyn ReportStore>,
-    ) = if database.starts_with("postgres") {
-        let pg = PostgresAlertStore::builder(&database).connect().await?;
-        pg.migrate().await?;
+/// The stores one database provides: alerts, forecast series, reports.
+type Stores = (Arc<dyn Store>, Arc<dyn SeriesStore>, Arc<dyn ReportStore>);
+
+/// Opens `DATABASE_URL` and brings its schema up to date.
+async fn open_database(url: &str) -> Stores {
+    let bad = |e: alertkit::Error| -> ! { fail("DATABASE_URL", &e.to_string()) };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pg = PostgresAlertStore::builder(url)
+            .connect()
+            .await
+            .unwrap_or_else(|e| bad(e));
+        pg.migrate().await.unwrap_or_else(|e| bad(e));
         (Arc::new(pg.clone()), Arc::new(pg.clone()), Arc::new(pg))
-    } else {
-        let lite = SqliteBuilder::from_url(&database).connect().await?;
-        lite.migrate().await?;
+    } else if url.starts_with("sqlite:") {
+        let lite = SqliteBuilder::from_url(url)
+            .connect()
+            .await
+            .unwrap_or_else(|e| bad(e));
+        lite.migrate().await.unwrap_or_else(|e| bad(e));
         (
             Arc::new(lite.clone()),
             Arc::new(lite.clone()),
             Arc::new(lite),
         )
-    };
+    } else if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") {
+        // The database is the URL's path (`mongodb://host/alerts`), else `alertkit`.
+        let rest = url.split_once("://").map_or("", |(_, r)| r);
+        let db = rest
+            .split_once('/')
+            .map(|(_, p)| p.split('?').next().unwrap_or(""))
+            .filter(|d| !d.is_empty())
+            .unwrap_or("alertkit");
+        let mongo = alertkit::storage::MongoAlertStore::builder(url)
+            .database(db)
+            .connect()
+            .await
+            .unwrap_or_else(|e| bad(e));
+        // The driver waits 30 s for a server; say sooner what is wrong.
+        match tokio::time::timeout(Duration::from_secs(10), mongo.init()).await {
+            Ok(r) => r.unwrap_or_else(|e| bad(e)),
+            Err(_) => fail("DATABASE_URL", "MongoDB did not answer within 10 s"),
+        }
+        (
+            Arc::new(mongo.clone()),
+            Arc::new(mongo.clone()),
+            Arc::new(mongo),
+        )
+    } else {
+        fail(
+            "DATABASE_URL",
+            "unknown scheme: use sqlite://…, postgres://… or mongodb://…",
+        )
+    }
+}
+
+/// Logs as text or JSON (`ALERTKIT_LOG_FORMAT`), filtered by `RUST_LOG`.
+fn init_logs() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    match env("ALERTKIT_LOG_FORMAT").as_deref() {
+        None | Some("text") => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        Some("json") => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter(filter)
+            .init(),
+        Some(other) => fail(
+            "ALERTKIT_LOG_FORMAT",
+            &format!("{other:?}: use text or json"),
+        ),
+    }
+}
+
+async fn run() -> Result<(), Failure> {
+    let mut demo_data = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--demo" => demo_data = true,
+            "--help" | "-h" => {
+                print!("{}", config::help());
+                return Ok(());
+            }
+            other => {
+                eprintln!("alertkit: unknown argument {other:?} (known: --demo, --help)");
+                std::process::exit(2);
+            }
+        }
+    }
+    init_logs();
+    // Before anything emits: metrics recorded earlier would be lost.
+    let prometheus = telemetry::install().unwrap_or_else(|e| {
+        eprintln!("alertkit: cannot install the metrics recorder: {e}");
+        std::process::exit(2)
+    });
+    let addr = env("ALERTKIT_ADDR").unwrap_or_else(|| "127.0.0.1:8000".into());
+    if addr.parse::<std::net::SocketAddr>().is_err() {
+        fail(
+            "ALERTKIT_ADDR",
+            &format!("{addr:?} is not host:port (for example 127.0.0.1:8000)"),
+        );
+    }
+    let cors = config::cors(env("ALERTKIT_CORS_ORIGINS"));
+    // Bound before the slow parts start, so a port in use fails at once.
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .unwrap_or_else(|e| fail("ALERTKIT_ADDR", &format!("cannot listen on {addr}: {e}")));
+
+    let database = env("DATABASE_URL").unwrap_or_else(|| "sqlite://alertkit.db?mode=rwc".into());
+    // One database holds the alerts, the forecast series and the reports.
+    let (store, series, report_store) = open_database(&database).await;
     let bus: Arc<dyn Broadcaster> = match env("REDIS_URL") {
-        Some(url) => Arc::new(RedisBroadcaster::builder(url).connect().await?),
+        Some(url) => Arc::new(
+            RedisBroadcaster::builder(url)
+                .connect()
+                .await
+                .unwrap_or_else(|e| fail("REDIS_URL", &e.to_string())),
+        ),
         None => Arc::new(LocalBroadcaster::new()),
     };
     let (secret, generated) = match env("ALERTKIT_JWT_SECRET") {
@@ -145,9 +220,6 @@ async fn main() -> Result<(), Failure> {
                 .unwrap_or_else(|_| fail("ALERTKIT_RATE_LIMIT", "must be a whole number"))
         })
         .unwrap_or(http::DEFAULT_RATE_LIMIT);
-    let addr = env("ALERTKIT_ADDR").unwrap_or_else(|| "127.0.0.1:8000".into());
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
-
     println!(
         "alertkit listening on http://{addr} (store: {}, bus: {})",
         store.backend(),
@@ -229,6 +301,10 @@ async fn main() -> Result<(), Failure> {
     )
     .merge(telemetry::route(prometheus))
     .merge(web::routes());
+    let app = match cors {
+        Some(layer) => app.layer(layer),
+        None => app,
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -599,8 +599,19 @@ impl AlertKit {
     }
 }
 
-/// Counts a raise in `alertkit_alerts_raised_total`.
+/// Counts a raise in `alertkit_alerts_raised_total`, logs it, and puts its
+/// id on the current span (a request's or a job run's, when they declare
+/// an `alert_id` field).
 fn count_raised(r: &Raised) {
+    tracing::Span::current().record("alert_id", tracing::field::display(&r.alert.id));
+    tracing::info!(
+        alert_id = %r.alert.id,
+        alert_type = %r.alert.alert_type,
+        severity = r.alert.severity.as_str(),
+        deduplicated = r.deduplicated,
+        occurrences = r.alert.occurrences,
+        "alert raised"
+    );
     metrics::counter!(
         crate::telemetry::ALERTS_RAISED,
         "type" => r.alert.alert_type.clone(),

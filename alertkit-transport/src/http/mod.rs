@@ -255,8 +255,20 @@ pub async fn record_request(
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let method = req.method().as_str().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        status = tracing::field::Empty,
+        alert_id = tracing::field::Empty,
+    );
+    if let Some(id) = alert_id_of(&route, req.uri().path()) {
+        span.record("alert_id", id);
+    }
     let started = std::time::Instant::now();
-    let res = next.run(req).await;
+    let res = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    span.record("status", res.status().as_u16());
+    tracing::debug!(parent: &span, took_ms = started.elapsed().as_millis() as u64, "request served");
     metrics::histogram!(
         alertkit_core::telemetry::HTTP_REQUEST_SECONDS,
         "route" => route.clone(),
@@ -271,6 +283,17 @@ pub async fn record_request(
     )
     .increment(1);
     res
+}
+
+/// The alert id in `path` when its route is one of an alert's
+/// (`/api/alerts/{id}…`).
+fn alert_id_of<'a>(route: &str, path: &'a str) -> Option<&'a str> {
+    route
+        .split('/')
+        .zip(path.split('/'))
+        .find(|(t, _)| *t == "{id}")
+        .filter(|_| route.starts_with("/api/alerts/"))
+        .map(|(_, v)| v)
 }
 
 /// A per-user request limit: `per_minute` requests a minute, bursts up to
