@@ -43,6 +43,7 @@ pub mod engine;
 pub mod error;
 pub mod evaluate;
 pub mod event;
+pub mod health;
 pub mod hooks;
 pub mod id;
 pub mod notify;
@@ -71,6 +72,7 @@ pub use evaluate::{
     SlaConditions, ThresholdConditions,
 };
 pub use event::AlertEvent;
+pub use health::{ComponentHealth, ComponentStatus, HealthCheck};
 pub use hooks::{Authenticator, Directory};
 pub use id::AlertId;
 pub use notify::{DigestBatch, Notification, Notifier, Recipient};

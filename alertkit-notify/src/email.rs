@@ -99,6 +99,18 @@ impl EmailNotifier {
         })
     }
 
+    /// A `/health` check (`smtp`) that this notifier's server answers: an
+    /// SMTP greeting and `NOOP` at most every 30 s (between probes the last
+    /// answer is reported, with its age), so a busy `/health` does not
+    /// flood the mail server. Unreachable is `degraded`: emails wait in the
+    /// outbox meanwhile.
+    pub fn health_check(&self) -> SmtpHealth {
+        SmtpHealth {
+            transport: self.transport.clone(),
+            last: std::sync::Arc::new(tokio::sync::Mutex::new(None)),
+        }
+    }
+
     /// The template for subject and bodies.
     pub fn template(mut self, template: Template) -> Self {
         self.template = template;
@@ -173,5 +185,60 @@ mod tests {
         assert!(EmailNotifier::from_url("smtps://mail.example.com", "a@b.test").is_ok());
         assert!(EmailNotifier::from_url("http://mail.example.com", "a@b.test").is_err());
         assert!(EmailNotifier::from_url("smtp://127.0.0.1:2525", "not an address").is_err());
+    }
+}
+
+/// Whether an SMTP server answers; from [`EmailNotifier::health_check`].
+#[derive(Clone)]
+pub struct SmtpHealth {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    last: std::sync::Arc<tokio::sync::Mutex<Option<(std::time::Instant, Option<String>)>>>,
+}
+
+impl std::fmt::Debug for SmtpHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpHealth").finish_non_exhaustive()
+    }
+}
+
+/// How long an SMTP probe's answer is reused.
+const SMTP_PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[async_trait]
+impl alertkit_core::HealthCheck for SmtpHealth {
+    fn name(&self) -> &str {
+        "smtp"
+    }
+
+    async fn check(&self) -> alertkit_core::ComponentHealth {
+        // One probe at a time; the others wait for its answer.
+        let mut last = self.last.lock().await;
+        let fresh = last
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < SMTP_PROBE_EVERY);
+        if !fresh {
+            let outcome = match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                self.transport.test_connection(),
+            )
+            .await
+            {
+                Ok(Ok(true)) => None,
+                Ok(Ok(false)) => Some("the SMTP server did not accept NOOP".to_owned()),
+                Ok(Err(e)) => Some(format!("SMTP: {e}")),
+                Err(_) => Some("SMTP: no answer within 5 s".to_owned()),
+            };
+            *last = Some((std::time::Instant::now(), outcome));
+        }
+        let mut details = serde_json::Map::new();
+        let (at, error) = match last.as_ref() {
+            Some((at, e)) => (*at, e.clone()),
+            None => (std::time::Instant::now(), None),
+        };
+        details.insert("checked_seconds_ago".into(), at.elapsed().as_secs().into());
+        match error {
+            None => alertkit_core::ComponentHealth::ok(details),
+            Some(e) => alertkit_core::ComponentHealth::degraded(e, details),
+        }
     }
 }

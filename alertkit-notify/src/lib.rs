@@ -56,7 +56,7 @@ pub use dispatcher::{
     Dispatcher, DispatcherBuilder, DispatcherConfig, DispatcherHandle, RetryPolicy,
 };
 #[cfg(feature = "email")]
-pub use email::EmailNotifier;
+pub use email::{EmailNotifier, SmtpHealth};
 pub use log::{LogNotifier, RecordingNotifier};
 #[cfg(feature = "slack")]
 pub use slack::SlackNotifier;

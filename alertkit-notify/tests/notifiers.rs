@@ -615,3 +615,38 @@ async fn a_digest_goes_to_slack_as_one_message_and_to_webhooks_signed() {
         DEFAULT_TOLERANCE
     ));
 }
+
+#[tokio::test]
+async fn the_smtp_health_check_reports_reachability_and_caches_its_probe() {
+    use alertkit_core::{ComponentStatus, HealthCheck};
+    let Some(url) = service_url("SMTP_URL") else {
+        return;
+    };
+    let up = EmailNotifier::from_url(&url, "a@alertkit.test")
+        .unwrap()
+        .health_check();
+    assert_eq!(up.name(), "smtp");
+    let h = up.check().await;
+    assert_eq!(h.status, ComponentStatus::Ok, "{h:?}");
+    assert_eq!(h.error, None);
+
+    // A closed port: degraded with the reason, and the answer is reused
+    // (no second probe) within 30 s, so it still says so once the port opens.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let down = EmailNotifier::from_url(&format!("smtp://127.0.0.1:{port}"), "a@alertkit.test")
+        .unwrap()
+        .health_check();
+    let h = down.check().await;
+    assert_eq!(h.status, ComponentStatus::Degraded);
+    assert!(h.error.as_deref().unwrap().contains("SMTP"), "{h:?}");
+    let _reopened = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let again = down.check().await;
+    assert_eq!(
+        again.status,
+        ComponentStatus::Degraded,
+        "cached, not probed again"
+    );
+    assert!(again.details.contains_key("checked_seconds_ago"));
+}

@@ -72,6 +72,15 @@ pub(crate) struct Inner {
     /// id; their leases are renewed by the loop. Saves of held runs go
     /// through this lock, so a renewal never overwrites a newer state.
     pub(crate) held: Mutex<std::collections::HashMap<uuid::Uuid, Held>>,
+    /// When the spawned loop last made a pass, and the store's last error
+    /// with when it happened: what [`CronScheduler::health`] reports.
+    pub(crate) pulse: Mutex<Pulse>,
+}
+
+#[derive(Default)]
+pub(crate) struct Pulse {
+    last_pass: Option<std::time::Instant>,
+    store_error: Option<(std::time::Instant, String)>,
 }
 
 impl std::fmt::Debug for CronScheduler {
@@ -127,6 +136,7 @@ impl CronSchedulerBuilder {
                 wake: Notify::new(),
                 stale_checked: Mutex::new(None),
                 held: Mutex::new(std::collections::HashMap::new()),
+                pulse: Mutex::new(Pulse::default()),
             }),
         }
     }
@@ -360,6 +370,7 @@ impl CronScheduler {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "reading paused jobs failed");
+                self.store_failed(&e);
                 return;
             }
         };
@@ -411,6 +422,7 @@ impl CronScheduler {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, "looking for abandoned job runs failed");
+                self.store_failed(&e);
                 return 0;
             }
         };
@@ -486,6 +498,7 @@ impl CronScheduler {
         };
         let claimed = claimed.unwrap_or_else(|e| {
             tracing::warn!(ticks = runs.len(), error = %e, "claiming job ticks failed");
+            self.store_failed(&e);
             vec![false; runs.len()]
         });
         runs.into_iter()
@@ -677,6 +690,7 @@ impl CronScheduler {
             }
             Err(e) => {
                 tracing::warn!(job = %run.job_id, error = %e, "saving a job run failed");
+                self.store_failed(&e);
                 true
             }
         }
@@ -774,6 +788,55 @@ impl CronScheduler {
         }
     }
 
+    fn pulse(&self) -> MutexGuard<'_, Pulse> {
+        self.inner.pulse.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn store_failed(&self, e: &Error) {
+        self.pulse().store_error = Some((std::time::Instant::now(), e.to_string()));
+    }
+
+    /// This instance's scheduler as `/health` reports it. There is no
+    /// leader: every instance claims ticks through the store, and holds a
+    /// lease on each run it executes. Degraded when the loop has not made a
+    /// pass lately (not spawned, or stuck), or when the store failed it
+    /// within the last lease (ticks may be missed, leases may lapse).
+    /// Details: `loop` (`running` / `stopped`), `last_pass_seconds`,
+    /// `held_runs` (leases this instance holds), `lease_secs`, `jobs`.
+    pub fn health(&self) -> alertkit_core::ComponentHealth {
+        let config = &self.inner.config;
+        let (last_pass, store_error) = {
+            let p = self.pulse();
+            (p.last_pass, p.store_error.clone())
+        };
+        let ago = last_pass.map(|t| t.elapsed());
+        let alive = ago.is_some_and(|a| a <= (config.poll * 3).max(Duration::from_secs(5)));
+        let mut details = serde_json::Map::new();
+        details.insert(
+            "loop".into(),
+            (if alive { "running" } else { "stopped" }).into(),
+        );
+        details.insert(
+            "last_pass_seconds".into(),
+            ago.map_or(serde_json::Value::Null, |a| a.as_secs_f64().into()),
+        );
+        details.insert("held_runs".into(), self.held().len().into());
+        details.insert("lease_secs".into(), config.lease.as_secs().into());
+        details.insert("jobs".into(), self.jobs().map.len().into());
+        if !alive {
+            return alertkit_core::ComponentHealth::degraded(
+                "the scheduler loop has not run lately",
+                details,
+            );
+        }
+        match store_error {
+            Some((at, e)) if at.elapsed() < config.lease => {
+                alertkit_core::ComponentHealth::degraded(format!("job store: {e}"), details)
+            }
+            _ => alertkit_core::ComponentHealth::ok(details),
+        }
+    }
+
     /// Runs the loop on the Tokio runtime until [`SchedulerHandle::shutdown`].
     pub fn spawn(&self) -> SchedulerHandle {
         let (stop, mut stopped) = watch::channel(false);
@@ -784,6 +847,7 @@ impl CronScheduler {
                     return;
                 }
                 me.run_due().await;
+                me.pulse().last_pass = Some(std::time::Instant::now());
                 let wait = me.until_next();
                 // The timer is coarse (1 ms steps, rounded up, then the
                 // thread's wake-up): sleep until just before the tick, and
@@ -856,4 +920,15 @@ fn caught_result(r: std::thread::Result<Result<()>>) -> Result<()> {
 /// Who raises and resolves the scheduler's own alerts.
 fn principal() -> Principal {
     Principal::admin("scheduler")
+}
+
+#[async_trait::async_trait]
+impl alertkit_core::HealthCheck for CronScheduler {
+    fn name(&self) -> &str {
+        "scheduler"
+    }
+
+    async fn check(&self) -> alertkit_core::ComponentHealth {
+        self.health()
+    }
 }

@@ -1023,3 +1023,51 @@ async fn health_is_degraded_not_down_when_the_bus_is_down_or_deliveries_wait() {
     assert_eq!(v["components"]["dispatcher"]["unfinished"], 1);
     assert_eq!(v["components"]["dispatcher"]["oldest_due_seconds"], 360);
 }
+
+/// A component whose state the test sets.
+struct Switch(std::sync::atomic::AtomicBool);
+
+#[async_trait::async_trait]
+impl alertkit_core::HealthCheck for Switch {
+    fn name(&self) -> &str {
+        "printer"
+    }
+    async fn check(&self) -> alertkit_core::ComponentHealth {
+        let mut details = serde_json::Map::new();
+        details.insert("pages".into(), json!(7));
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            alertkit_core::ComponentHealth::ok(details)
+        } else {
+            alertkit_core::ComponentHealth::degraded("out of paper", details)
+        }
+    }
+}
+
+#[tokio::test]
+async fn extra_health_checks_are_reported_and_only_degrade() {
+    let switch = Arc::new(Switch(std::sync::atomic::AtomicBool::new(true)));
+    let api = start_with(http::HttpConfig {
+        health_checks: vec![switch.clone()],
+        ..Default::default()
+    })
+    .await;
+    let (status, body) = api.call(reqwest::Method::GET, "/health", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(
+        body["components"]["printer"],
+        json!({"status": "ok", "pages": 7})
+    );
+    switch.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = api.call(reqwest::Method::GET, "/health", None, None).await;
+    assert_eq!(
+        status, 200,
+        "an extra component never takes the service down"
+    );
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(
+        body["components"]["printer"],
+        json!({"status": "degraded", "error": "out of paper", "pages": 7})
+    );
+    assert_eq!(body["components"]["store"]["status"], "ok");
+}

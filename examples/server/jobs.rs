@@ -24,6 +24,8 @@ pub struct Jobs {
     pub scheduler: Arc<dyn Scheduler>,
     /// The registered job ids, for the start-up banner.
     pub summary: String,
+    /// The `scheduler` component of `/health`.
+    pub health: Arc<dyn alertkit::HealthCheck>,
 }
 
 /// Builds the scheduler, registers the built-in jobs and starts it.
@@ -67,7 +69,7 @@ pub async fn start(
         .unwrap_or_default();
     let summary = ids.join(", ");
     let handle = scheduler.spawn();
-    let shared: Arc<dyn Scheduler> = Arc::new(scheduler);
+    let shared: Arc<dyn Scheduler> = Arc::new(scheduler.clone());
     let routes = alertkit::transport::http::authenticated(
         alertkit::scheduler::http::router(shared.clone()),
         auth,
@@ -77,5 +79,6 @@ pub async fn start(
         routes,
         scheduler: shared,
         summary,
+        health: Arc::new(scheduler),
     }
 }

@@ -288,6 +288,9 @@ async fn run() -> Result<(), Failure> {
         http::HttpConfig {
             rate_limit_per_minute: rate,
             extra_docs: vec![alertkit::scheduler::http::openapi()],
+            health_checks: std::iter::once(jobs.health.clone())
+                .chain(notify.health.clone())
+                .collect(),
             ..Default::default()
         },
     )

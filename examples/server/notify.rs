@@ -27,6 +27,8 @@ use crate::{env, fail};
 pub struct Notify {
     pub handle: DispatcherHandle,
     pub summary: String,
+    /// The `smtp` component of `/health`, when `SMTP_URL` is set.
+    pub health: Option<Arc<dyn alertkit::HealthCheck>>,
 }
 
 /// Builds the notifiers from the environment and starts the dispatcher.
@@ -40,12 +42,14 @@ pub async fn start(
     let template =
         Template::with_app_url(env("ALERTKIT_APP_URL").unwrap_or_else(|| app_url.into()));
     let mut summary = Vec::new();
+    let mut health: Option<Arc<dyn alertkit::HealthCheck>> = None;
     let email: Arc<dyn Notifier> = match env("SMTP_URL") {
         Some(url) => {
             let from = env("SMTP_FROM").unwrap_or_else(|| "alertkit@localhost".into());
             let n = EmailNotifier::from_url(&url, &from)
                 .unwrap_or_else(|e| fail("SMTP_URL or SMTP_FROM", &e.to_string()));
             summary.push("email: SMTP");
+            health = Some(Arc::new(n.health_check()));
             Arc::new(n.template(template.clone()))
         }
         None => {
@@ -94,6 +98,7 @@ pub async fn start(
     Notify {
         handle: dispatcher.spawn(),
         summary: summary.join(", "),
+        health,
     }
 }
 

@@ -32,20 +32,36 @@ pub(crate) async fn health(State(s): State<AppState>) -> Response {
         }),
         None => json!({"status": "degraded", "error": "the backlog could not be read"}),
     };
+    let mut components = serde_json::Map::new();
+    components.insert("store".into(), state(&h.store, "down"));
+    components.insert("bus".into(), state(&h.bus, "degraded"));
+    components.insert("dispatcher".into(), dispatcher);
+    let extra = futures::future::join_all(
+        s.health_checks
+            .iter()
+            .map(|c| async move { (c.name().to_owned(), c.check().await) }),
+    )
+    .await;
+    let mut extra_ok = true;
+    for (name, c) in extra {
+        extra_ok &= c.status == alertkit_core::ComponentStatus::Ok;
+        let mut v = c.details;
+        v.insert("status".into(), json!(c.status.as_str()));
+        if let Some(e) = c.error {
+            v.insert("error".into(), json!(e));
+        }
+        components.insert(name, Value::Object(v));
+    }
     let status = if h.is_down() {
         "down"
-    } else if h.is_ok() {
+    } else if h.is_ok() && extra_ok {
         "ok"
     } else {
         "degraded"
     };
     let body = json!({
         "status": status,
-        "components": {
-            "store": state(&h.store, "down"),
-            "bus": state(&h.bus, "degraded"),
-            "dispatcher": dispatcher,
-        },
+        "components": components,
         "store_backend": h.store_backend,
     });
     if h.is_down() {

@@ -67,6 +67,10 @@ pub struct HttpConfig {
     /// More OpenAPI documents merged into `/openapi.json` (and `/docs`), for
     /// routes merged beside this router, such as the scheduler's.
     pub extra_docs: Vec<utoipa::openapi::OpenApi>,
+    /// More components `/health` reports beside the store, the bus and the
+    /// dispatcher backlog (a scheduler, an SMTP server); each may degrade
+    /// the service, none takes it down.
+    pub health_checks: Vec<Arc<dyn alertkit_core::HealthCheck>>,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -75,6 +79,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("ws", &self.ws)
             .field("extra_docs", &self.extra_docs.len())
+            .field("health_checks", &self.health_checks.len())
             .finish()
     }
 }
@@ -85,6 +90,7 @@ impl Default for HttpConfig {
             rate_limit_per_minute: DEFAULT_RATE_LIMIT,
             ws: WsConfig::default(),
             extra_docs: Vec::new(),
+            health_checks: Vec::new(),
         }
     }
 }
@@ -141,6 +147,7 @@ pub(crate) struct AppState {
     pub(crate) auth: Arc<dyn Authenticator>,
     pub(crate) limiter: Option<UserRateLimit>,
     pub(crate) hub: WsHub,
+    pub(crate) health_checks: Arc<[Arc<dyn alertkit_core::HealthCheck>]>,
 }
 
 /// The alert API as an axum router with default settings.
@@ -237,6 +244,7 @@ pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpCon
             auth,
             limiter,
             hub,
+            health_checks: config.health_checks.clone().into(),
         })
 }
 
@@ -366,5 +374,6 @@ pub fn ws_router_with(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpConf
             auth,
             limiter,
             hub,
+            health_checks: config.health_checks.clone().into(),
         })
 }
