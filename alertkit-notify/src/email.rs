@@ -192,8 +192,11 @@ mod tests {
 #[derive(Clone)]
 pub struct SmtpHealth {
     transport: AsyncSmtpTransport<Tokio1Executor>,
-    last: std::sync::Arc<tokio::sync::Mutex<Option<(std::time::Instant, Option<String>)>>>,
+    last: std::sync::Arc<tokio::sync::Mutex<Option<Probe>>>,
 }
+
+/// When the SMTP server was last probed, and what went wrong if anything.
+type Probe = (std::time::Instant, Option<String>);
 
 impl std::fmt::Debug for SmtpHealth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
