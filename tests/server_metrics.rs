@@ -144,6 +144,9 @@ async fn each_named_series_moves() {
     for series in [
         "alertkit_alerts_raised_total{type=\"disk_full\",severity=\"high\",deduplicated=\"false\"}",
         "alertkit_store_query_seconds_count{op=\"raise\"}",
+        // The WebSocket's hello counts unread; the live pump reads changes.
+        "alertkit_store_query_seconds_count{op=\"count\"}",
+        "alertkit_store_query_seconds_count{op=\"changes_since\"}",
         "alertkit_job_run_seconds_count{job=\"rules\"}",
         "alertkit_ws_fanout_lag_seconds_count",
         "alertkit_http_requests_total{route=\"/api/alerts\",method=\"POST\",status=\"201\"}",

@@ -8,7 +8,7 @@
 //! | name | kind | labels | what |
 //! |---|---|---|---|
 //! | `alertkit_alerts_raised_total` | counter | `type`, `severity`, `deduplicated` | raises, new or merged into an active alert |
-//! | `alertkit_store_query_seconds` | histogram | `op` | engine calls into the store (`raise`, `raise_many`, `list`, `stats`, `mark_read`, `replay`) |
+//! | `alertkit_store_query_seconds` | histogram | `op` | engine calls into the store (`raise`, `raise_many`, `list`, `get`, `stats`, `count`, `mark_read`, `mark_all_read`, `dismiss`, `changes_since` and `receipts_many` for the live pump, `replay` for WebSocket resumes) |
 //! | `alertkit_deliveries_total` | counter | `channel`, `outcome` (`sent`, `retry`, `dead`) | delivery attempts and how they ended |
 //! | `alertkit_outbox_unfinished` | gauge | | deliveries pending or in flight (the dispatcher reads it every 15 s) |
 //! | `alertkit_outbox_oldest_due_seconds` | gauge | | how long the oldest due delivery has waited (0 when none) |
@@ -59,4 +59,12 @@ pub const HISTOGRAMS: [&str; 4] = [
 /// Records how long a store call took under `op`.
 pub fn store_query(op: &'static str, started: std::time::Instant) {
     metrics::histogram!(STORE_QUERY_SECONDS, "op" => op).record(started.elapsed().as_secs_f64());
+}
+
+/// Awaits a store call, recording how long it took under `op`.
+pub async fn timed<T>(op: &'static str, call: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let out = call.await;
+    store_query(op, started);
+    out
 }

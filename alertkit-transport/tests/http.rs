@@ -705,6 +705,7 @@ async fn openapi_describes_every_route_and_the_real_json() {
         ("/ws/notifications/{user_id}", vec!["get"]),
         ("/api/ws/stats", vec!["get"]),
         ("/api/ws/push/broadcast", vec!["post"]),
+        ("/api/ws/disconnect", vec!["post"]),
         ("/api/me/contacts", vec!["get", "put"]),
         ("/api/deliveries", vec!["get"]),
         ("/api/deliveries/{id}/retry", vec!["post"]),

@@ -71,16 +71,17 @@ impl AlertKit {
     /// This is a system-level read with no principal: the caller must only
     /// hand each change to connections allowed to see it.
     pub async fn change_feed(&self, after: u64, limit: u32) -> Result<Vec<Change>> {
-        let alerts = self
-            .inner
-            .store
-            .changes_since(after, limit, self.now())
-            .await?;
+        let alerts = crate::telemetry::timed(
+            "changes_since",
+            self.inner.store.changes_since(after, limit, self.now()),
+        )
+        .await?;
         if alerts.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<_> = alerts.iter().map(|a| a.id).collect();
-        let mut receipts = self.inner.store.receipts_many(&ids).await?;
+        let mut receipts =
+            crate::telemetry::timed("receipts_many", self.inner.store.receipts_many(&ids)).await?;
         Ok(alerts
             .into_iter()
             .map(|alert| Change {
@@ -106,10 +107,13 @@ impl AlertKit {
         if after >= upto {
             return Ok(Vec::new());
         }
-        self.inner
-            .store
-            .changes_for(&by.viewer(), after, upto, limit, self.now())
-            .await
+        crate::telemetry::timed(
+            "replay",
+            self.inner
+                .store
+                .changes_for(&by.viewer(), after, upto, limit, self.now()),
+        )
+        .await
     }
 
     /// Whether the store and the bus answer, and how far behind delivery is.

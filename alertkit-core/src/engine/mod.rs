@@ -387,7 +387,7 @@ impl AlertKit {
     /// One alert as the principal sees it.
     pub async fn get(&self, by: &Principal, id: AlertId) -> Result<AlertView> {
         by.require(Permission::AlertsRead)?;
-        self.inner.store.get(&by.viewer(), id, self.now()).await
+        crate::telemetry::timed("get", self.inner.store.get(&by.viewer(), id, self.now())).await
     }
 
     /// Whether the principal may see an alert (its audience includes the
@@ -429,10 +429,11 @@ impl AlertKit {
     pub async fn stats(&self, by: &Principal, filter: &AlertFilter) -> Result<Stats> {
         by.require(Permission::AlertsRead)?;
         filter.validate()?;
-        self.inner
-            .store
-            .stats(&by.viewer(), filter, self.now())
-            .await
+        crate::telemetry::timed(
+            "stats",
+            self.inner.store.stats(&by.viewer(), filter, self.now()),
+        )
+        .await
     }
 
     /// How many alerts the principal has not read (dismissed ones left out).
@@ -442,20 +443,21 @@ impl AlertKit {
             unread_only: true,
             ..Default::default()
         };
-        self.inner
-            .store
-            .count(&by.viewer(), &filter, self.now())
-            .await
+        crate::telemetry::timed(
+            "count",
+            self.inner.store.count(&by.viewer(), &filter, self.now()),
+        )
+        .await
     }
 
     /// Marks an alert read for the principal and tells its other sessions.
     pub async fn mark_read(&self, by: &Principal, id: AlertId) -> Result<Receipt> {
         by.require(Permission::AlertsRead)?;
-        let receipt = self
-            .inner
-            .store
-            .mark_read(&by.viewer(), id, self.now())
-            .await?;
+        let receipt = crate::telemetry::timed(
+            "mark_read",
+            self.inner.store.mark_read(&by.viewer(), id, self.now()),
+        )
+        .await?;
         if let Some(at) = receipt.read_at {
             self.publish(AlertEvent::Read {
                 user_id: by.user_id.clone(),
@@ -472,11 +474,11 @@ impl AlertKit {
         by.require(Permission::AlertsRead)?;
         filter.validate()?;
         let now = self.now();
-        let ids = self
-            .inner
-            .store
-            .mark_all_read(&by.viewer(), filter, now)
-            .await?;
+        let ids = crate::telemetry::timed(
+            "mark_all_read",
+            self.inner.store.mark_all_read(&by.viewer(), filter, now),
+        )
+        .await?;
         let n = ids.len() as u64;
         if !ids.is_empty() {
             self.publish(AlertEvent::Read {
@@ -492,11 +494,11 @@ impl AlertKit {
     /// Dismisses an alert for the principal and tells its other sessions.
     pub async fn dismiss(&self, by: &Principal, id: AlertId) -> Result<Receipt> {
         by.require(Permission::AlertsRead)?;
-        let receipt = self
-            .inner
-            .store
-            .dismiss(&by.viewer(), id, self.now())
-            .await?;
+        let receipt = crate::telemetry::timed(
+            "dismiss",
+            self.inner.store.dismiss(&by.viewer(), id, self.now()),
+        )
+        .await?;
         if let Some(at) = receipt.dismissed_at {
             self.publish(AlertEvent::Dismissed {
                 user_id: by.user_id.clone(),
