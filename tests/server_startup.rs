@@ -261,3 +261,70 @@ async fn cors_allows_only_the_listed_origins() {
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_files_are_served_embedded_under_a_strict_policy() {
+    let (cmd, addr, dir) = common::command(SECRET);
+    let server = common::start(cmd, addr, dir).await;
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let h = page.headers().clone();
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+    let csp = h["content-security-policy"].to_str().unwrap();
+    for rule in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(rule), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("/assets/app.js") && !html.contains("<script>"),
+        "no inline script"
+    );
+
+    let js = http
+        .get(format!("{base}/assets/app.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status().as_u16(), 200);
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+    let etag = js.headers()["etag"].clone();
+    let again = http
+        .get(format!("{base}/assets/app.js"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 304);
+    let lic = http
+        .get(format!("{base}/assets/vendor/uPlot.LICENSE"))
+        .send()
+        .await
+        .unwrap();
+    assert!(lic.text().await.unwrap().contains("MIT License"));
+
+    // Nothing outside the embedded folder, however the path is spelled.
+    for path in [
+        "/assets/../Cargo.toml",
+        "/assets/..%2fCargo.toml",
+        "/assets/%2e%2e/%2e%2e/etc/passwd",
+        "/assets/missing.js",
+    ] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+        assert!(!r.text().await.unwrap().contains("[package]"), "{path}");
+    }
+}

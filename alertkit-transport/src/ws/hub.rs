@@ -337,7 +337,7 @@ impl WsHub {
     }
 
     /// Closes every connection of `user_id` on this instance with 4000
-    /// ([`CLOSE_DISCONNECTED`](crate::ws::frames::CLOSE_DISCONNECTED)) and,
+    /// ([`CLOSE_DISCONNECTED`]) and,
     /// when `hold` is not zero, refuses the user's new connections until it
     /// has passed (the upgrade answers 503 with `Retry-After`; a connection
     /// that authenticates by its first message is closed with 4000). A later
