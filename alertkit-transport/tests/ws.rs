@@ -672,3 +672,19 @@ async fn an_admin_disconnects_a_user_who_then_polls_until_the_hold_ends() {
     let mut again = env.connect_as("alice").await;
     assert_eq!(recv(&mut again).await["type"], "hello");
 }
+
+#[tokio::test]
+async fn a_message_larger_than_the_read_buffer_is_still_read() {
+    // The read buffer is 4 KiB; a 60 KiB message (under the 64 KiB limit)
+    // grows it and is answered, and the connection goes on.
+    let env = start().await;
+    let mut ws = env.connect_as("alice").await;
+    assert_eq!(recv(&mut ws).await["type"], "hello");
+    let pad = "x".repeat(60 * 1024);
+    send(&mut ws, json!({"type": "ping", "pad": pad})).await;
+    assert_eq!(recv(&mut ws).await["type"], "pong");
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut ws).await["type"], "pong");
+    raise(&env, "after a big message", Audience::user("alice")).await;
+    assert_eq!(recv(&mut ws).await["alert"]["title"], "after a big message");
+}

@@ -149,7 +149,9 @@ pub(crate) fn ws_limits(
     hub: &WsHub,
 ) -> axum::extract::WebSocketUpgrade {
     let limit = hub.config().max_message.saturating_mul(4).max(BODY_LIMIT);
-    ws.max_message_size(limit).max_frame_size(limit)
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .read_buffer_size(hub.config().read_buffer.max(256))
 }
 
 #[utoipa::path(

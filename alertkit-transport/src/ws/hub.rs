@@ -53,6 +53,11 @@ pub struct WsConfig {
     pub client_messages_per_sec: u32,
     /// Client messages allowed in a burst beyond the sustained rate (default 50).
     pub client_burst: u32,
+    /// Each connection's read buffer, in bytes (default 4 KiB). It is
+    /// allocated up front for every socket, so it dominates an idle
+    /// connection's memory (tungstenite's own default is 128 KiB); larger
+    /// messages still arrive, the buffer grows for them.
+    pub read_buffer: usize,
 }
 
 impl Default for WsConfig {
@@ -65,6 +70,7 @@ impl Default for WsConfig {
             max_replay: 1000,
             client_messages_per_sec: 10,
             client_burst: 50,
+            read_buffer: 4 * 1024,
         }
     }
 }
