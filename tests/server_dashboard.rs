@@ -131,6 +131,16 @@ async fn until(c: &Client, js: &str, within: Duration, what: &str) -> Duration {
     }
 }
 
+/// Clicks the element `css` selects.
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn mode(c: &Client) -> String {
     eval(c, "return document.querySelector('#mode').dataset.mode")
         .await
@@ -153,12 +163,7 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
     c.goto(&format!("{base}/")).await.unwrap();
     let field = c.wait().for_element(Locator::Css("#token")).await.unwrap();
     field.send_keys(token).await.unwrap();
-    c.find(Locator::Css("#signin-form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "#signin-form button[type=submit]").await;
     until(
         c,
         "return !document.querySelector('#app').hidden && document.querySelector('#mode').dataset.mode === 'live'",
@@ -304,14 +309,11 @@ async fn the_dashboard_works_in_a_real_browser() {
     until(&c, &shown(&live), Duration::from_secs(5), "tab 2's list").await;
     assert_eq!(badge(&c).await, 2);
     c.switch_to_window(tab1.clone()).await.unwrap();
-    c.find(Locator::Css(&format!(
-        "#alerts li[data-id=\"{live}\"] button[aria-label^=\"Mark read\"]"
-    )))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    click(
+        &c,
+        &format!("#alerts li[data-id=\"{live}\"] button[aria-label^=\"Mark read\"]"),
+    )
+    .await;
     until(
         &c,
         "return document.querySelector('#badge').dataset.count === '1'",
@@ -426,19 +428,9 @@ async fn the_dashboard_works_in_a_real_browser() {
     c.set_window_size(1280, 900).await.unwrap();
 
     // 6. As an admin: pause a job and trigger it.
-    c.find(Locator::Css("#signout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#signout").await;
     sign_in(&c, &base, &rest.admin).await;
-    c.find(Locator::Css("#tab-admin"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#tab-admin").await;
     until(
         &c,
         "return !!document.querySelector('#jobs tr[data-job=\"sla_watch\"]')",
@@ -446,27 +438,21 @@ async fn the_dashboard_works_in_a_real_browser() {
         "the jobs table",
     )
     .await;
-    c.find(Locator::Css(
+    click(
+        &c,
         "#jobs tr[data-job=\"sla_watch\"] button[aria-label=\"Pause sla_watch\"]",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    )
+    .await;
     until(&c, "const r = document.querySelector('#jobs tr[data-job=\"sla_watch\"] [data-state]'); return !!r && r.dataset.state === 'paused'", Duration::from_secs(5), "sla_watch paused").await;
     assert_eq!(
         rest.get("/api/scheduler/jobs/sla_watch").await["paused"],
         true
     );
-    c.find(Locator::Css(
+    click(
+        &c,
         "#jobs tr[data-job=\"sla_watch\"] button[aria-label=\"Run sla_watch now\"]",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    )
+    .await;
     until(
         &c,
         "return document.querySelectorAll('#runs tbody tr[data-status]').length >= 1",
@@ -506,12 +492,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    c.find(Locator::Css("#tab-forecast"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#tab-forecast").await;
     until(
         &c,
         "return !!document.querySelector('#chart canvas')",
