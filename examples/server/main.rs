@@ -251,6 +251,7 @@ async fn run() -> Result<(), Failure> {
         );
         println!("  curl -s http://{addr}/api/alerts -H 'Authorization: Bearer {demo}'");
         println!("  websocat 'ws://{addr}/ws?token={demo}'");
+        println!("Dashboard: http://{addr}/ (paste one of the tokens above to sign in)");
         println!("API reference: http://{addr}/docs (OpenAPI at /openapi.json)");
         if !demo_data {
             println!("Forecast demo data: restart with `cargo run --example server -- --demo`");
