@@ -59,6 +59,53 @@ async fn store_failure_publishes_nothing() {
     assert!(err.is_retryable());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raise_that_fails_in_a_group_commit_fails_alone() {
+    // Batches fail as a whole (the store refuses the transaction); single
+    // writes fail only for the bad raise. Whatever the batching, only its
+    // caller sees the error.
+    let mut store = store();
+    store
+        .expect_insert_many()
+        .returning(|_, _| Err(Error::Conflict("one raise in the batch is bad".into())));
+    store.expect_insert_or_dedup().returning(|a, _, _| {
+        if a.title == "bad" {
+            return Err(Error::Conflict("bad".into()));
+        }
+        Ok(Raised {
+            alert: a,
+            deduplicated: false,
+            escalated: false,
+        })
+    });
+    let mut bus = MockBroadcaster::new();
+    bus.expect_publish().returning(|_| Ok(()));
+    let kit = kit(store, bus);
+    let raises = (0..40).map(|i| {
+        let kit = kit.clone();
+        tokio::spawn(async move {
+            let title = if i == 17 {
+                "bad".to_owned()
+            } else {
+                format!("ok {i}")
+            };
+            let r = kit
+                .raise(&raiser(), NewAlert::new("t", Severity::Low, title.clone()))
+                .await;
+            (title, r)
+        })
+    });
+    let mut failed = Vec::new();
+    for r in futures::future::join_all(raises).await {
+        let (title, r) = r.unwrap();
+        match r {
+            Ok(raised) => assert_eq!(raised.alert.title, title),
+            Err(e) => failed.push((title, e.kind())),
+        }
+    }
+    assert_eq!(failed, vec![("bad".to_owned(), ErrorKind::Conflict)]);
+}
+
 #[tokio::test]
 async fn new_alert_publishes_created() {
     let mut store = store();

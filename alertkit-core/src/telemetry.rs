@@ -18,6 +18,8 @@
 //! | `alertkit_ws_frames_sent_total` | counter | | frames written to sockets |
 //! | `alertkit_ws_slow_closes_total` | counter | | connections cut with 4008 (queue full) |
 //! | `alertkit_ws_fanout_lag_seconds` | histogram | | a change's commit in the store → queued to its sockets |
+//! | `alertkit_ws_publish_waits_total` | counter | | times the hub held a fan-out or a broadcast because most queues were filling (the server was behind) |
+//! | `alertkit_ws_publish_wait_expired_total` | counter | | times such a hold ran out its bound and delivery went on (slow queues are then cut) |
 //! | `alertkit_http_requests_total` | counter | `route` (the template), `method`, `status` | REST requests |
 //! | `alertkit_http_request_seconds` | histogram | `route`, `method` | their latency |
 
@@ -43,6 +45,10 @@ pub const WS_FRAMES_SENT: &str = "alertkit_ws_frames_sent_total";
 pub const WS_SLOW_CLOSES: &str = "alertkit_ws_slow_closes_total";
 /// See the [module docs](self).
 pub const WS_FANOUT_LAG_SECONDS: &str = "alertkit_ws_fanout_lag_seconds";
+/// See the [module docs](self).
+pub const WS_PUBLISH_WAITS: &str = "alertkit_ws_publish_waits_total";
+/// See the [module docs](self).
+pub const WS_PUBLISH_WAIT_EXPIRED: &str = "alertkit_ws_publish_wait_expired_total";
 /// See the [module docs](self).
 pub const HTTP_REQUESTS: &str = "alertkit_http_requests_total";
 /// See the [module docs](self).

@@ -73,7 +73,7 @@ pub(crate) fn to_u64(n: i64) -> u64 {
 /// Puts a batch's results back in input order: `out` holds the keyed
 /// raises in place (`Some`) and a gap (`None`) for each plain alert, which
 /// `plain` supplies, in order, as newly created.
-#[cfg(any(feature = "postgres", feature = "mongodb"))]
+#[cfg(any(feature = "postgres", feature = "mongodb", feature = "sqlite"))]
 pub(crate) fn in_input_order(
     out: Vec<Option<Raised>>,
     plain: Vec<(Alert, Vec<alertkit_core::DeliveryTarget>)>,

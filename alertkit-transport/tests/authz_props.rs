@@ -320,8 +320,8 @@ async fn check(kit: &AlertKit, hub: &WsHub, w: &World) {
             hub.fan_out(&change.alert, &change.receipts);
         }
     }
-    for (p, mut attached) in sessions {
-        while let Ok(frame) = attached.rx.try_recv() {
+    for (p, attached) in sessions {
+        while let Ok(frame) = attached.try_next().ok_or(()) {
             let v: serde_json::Value = serde_json::from_str(frame.text.as_str()).unwrap();
             if let Some(aud) = v["alert"]["audience"].as_array() {
                 let audience: Audience =

@@ -707,7 +707,7 @@ async fn resuming_1000_alerts_costs_a_bounded_number_of_store_calls() {
     // A queue deep enough for the live frames that arrive during the replay.
     let config = http::HttpConfig {
         ws: WsConfig {
-            queue: 4096,
+            queue_bytes: 16 * 1024 * 1024,
             ..Default::default()
         },
         ..Default::default()

@@ -19,8 +19,10 @@ use crate::principal::{Permission, Principal};
 use crate::query::{AlertFilter, AlertQuery, Page, Stats};
 use crate::route::Route;
 use crate::rule::Channel;
+use crate::rule::Subscription;
 use crate::store::{JobStore, Outbox, Raised, RuleStore, Store};
 
+mod commit;
 mod cursor;
 mod live;
 mod notify;
@@ -67,6 +69,7 @@ struct Inner {
     retention: Duration,
     purge_batch: u32,
     cursor_key: cursor::CursorKey,
+    committer: commit::Committer,
 }
 
 impl std::fmt::Debug for AlertKit {
@@ -171,6 +174,7 @@ impl AlertKitBuilder {
                 retention,
                 purge_batch,
                 cursor_key,
+                committer: Default::default(),
             }),
         })
     }
@@ -238,15 +242,8 @@ impl AlertKit {
         let mut alert =
             new.into_alert(AlertId::new(), now, || Audience::user(by.user_id.clone()))?;
         alert.created_by = Some(by.user_id.clone());
-        let routes = self.inner.store.routes().await?;
-        let targets = self.plan_deliveries(&alert, &routes).await?;
-        let started = std::time::Instant::now();
-        let raised = self
-            .inner
-            .store
-            .insert_or_dedup(alert, &targets, now)
-            .await?;
-        crate::telemetry::store_query("raise", started);
+        // Concurrent raises share one transaction (see `commit`).
+        let raised = self.commit_one(alert).await?;
         count_raised(&raised);
         self.publish_raised(&raised).await;
         Ok(raised)
@@ -263,12 +260,13 @@ impl AlertKit {
         let now = self.now();
         // One read of the routes for the whole batch.
         let routes = self.inner.store.routes().await?;
+        let mut memo = commit::SubscriberMemo::new();
         let mut items = Vec::with_capacity(batch.len());
         for new in batch {
             let mut alert =
                 new.into_alert(AlertId::new(), now, || Audience::user(by.user_id.clone()))?;
             alert.created_by = Some(by.user_id.clone());
-            let targets = self.plan_deliveries(&alert, &routes).await?;
+            let targets = self.plan_deliveries(&alert, &routes, &mut memo).await?;
             items.push((alert, targets));
         }
         let started = std::time::Instant::now();
@@ -304,6 +302,7 @@ impl AlertKit {
         &self,
         alert: &Alert,
         routes: &[Route],
+        memo: &mut commit::SubscriberMemo,
     ) -> Result<Vec<DeliveryTarget>> {
         // Team routes: one delivery per (alert, matching route).
         let mut out = BTreeSet::new();
@@ -315,11 +314,16 @@ impl AlertKit {
                 ));
             }
         }
-        let subs = self
-            .inner
-            .store
-            .subscribers(&alert.alert_type, alert.severity)
-            .await?;
+        let key = (alert.alert_type.clone(), alert.severity);
+        if !memo.contains_key(&key) {
+            let subs = self
+                .inner
+                .store
+                .subscribers(&alert.alert_type, alert.severity)
+                .await?;
+            memo.insert(key.clone(), subs);
+        }
+        let subs: &[Subscription] = memo.get(&key).map_or(&[], Vec::as_slice);
         if subs.is_empty() {
             return Ok(out.into_iter().collect());
         }
@@ -335,7 +339,7 @@ impl AlertKit {
         }
         let now = self.now();
         let mut digests = Vec::new();
-        for sub in &subs {
+        for sub in subs {
             let in_audience = everyone
                 || targets.iter().any(|t| match t {
                     Target::User(u) => *u == sub.user_id,

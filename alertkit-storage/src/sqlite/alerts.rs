@@ -102,14 +102,48 @@ impl AlertStore for SqliteAlertStore {
         items: Vec<(Alert, Vec<DeliveryTarget>)>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Raised>> {
+        // Keyed raises go through dedup one by one; the rest are inserted
+        // with multi-row statements already carrying their change numbers
+        // (BEGIN IMMEDIATE serializes writers, so numbers taken anywhere in
+        // the transaction follow commit order).
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.lite()?;
         let mut out = Vec::with_capacity(items.len());
+        let mut plain = Vec::new();
         for (alert, targets) in items {
-            out.push(raise_in(&mut tx, alert, &targets, now).await?);
+            if alert.dedup_key.is_some() {
+                out.push(Some(raise_in(&mut tx, alert, &targets, now).await?));
+            } else {
+                out.push(None);
+                plain.push((alert, targets));
+            }
         }
-        stamp_raised(&mut tx, &mut out).await?;
+        let keyed: std::collections::HashSet<uuid::Uuid> =
+            out.iter().flatten().map(|r| r.alert.id.as_uuid()).collect();
+        // Every alert touched, once, in input order.
+        let mut next_plain = plain.iter();
+        let mut seen = std::collections::HashSet::with_capacity(out.len());
+        let ids: Vec<uuid::Uuid> = out
+            .iter()
+            .filter_map(|r| match r {
+                Some(r) => Some(r.alert.id.as_uuid()),
+                None => next_plain.next().map(|(a, _)| a.id.as_uuid()),
+            })
+            .filter(|id| seen.insert(*id))
+            .collect();
+        let seqs = reserve_seqs(&mut tx, &ids).await?;
+        for id in ids.iter().filter(|id| keyed.contains(id)) {
+            sqlx::query("UPDATE alerts SET seq = ? WHERE id = ?")
+                .bind(i64::try_from(seqs.get(id).copied().unwrap_or_default()).unwrap_or(i64::MAX))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .lite()?;
+        }
+        insert_plain_batch(&mut tx, &plain, &seqs, now).await?;
+        let mut raised = crate::common::in_input_order(out, plain);
+        set_seqs(&mut raised, &seqs);
         tx.commit().await.lite()?;
-        Ok(out)
+        Ok(raised)
     }
 
     async fn find_active(

@@ -63,6 +63,77 @@ pub(super) async fn enqueue(
     Ok(())
 }
 
+/// Takes the next change numbers for `ids`, in order (one statement).
+/// Only inside a `BEGIN IMMEDIATE` transaction.
+pub(super) async fn reserve_seqs(
+    conn: &mut SqliteConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, u64>> {
+    let n = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+    let last: i64 = sqlx::query_scalar("UPDATE alert_seq SET value = value + ? RETURNING value")
+        .bind(n)
+        .fetch_one(&mut *conn)
+        .await
+        .lite()?;
+    Ok((last - n + 1..)
+        .zip(ids)
+        .map(|(seq, id)| (*id, to_u64(seq)))
+        .collect())
+}
+
+/// Rows per multi-row `INSERT` (20 parameters each, under SQLite's limit).
+const ROWS_PER_INSERT: usize = 400;
+
+/// Inserts alerts without a dedup key, with their change numbers, many
+/// rows per statement; then their deliveries.
+pub(super) async fn insert_plain_batch(
+    conn: &mut SqliteConnection,
+    items: &[(Alert, Vec<DeliveryTarget>)],
+    seqs: &HashMap<Uuid, u64>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in items.chunks(ROWS_PER_INSERT) {
+        let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO alerts (id, alert_type, severity, title, message, tags, resource_type, \
+             resource_id, audience, metadata, dedup_key, status, occurrences, created_at, \
+             updated_at, last_seen_at, expires_at, created_by, dedup_scope, seq) ",
+        );
+        qb.push_values(chunk, |mut row, (a, _)| {
+            let seq = seqs.get(&a.id.as_uuid()).copied().unwrap_or_default();
+            row.push_bind(a.id.as_uuid())
+                .push_bind(a.alert_type.clone())
+                .push_bind(a.severity.rank())
+                .push_bind(a.title.clone())
+                .push_bind(a.message.clone())
+                .push_bind(json_list(&a.tags))
+                .push_bind(a.resource.as_ref().map(|r| r.kind.clone()))
+                .push_bind(a.resource.as_ref().map(|r| r.id.clone()))
+                .push_bind(json_list(&audience_strings(&a.audience)))
+                .push_bind(a.metadata.to_string())
+                .push_bind(a.dedup_key.clone())
+                .push_bind(a.status.as_str())
+                .push_bind(to_i32(a.occurrences))
+                .push_bind(ms(a.created_at))
+                .push_bind(ms(a.updated_at))
+                .push_bind(ms(a.last_seen_at))
+                .push_bind(opt_ms(a.expires_at))
+                .push_bind(a.created_by.clone())
+                .push_bind(a.dedup_scope())
+                .push_bind(i64::try_from(seq).unwrap_or(i64::MAX));
+        });
+        let res = qb.build().execute(&mut *conn).await.lite()?;
+        if res.rows_affected() != chunk.len() as u64 {
+            return Err(Error::Conflict(
+                "an alert id in the batch already exists".into(),
+            ));
+        }
+    }
+    for (a, targets) in items {
+        enqueue(conn, a, targets, now).await?;
+    }
+    Ok(())
+}
+
 /// Gives the alert the next change sequence number. Only inside a
 /// `BEGIN IMMEDIATE` transaction: those are serialized, so numbers follow
 /// commit order.

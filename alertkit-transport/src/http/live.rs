@@ -290,6 +290,10 @@ pub(crate) async fn push_broadcast(
     body: Result<Json<BroadcastBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let Json(b) = body?;
+    p.require(Permission::AlertsBroadcast)?;
+    // A burst of broadcasts is slowed here, at its source, while the hub
+    // is behind (bounded by `WsConfig::publish_wait`).
+    s.hub.publish_room().await;
     s.kit
         .broadcast(&p, &b.message, b.level.as_deref(), b.data)
         .await?;

@@ -16,8 +16,13 @@
 //! is what makes `resume` exact. Receipt, delete and broadcast events, which
 //! the store does not sequence, are fanned out straight from the bus.
 //!
-//! A connection's queue is bounded ([`WsConfig::queue`]); when a send finds
-//! it full the connection is detached and closed with 4008.
+//! A connection's queue is bounded in bytes ([`WsConfig::queue_bytes`]).
+//! When most queues are filling at once the server is behind, and the pump
+//! waits for room (at most [`WsConfig::publish_wait`]) instead of cutting
+//! healthy clients; a queue that fills while its peers' do not belongs to a
+//! slow client, which is detached and closed with 4008 (the full policy is
+//! in [`queue`](super::queue)). Bus events wait in the pump's inbox, not in
+//! the bus, so a held pump never makes the bus drop a broadcast.
 
 use alertkit_core::{
     Alert, AlertEvent, AlertKit, AlertView, BusMessage, Principal, Receipt, Target, Viewer,
@@ -25,18 +30,27 @@ use alertkit_core::{
 use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::watch;
 
 use super::frames::*;
+use super::queue::{ConnQueue, Pressure, Pushed};
 
 /// How the WebSocket hub behaves. `WsConfig::default()` is what the router uses.
 #[derive(Debug, Clone)]
 pub struct WsConfig {
-    /// Frames queued per connection before it is cut with 4008 (default 256).
-    pub queue: usize,
+    /// Bytes of frames queued per connection (default 1 MiB; each frame
+    /// counts its text plus [`FRAME_OVERHEAD`](super::queue::FRAME_OVERHEAD)).
+    /// A connection whose queue is full while most others' are not is cut
+    /// with 4008.
+    pub queue_bytes: usize,
+    /// The longest the hub holds a fan-out (and `POST
+    /// /api/ws/push/broadcast` a publish) while more than half of the queues
+    /// are past half full, i.e. while the server itself is behind (default
+    /// 5 s). Past it, delivery goes on until the pressure clears.
+    pub publish_wait: Duration,
     /// How often the pump reads the store even without a bus event
     /// (default 1 s): the bound on how late a lost publish makes an alert.
     pub poll_every: Duration,
@@ -53,24 +67,27 @@ pub struct WsConfig {
     pub client_messages_per_sec: u32,
     /// Client messages allowed in a burst beyond the sustained rate (default 50).
     pub client_burst: u32,
-    /// Each connection's read buffer, in bytes (default 4 KiB). It is
-    /// allocated up front for every socket, so it dominates an idle
-    /// connection's memory (tungstenite's own default is 128 KiB); larger
-    /// messages still arrive, the buffer grows for them.
+    /// Each connection's read buffer, in bytes (default 2 KiB). It is
+    /// allocated up front for every socket, so it is the largest part of
+    /// an idle connection's memory (tungstenite's own default is 128 KiB);
+    /// larger client messages still arrive, read in steps of this size
+    /// into a buffer that grows for them. Clients send only small
+    /// messages (the largest is `auth` with its token).
     pub read_buffer: usize,
 }
 
 impl Default for WsConfig {
     fn default() -> Self {
         WsConfig {
-            queue: 256,
+            queue_bytes: 1024 * 1024,
+            publish_wait: Duration::from_secs(5),
             poll_every: Duration::from_secs(1),
             ping_every: Duration::from_secs(30),
             max_message: 64 * 1024,
             max_replay: 1000,
             client_messages_per_sec: 10,
             client_burst: 50,
-            read_buffer: 4 * 1024,
+            read_buffer: 2 * 1024,
         }
     }
 }
@@ -80,42 +97,31 @@ impl Default for WsConfig {
 pub struct Attached {
     /// The hub's id for it (pass to [`WsHub::detach`]).
     pub id: u64,
-    /// Its queue of live frames.
-    pub rx: mpsc::Receiver<Frame>,
+    /// Its queue of live frames; closed with a code when the hub drops it
+    /// (4008 on overflow, 4000 on an administrator's disconnect, 1001 on
+    /// shutdown).
+    pub(crate) queue: Arc<ConnQueue>,
     /// Every change up to this number was delivered before it attached;
     /// every later one it may see will be queued (the `hello` cursor).
     pub watermark: u64,
-    /// Set when the hub closes it (4008 on overflow, 1001 on shutdown).
-    pub kicked: Arc<Kick>,
 }
 
-/// Tells a connection's writer to close, with which code.
-#[derive(Debug, Default)]
-pub struct Kick {
-    code: AtomicU16,
-    notify: Notify,
-}
-
-impl Kick {
-    fn kick(&self, code: u16) {
-        // The first reason wins.
-        let _ = self
-            .code
-            .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
-        self.notify.notify_one();
-    }
-
-    /// Waits until kicked; returns the close code.
-    pub async fn kicked(&self) -> u16 {
-        self.notify.notified().await;
-        self.code.load(Ordering::SeqCst)
+impl Attached {
+    /// Takes the next queued frame without waiting: `None` when the queue
+    /// is empty or was closed. For custom writers, tests and benchmarks
+    /// (the WebSocket endpoint drains it itself).
+    pub fn try_next(&self) -> Option<Frame> {
+        match self.queue.next() {
+            super::queue::Next::Frame(f) => Some(f),
+            _ => None,
+        }
     }
 }
 
 struct Conn {
     principal: Principal,
     viewer: Viewer,
-    kick: Arc<Kick>,
+    queue: Arc<ConnQueue>,
 }
 
 /// What fan-out needs of a connection, packed densely: alerts for everyone
@@ -123,7 +129,7 @@ struct Conn {
 struct Slot {
     id: u64,
     user: Arc<str>,
-    tx: mpsc::Sender<Frame>,
+    queue: Arc<ConnQueue>,
 }
 
 #[derive(Default)]
@@ -184,12 +190,13 @@ impl HubState {
             prune(&mut self.by_group, g);
         }
         self.sees_all.remove(&id);
+        conn.queue.close(0);
         Some(conn)
     }
 
     /// Queues a frame, chosen per user, for the connections `ids` (all
-    /// when `None`). A full queue detaches its connection and kicks it with
-    /// 4008; a closed one is detached. Returns how many were queued.
+    /// when `None`). A full queue detaches its connection and closes it
+    /// with 4008; a closed one is detached. Returns how many were queued.
     fn deliver(
         &mut self,
         ids: Option<Vec<u64>>,
@@ -197,10 +204,10 @@ impl HubState {
     ) -> usize {
         let mut queued = 0;
         let mut failed = Vec::new();
-        let mut offer = |slot: &Slot| match slot.tx.try_send(frame_for(&slot.user)) {
-            Ok(()) => queued += 1,
-            Err(mpsc::error::TrySendError::Full(_)) => failed.push((slot.id, true)),
-            Err(mpsc::error::TrySendError::Closed(_)) => failed.push((slot.id, false)),
+        let mut offer = |slot: &Slot| match slot.queue.push(frame_for(&slot.user)) {
+            Pushed::Queued => queued += 1,
+            Pushed::Full => failed.push((slot.id, true)),
+            Pushed::Closed => failed.push((slot.id, false)),
         };
         match ids {
             None => self.dense.iter().for_each(&mut offer),
@@ -213,12 +220,11 @@ impl HubState {
             }
         }
         for (id, full) in failed {
-            if let Some(c) = self.remove(id)
-                && full
-            {
+            if full && let Some(c) = self.conns.get(&id) {
                 metrics::counter!(alertkit_core::telemetry::WS_SLOW_CLOSES).increment(1);
-                c.kick.kick(CLOSE_TOO_SLOW);
+                c.queue.close(CLOSE_TOO_SLOW);
             }
+            self.remove(id);
         }
         queued
     }
@@ -246,7 +252,18 @@ struct Inner {
     counters: Counters,
     pump_started: tokio::sync::OnceCell<()>,
     shutdown: watch::Sender<bool>,
+    pressure: Arc<Pressure>,
+    /// Bus events received and not yet fanned out (the pump's inbox).
+    backlog: AtomicUsize,
+    /// Publishes let through [`WsHub::publish_room`] whose broadcast or
+    /// topic event the pump has not fanned out yet (they may still be in
+    /// the bus, where the inbox cannot see them).
+    admitted: AtomicUsize,
 }
+
+/// Bus events the pump may hold before `POST /api/ws/push/broadcast`
+/// waits for it.
+const MAX_BACKLOG: usize = 1024;
 
 impl std::fmt::Debug for WsHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -272,6 +289,9 @@ impl WsHub {
                 },
                 pump_started: tokio::sync::OnceCell::new(),
                 shutdown: watch::channel(false).0,
+                pressure: Arc::new(Pressure::default()),
+                backlog: AtomicUsize::new(0),
+                admitted: AtomicUsize::new(0),
             }),
         }
     }
@@ -298,8 +318,10 @@ impl WsHub {
     /// may see past [`Attached::watermark`] is queued for it.
     pub async fn attach(&self, principal: Principal) -> Attached {
         self.start_pump().await;
-        let (tx, rx) = mpsc::channel(self.inner.config.queue.max(1));
-        let kick = Arc::new(Kick::default());
+        let queue = Arc::new(ConnQueue::new(
+            self.inner.config.queue_bytes,
+            self.inner.pressure.clone(),
+        ));
         let viewer = principal.viewer();
         let mut s = self.lock();
         s.next_id += 1;
@@ -318,7 +340,7 @@ impl WsHub {
         s.dense.push(Slot {
             id,
             user: Arc::from(viewer.user_id.as_str()),
-            tx,
+            queue: queue.clone(),
         });
         s.dense_at.insert(id, at);
         s.conns.insert(
@@ -326,14 +348,13 @@ impl WsHub {
             Conn {
                 principal,
                 viewer,
-                kick: kick.clone(),
+                queue: queue.clone(),
             },
         );
         Attached {
             id,
-            rx,
+            queue,
             watermark: s.watermark,
-            kicked: kick,
         }
     }
 
@@ -364,9 +385,10 @@ impl WsHub {
             .map(|set| set.iter().copied().collect())
             .unwrap_or_default();
         for id in &ids {
-            if let Some(c) = s.remove(*id) {
-                c.kick.kick(crate::ws::frames::CLOSE_DISCONNECTED);
+            if let Some(c) = s.conns.get(id) {
+                c.queue.close(CLOSE_DISCONNECTED);
             }
+            s.remove(*id);
         }
         ids.len()
     }
@@ -393,7 +415,7 @@ impl WsHub {
         self.inner.shutdown.send_replace(true);
         let mut s = self.lock();
         for (_, c) in s.conns.drain() {
-            c.kick.kick(CLOSE_GOING_AWAY);
+            c.queue.close(CLOSE_GOING_AWAY);
         }
         s.by_user.clear();
         s.by_group.clear();
@@ -528,74 +550,154 @@ impl WsHub {
         }
     }
 
-    /// Reads every change past the watermark from the store and fans it out.
-    async fn catch_up(&self) {
-        const BATCH: u32 = 500;
-        if !self.read_start().await {
-            return;
-        }
-        loop {
-            let after = self.lock().watermark;
-            let kit = &self.inner.kit;
-            let batch = match kit.change_feed(after, BATCH).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(error = %e, "ws hub: reading changes failed; retrying on the next tick");
-                    return;
-                }
-            };
-            for change in &batch {
-                self.fan_out(&change.alert, &change.receipts);
-            }
-            if batch.len() < BATCH as usize {
-                return;
-            }
+    /// Waits, bounded, while the server is behind (see [`queue`](super::queue)).
+    async fn room(&self) {
+        if self
+            .inner
+            .pressure
+            .room(self.inner.config.publish_wait)
+            .await
+        {
+            metrics::counter!(alertkit_core::telemetry::WS_PUBLISH_WAITS).increment(1);
         }
     }
 
+    /// Waits, bounded by [`WsConfig::publish_wait`], until the hub can take
+    /// another broadcast or topic event: its queues are not mostly filling
+    /// and fewer than 1024 published events wait to be fanned out here.
+    /// Call it right before each [`AlertKit::broadcast`] (or
+    /// [`AlertKit::publish_topic`]) that should be slowed rather than
+    /// cut clients in a burst; `POST /api/ws/push/broadcast` does. Without
+    /// it, a publisher that never yields can outrun the bus's buffer (the
+    /// in-process bus keeps 4096 events per subscriber).
+    pub async fn publish_room(&self) {
+        let deadline = tokio::time::Instant::now() + self.inner.config.publish_wait;
+        let mut waited = false;
+        while self
+            .inner
+            .backlog
+            .load(Ordering::Acquire)
+            .max(self.inner.admitted.load(Ordering::Acquire))
+            > MAX_BACKLOG
+            && tokio::time::Instant::now() < deadline
+        {
+            waited = true;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if waited {
+            metrics::counter!(alertkit_core::telemetry::WS_PUBLISH_WAITS).increment(1);
+        }
+        self.room().await;
+        self.inner.admitted.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Reads one batch of changes past the watermark from the store and
+    /// fans it out, waiting for room before each. Returns whether more may
+    /// be waiting.
+    async fn catch_up(&self) -> bool {
+        const BATCH: u32 = 500;
+        if !self.read_start().await {
+            return false;
+        }
+        let after = self.lock().watermark;
+        let batch = match self.inner.kit.change_feed(after, BATCH).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "ws hub: reading changes failed; retrying on the next tick");
+                return false;
+            }
+        };
+        for change in &batch {
+            self.room().await;
+            self.fan_out(&change.alert, &change.receipts);
+        }
+        batch.len() >= BATCH as usize
+    }
+
+    /// The pump: bus events go to an inbox at once (so the bus never
+    /// drops one while the pump waits for room), and are fanned out in
+    /// order, one per turn, each after waiting for room; alert changes are
+    /// read from the store when the bus rings or the poll interval passes.
     async fn pump(self) {
         let mut shutdown = self.shutdown_signal();
         let mut poll = tokio::time::interval(self.inner.config.poll_every);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut bus = None;
+        let mut inbox: std::collections::VecDeque<BusMessage> = Default::default();
+        // Alert changes may be waiting in the store.
+        let mut dirty = true;
+        let mut turns = 0u32;
         loop {
             if bus.is_none() {
                 match self.inner.kit.subscribe().await {
                     Ok(b) => {
                         bus = Some(b);
                         // Whatever was published while unsubscribed is in the store.
-                        self.catch_up().await;
+                        dirty = true;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "ws hub: bus unavailable; polling the store")
                     }
                 }
             }
+            let work = dirty || !inbox.is_empty();
             tokio::select! {
+                biased;
                 _ = shutdown.changed() => return,
-                _ = poll.tick() => self.catch_up().await,
                 msg = async { match bus.as_mut() { Some(b) => b.next().await, None => std::future::pending().await } } => {
                     let Some(first) = msg else {
                         bus = None;
                         continue;
                     };
-                    // Take everything already waiting, then read the store once.
-                    let mut alerts_changed = false;
-                    let mut next = Some(first);
-                    while let Some(m) = next {
-                        alerts_changed |= self.on_bus(m);
-                        next = bus.as_mut().and_then(|b| b.next().now_or_never().flatten());
+                    // Take everything already waiting.
+                    inbox.push_back(first);
+                    while let Some(m) = bus.as_mut().and_then(|b| b.next().now_or_never().flatten()) {
+                        inbox.push_back(m);
                     }
-                    if alerts_changed {
-                        self.catch_up().await;
+                }
+                _ = poll.tick() => dirty = true,
+                _ = self.room(), if work => {
+                    // Bus events first, but the store is read at least
+                    // every 64 of them, so a stream of broadcasts cannot
+                    // starve alerts.
+                    match inbox.pop_front() {
+                        Some(m) if !dirty || turns < 64 => {
+                            turns += 1;
+                            dirty |= self.on_bus(m);
+                        }
+                        m => {
+                            if let Some(m) = m {
+                                inbox.push_front(m);
+                            }
+                            turns = 0;
+                            dirty = self.catch_up().await;
+                        }
                     }
                 }
             }
+            self.inner.backlog.store(inbox.len(), Ordering::Release);
+            if inbox.capacity() > 64 && inbox.is_empty() {
+                inbox = Default::default();
+            }
+            // Fan-out is synchronous: without this the pump could run on
+            // through its inbox with an exhausted cooperative budget, under
+            // which the bus reads as empty, until the bus dropped events.
+            tokio::task::consume_budget().await;
         }
     }
 
     /// Handles one bus message; returns whether the store has alert changes to read.
     fn on_bus(&self, msg: BusMessage) -> bool {
+        if let BusMessage::Event(e) = &msg
+            && matches!(**e, AlertEvent::Broadcast { .. } | AlertEvent::Topic { .. })
+        {
+            // Events published elsewhere count down too: the count only
+            // ever errs towards letting a publisher through.
+            let _ = self
+                .inner
+                .admitted
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        }
         let event = match msg {
             BusMessage::Event(e) => e,
             // Events were lost: the store has the alert changes; receipts

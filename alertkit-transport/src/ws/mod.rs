@@ -25,13 +25,19 @@
 //! frames came first. Deletions and receipts made while away are not
 //! replayed: `hello` carries the fresh unread count.
 //!
-//! Close codes: 4001 unauthorized, 4008 too slow (its queue overflowed:
-//! reconnect and resume), 1009 a client message too big, 1001 server
-//! shutdown or no pong for twice the ping interval.
+//! Close codes: 4000 disconnected by an administrator, 4001 unauthorized,
+//! 4008 too slow (its queue filled while its peers' did not: reconnect and
+//! resume; see [`queue`] for the backpressure policy), 1008 message flood,
+//! 1009 a client message too big, 1001 server shutdown or no pong for twice
+//! the ping interval.
+//!
+//! Each connection is served by one task (reads, writes and pings) and
+//! costs about 7.3 KiB of server memory while idle (`benches/idle.rs`).
 
 pub mod connection;
 pub mod frames;
 pub mod hub;
+pub mod queue;
 mod replay;
 
 pub use connection::AUTH_TIMEOUT;

@@ -4,8 +4,7 @@ use std::sync::atomic::Ordering;
 
 use alertkit_core::Principal;
 use axum::extract::ws::{Message, WebSocket};
-use futures::SinkExt;
-use futures::stream::SplitSink;
+use std::time::Duration;
 
 use crate::ws::hub::WsHub;
 
@@ -27,7 +26,8 @@ pub(crate) enum ReplayError {
 pub(crate) async fn replay(
     hub: &WsHub,
     principal: &Principal,
-    sink: &mut SplitSink<WebSocket, Message>,
+    socket: &mut WebSocket,
+    write_timeout: Duration,
     after: u64,
     upto: u64,
 ) -> Result<usize, ReplayError> {
@@ -44,9 +44,10 @@ pub(crate) async fn replay(
     let mut sent = 0;
     for view in views {
         let frame = alert_frame(event_name(&view.alert), &view, view.alert.seq);
-        sink.send(Message::Text(frame.text))
-            .await
-            .map_err(|_| ReplayError::Closed)?;
+        match tokio::time::timeout(write_timeout, socket.send(Message::Text(frame.text))).await {
+            Ok(Ok(())) => {}
+            _ => return Err(ReplayError::Closed),
+        }
         hub.counters().sent.fetch_add(1, Ordering::Relaxed);
         sent += 1;
     }
