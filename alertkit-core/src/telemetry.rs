@@ -20,6 +20,8 @@
 //! | `alertkit_ws_fanout_lag_seconds` | histogram | | a change's commit in the store → queued to its sockets |
 //! | `alertkit_ws_publish_waits_total` | counter | | times the hub held a fan-out or a broadcast because most queues were filling (the server was behind) |
 //! | `alertkit_ws_publish_wait_expired_total` | counter | | times such a hold ran out its bound and delivery went on (slow queues are then cut) |
+//! | `alertkit_events_unpublished_total` | counter | `event` | events the bus refused (Redis down, its queue full); clients recover them from the store |
+//! | `alertkit_bus_events_dropped_total` | counter | | events the Redis publisher had queued and dropped when a write failed |
 //! | `alertkit_http_requests_total` | counter | `route` (the template), `method`, `status` | REST requests |
 //! | `alertkit_http_request_seconds` | histogram | `route`, `method` | their latency |
 
@@ -49,6 +51,10 @@ pub const WS_FANOUT_LAG_SECONDS: &str = "alertkit_ws_fanout_lag_seconds";
 pub const WS_PUBLISH_WAITS: &str = "alertkit_ws_publish_waits_total";
 /// See the [module docs](self).
 pub const WS_PUBLISH_WAIT_EXPIRED: &str = "alertkit_ws_publish_wait_expired_total";
+/// See the [module docs](self).
+pub const EVENTS_UNPUBLISHED: &str = "alertkit_events_unpublished_total";
+/// See the [module docs](self).
+pub const BUS_EVENTS_DROPPED: &str = "alertkit_bus_events_dropped_total";
 /// See the [module docs](self).
 pub const HTTP_REQUESTS: &str = "alertkit_http_requests_total";
 /// See the [module docs](self).

@@ -10,13 +10,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use alertkit_core::{AlertKit, Audience, NewAlert, Principal, Severity};
 use alertkit_storage::PostgresAlertStore;
-use alertkit_testkit::services::service_url;
+use alertkit_testkit::services::{OwnRedis, free_port, service_url};
 use alertkit_transport::ws::hub::{WsConfig, WsHub};
 use alertkit_transport::{JwtAuthenticator, RedisBroadcaster, http};
 use futures::{SinkExt, StreamExt};
@@ -400,70 +399,6 @@ async fn a_slow_client_on_b_is_cut_with_4008_while_others_keep_receiving() {
     assert!(slow_got < BATCHES * BATCH, "{slow_got}");
 }
 
-/// A Redis server of this test's own, so it can be stopped and restarted.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> OwnRedis {
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian package redis-server) must be installed");
-        OwnRedis {
-            port,
-            child: Some(child),
-        }
-    }
-
-    async fn wait_up(&self) {
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("own redis-server did not come up on {}", self.port);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_live_delivery_recovers_and_resume_fills_the_gap() {
     // Needs PostgreSQL; Redis is the test's own.
@@ -472,7 +407,6 @@ async fn redis_restart_live_delivery_recovers_and_resume_fills_the_gap() {
     }
     let port = free_port();
     let mut redis = OwnRedis::start(port);
-    redis.wait_up().await;
     let c = cluster_on(&format!("redis://127.0.0.1:{port}"))
         .await
         .unwrap();
@@ -498,7 +432,6 @@ async fn redis_restart_live_delivery_recovers_and_resume_fills_the_gap() {
         raise(&c.a, &format!("down {i}"), "y").await;
     }
     let mut redis = OwnRedis::start(port);
-    redis.wait_up().await;
 
     // B's subscription comes back, reports the gap, and its hub catches up
     // from the store: x gets the five it missed, in order.

@@ -225,7 +225,14 @@ impl AlertKit {
     async fn publish(&self, event: AlertEvent) {
         let name = event.name();
         if let Err(e) = self.inner.bus.publish(event).await {
-            tracing::warn!(error = %e, event = name, "publishing alert event failed; clients recover by resuming");
+            metrics::counter!(crate::telemetry::EVENTS_UNPUBLISHED, "event" => name).increment(1);
+            // The bus says once that it is down; one line per raise
+            // during an outage would flood the log.
+            if matches!(e, Error::Unavailable(_)) {
+                tracing::debug!(error = %e, event = name, "alert event not published; clients recover from the store");
+            } else {
+                tracing::warn!(error = %e, event = name, "publishing alert event failed; clients recover by resuming");
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use alertkit_core::{AlertEvent, Broadcaster, BusMessage, Error, EventStream, Res
 use async_trait::async_trait;
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -17,6 +17,19 @@ use crate::bus::local::DEFAULT_CAPACITY;
 
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Events waiting for the publisher task at most; a publish beyond it
+/// fails at once.
+const OUTBOX: usize = 4096;
+
+/// Events written in one pipelined round trip at most.
+const PUBLISH_BATCH: usize = 256;
+
+/// The payload that tells every instance's relay to announce
+/// [`BusMessage::Gap`]: published once Redis takes events again after
+/// the publisher dropped some. An [`AlertEvent`] is a JSON object, so this
+/// JSON string can never be mistaken for one.
+const GAP_MARKER: &[u8] = b"\"gap\"";
 
 /// Builds a [`RedisBroadcaster`].
 #[derive(Clone)]
@@ -49,10 +62,10 @@ impl RedisBuilder {
         }
     }
 
-    /// How long a publish may take before it fails with a retryable error
-    /// (default 1 s). While Redis is down, raises then fail to publish
-    /// quickly instead of hanging; the alerts are stored and reach clients
-    /// through the hub's store catch-up and `resume`.
+    /// How long one round trip to Redis may take before the link counts as
+    /// down (default 1 s). Publishing never waits for it: events are queued
+    /// for a background publisher, so a raise does not wait for Redis
+    /// even while it is down (see [`RedisBroadcaster`]).
     pub fn publish_timeout(mut self, timeout: Duration) -> Self {
         self.publish_timeout = timeout;
         self
@@ -95,6 +108,7 @@ impl RedisBuilder {
         let pubsub = subscribe(&client, &channel).await?;
         let (tx, _) = broadcast::channel(self.capacity);
         let connected = Arc::new(AtomicBool::new(true));
+        let publishing = Arc::new(AtomicBool::new(true));
         let relay = tokio::spawn(relay(
             client,
             channel.clone(),
@@ -102,6 +116,16 @@ impl RedisBuilder {
             tx.clone(),
             connected.clone(),
         ));
+        let (outbox, queued) = mpsc::channel(OUTBOX);
+        let writer = tokio::spawn(
+            Publisher {
+                conn: publisher.clone(),
+                channel: channel.clone(),
+                timeout: self.publish_timeout,
+                publishing: publishing.clone(),
+            }
+            .run(queued),
+        );
         Ok(RedisBroadcaster {
             inner: Arc::new(Inner {
                 channel,
@@ -109,10 +133,35 @@ impl RedisBuilder {
                 publish_timeout: self.publish_timeout,
                 tx,
                 connected,
+                publishing,
+                outbox,
                 relay,
+                writer,
             }),
         })
     }
+}
+
+/// Runs a command within `timeout`, and once more if it failed on a
+/// broken connection: the connection manager reconnects on such an error,
+/// so after Redis restarts, the first command fails while the second
+/// succeeds. A timeout is not retried. (A publish that reached Redis
+/// before its connection broke may so be sent twice; events are
+/// doorbells, and subscribers read the store.)
+async fn once_more<T, F, Fut>(timeout: Duration, what: &str, mut run: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    for attempt in 0..2 {
+        match tokio::time::timeout(timeout, run()).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) if attempt == 0 && (e.is_connection_dropped() || e.is_io_error()) => {}
+            Ok(Err(e)) => return Err(unavailable(e)),
+            Err(_) => return Err(Error::Unavailable(format!("redis: {what} timed out"))),
+        }
+    }
+    Err(Error::Unavailable(format!("redis: {what} failed")))
 }
 
 fn unavailable(e: redis::RedisError) -> Error {
@@ -139,6 +188,10 @@ async fn relay(
     loop {
         while let Some(msg) = stream.next().await {
             let payload: &[u8] = msg.get_payload_bytes();
+            if payload == GAP_MARKER {
+                let _ = tx.send(BusMessage::Gap);
+                continue;
+            }
             match serde_json::from_slice::<AlertEvent>(payload) {
                 // No subscriber is fine: the event is dropped here.
                 Ok(event) => {
@@ -175,10 +228,25 @@ async fn relay(
 /// Each event is serialized once and published once; each instance holds
 /// one subscription and deserializes each event once, fanning it out to its
 /// local subscribers through a bounded buffer (a lagging subscriber is told
-/// with [`BusMessage::Lagged`]). The publisher and the subscription
-/// reconnect by themselves; events published while the subscription was
-/// down are not replayed by Redis, so subscribers then get
-/// [`BusMessage::Gap`] and recover from the store. Cheap to clone.
+/// with [`BusMessage::Lagged`]).
+///
+/// **Publishing never waits for Redis.** [`publish`](Broadcaster::publish)
+/// queues the event for a background task that writes the queue in order,
+/// many events per round trip. The store is the log and the bus only a
+/// doorbell, so a raise is acknowledged once stored, whatever Redis is
+/// doing:
+/// - while Redis is known to be down (the subscription is lost, or the last
+///   write failed), `publish` fails at once with [`Error::Unavailable`]
+///   and the event is not sent; so does a publish that finds the queue
+///   full (4,096 events);
+/// - events already queued when a write fails are dropped;
+/// - once Redis takes events again, every instance's subscribers get
+///   [`BusMessage::Gap`] and recover what they missed from the store
+///   (alert changes; ephemeral broadcasts sent meanwhile are lost).
+///
+/// The publisher and the subscription reconnect by themselves, with
+/// backoff up to 2 s. [`ping`](Broadcaster::ping) (and so `/health`) fails
+/// while either is down. Cheap to clone.
 #[derive(Clone)]
 pub struct RedisBroadcaster {
     inner: Arc<Inner>,
@@ -189,13 +257,75 @@ struct Inner {
     publisher: ConnectionManager,
     publish_timeout: Duration,
     tx: broadcast::Sender<BusMessage>,
+    /// The subscription is live.
     connected: Arc<AtomicBool>,
+    /// The publisher's last write succeeded.
+    publishing: Arc<AtomicBool>,
+    outbox: mpsc::Sender<Vec<u8>>,
     relay: JoinHandle<()>,
+    writer: JoinHandle<()>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.relay.abort();
+        self.writer.abort();
+    }
+}
+
+/// The background task that writes queued events to Redis.
+struct Publisher {
+    conn: ConnectionManager,
+    channel: String,
+    timeout: Duration,
+    publishing: Arc<AtomicBool>,
+}
+
+impl Publisher {
+    async fn run(self, mut queued: mpsc::Receiver<Vec<u8>>) {
+        let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        while queued.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+            if let Err(e) = self.write(&batch).await {
+                let mut dropped = batch.len();
+                self.publishing.store(false, Ordering::Relaxed);
+                tracing::warn!(error = %e, "publishing to redis failed; events are dropped until it is back, then subscribers resume from the store");
+                // What queued behind the failure is as stale: drop it too,
+                // and wait until Redis takes a write again.
+                let mut backoff = Duration::from_millis(50);
+                loop {
+                    while let Ok(_stale) = queued.try_recv() {
+                        dropped += 1;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    if self.write(&[GAP_MARKER.to_vec()]).await.is_ok() {
+                        break;
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                metrics::counter!(alertkit_core::telemetry::BUS_EVENTS_DROPPED)
+                    .increment(dropped as u64);
+                self.publishing.store(true, Ordering::Relaxed);
+                tracing::info!(
+                    dropped,
+                    "publishing to redis restored; subscribers were told to resume"
+                );
+            }
+            batch.clear();
+        }
+    }
+
+    /// Publishes `payloads` in one pipelined round trip, in order.
+    async fn write(&self, payloads: &[Vec<u8>]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for p in payloads {
+            pipe.cmd("PUBLISH").arg(&self.channel).arg(p).ignore();
+        }
+        let pipe = &pipe;
+        once_more(self.timeout, "publish", || {
+            let mut conn = self.conn.clone();
+            async move { pipe.query_async::<()>(&mut conn).await }
+        })
+        .await
     }
 }
 
@@ -214,9 +344,22 @@ impl RedisBroadcaster {
         RedisBuilder::new(url)
     }
 
-    /// Whether the subscription is live (for health checks).
+    /// Whether the subscription is live and the last write succeeded
+    /// (for health checks).
     pub fn is_connected(&self) -> bool {
         self.inner.connected.load(Ordering::Relaxed)
+            && self.inner.publishing.load(Ordering::Relaxed)
+    }
+
+    /// Why Redis counts as down now, if it does.
+    fn down(&self) -> Option<&'static str> {
+        if !self.inner.connected.load(Ordering::Relaxed) {
+            Some("redis: the subscription is lost; reconnecting")
+        } else if !self.inner.publishing.load(Ordering::Relaxed) {
+            Some("redis: publishing failed; reconnecting")
+        } else {
+            None
+        }
     }
 
     /// How many local subscribers are listening.
@@ -228,32 +371,29 @@ impl RedisBroadcaster {
 #[async_trait]
 impl Broadcaster for RedisBroadcaster {
     async fn publish(&self, event: AlertEvent) -> Result<()> {
-        let payload = serde_json::to_vec(&event).map_err(|e| Error::backend("redis", e))?;
-        let mut conn = self.inner.publisher.clone();
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(&self.inner.channel).arg(payload);
-        match tokio::time::timeout(
-            self.inner.publish_timeout,
-            cmd.query_async::<i64>(&mut conn),
-        )
-        .await
-        {
-            Ok(r) => r.map(drop).map_err(unavailable),
-            Err(_) => Err(Error::Unavailable("redis: publish timed out".into())),
+        if let Some(why) = self.down() {
+            return Err(Error::Unavailable(format!("{why}; the event was not sent")));
         }
+        let payload = serde_json::to_vec(&event).map_err(|e| Error::backend("redis", e))?;
+        self.inner.outbox.try_send(payload).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::Unavailable(
+                "redis: the publish queue is full; the event was not sent".into(),
+            ),
+            mpsc::error::TrySendError::Closed(_) => {
+                Error::Unavailable("redis: the publisher has stopped".into())
+            }
+        })
     }
 
     async fn ping(&self) -> Result<()> {
-        let mut conn = self.inner.publisher.clone();
-        match tokio::time::timeout(
-            self.inner.publish_timeout,
-            redis::cmd("PING").query_async::<String>(&mut conn),
-        )
-        .await
-        {
-            Ok(r) => r.map(drop).map_err(unavailable),
-            Err(_) => Err(Error::Unavailable("redis: ping timed out".into())),
+        if let Some(why) = self.down() {
+            return Err(Error::Unavailable(why.into()));
         }
+        once_more(self.inner.publish_timeout, "ping", || {
+            let mut conn = self.inner.publisher.clone();
+            async move { redis::cmd("PING").query_async::<String>(&mut conn).await }
+        })
+        .await
     }
 
     async fn subscribe(&self) -> Result<EventStream> {
