@@ -19,8 +19,10 @@
 //! in nanoseconds since the Unix epoch); each client checks every number
 //! arrives once. Clients bind to `--sources` loopback addresses
 //! (127.0.0.1, 127.0.0.2, …) so that more than one address's ports are
-//! used. `--server-pid` makes it read the server's `VmRSS` before and after
-//! the clients connect. `--rate` is messages per second (0: as fast as
+//! used. `--server-pid` makes it read the server's `VmRSS` after the first
+//! `--warmup` clients (default 100) and after the rest connect: RSS per
+//! idle connection is the marginal cost, without the server's one-time
+//! costs of its first connections. `--rate` is messages per second (0: as fast as
 //! `--publishers` concurrent requests go). Prints one JSON line.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -42,6 +44,7 @@ struct Args {
     messages: usize,
     rate: f64,
     publishers: usize,
+    warmup: usize,
     sources: u8,
     secret: String,
     publish: String,
@@ -57,6 +60,7 @@ fn args() -> Args {
         messages: 2000,
         rate: 0.0,
         publishers: 4,
+        warmup: 100,
         sources: 8,
         secret: "loadgen-secret-loadgen-secret-loadgen!".into(),
         publish: "broadcast".into(),
@@ -73,6 +77,7 @@ fn args() -> Args {
             "--messages" => a.messages = v.parse().expect("--messages"),
             "--rate" => a.rate = v.parse().expect("--rate"),
             "--publishers" => a.publishers = v.parse().expect("--publishers"),
+            "--warmup" => a.warmup = v.parse().expect("--warmup"),
             "--sources" => a.sources = v.parse().expect("--sources"),
             "--secret" => a.secret = v,
             "--publish" => a.publish = v,
@@ -139,13 +144,21 @@ async fn run(a: Args) {
         .next()
         .unwrap();
     let auth = JwtAuthenticator::hs256(a.secret.as_bytes()).unwrap();
-    let rss_before = a.server_pid.and_then(rss_kib);
+    // The first `--warmup` clients pay the server's one-time costs (its
+    // first allocations per worker, tables growing from empty); RSS per
+    // idle connection is measured over the rest: the marginal cost.
+    let warmup = a.warmup.min(a.clients / 2);
+    let mut rss_before = None;
 
     // Connect every client, each from one of the source addresses.
     let received = Arc::new(AtomicU64::new(0));
     let last_rx = Arc::new(AtomicU64::new(0));
     let mut sockets = Vec::with_capacity(a.clients);
     for i in 0..a.clients {
+        if i == warmup {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            rss_before = a.server_pid.and_then(rss_kib);
+        }
         let src = Ipv4Addr::new(127, 0, 0, 1 + (i % a.sources.max(1) as usize) as u8);
         let sock = tokio::net::TcpSocket::new_v4().unwrap();
         sock.bind(SocketAddr::new(src.into(), 0)).unwrap();
@@ -172,7 +185,7 @@ async fn run(a: Args) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = a.server_pid.and_then(rss_kib);
     let per_conn_kib = match (rss_before, rss_after) {
-        (Some(b), Some(f)) => Some(f.saturating_sub(b) as f64 / a.clients as f64),
+        (Some(b), Some(f)) => Some(f.saturating_sub(b) as f64 / (a.clients - warmup) as f64),
         _ => None,
     };
 

@@ -225,49 +225,9 @@ async fn a_report_over_100k_alerts_on_sqlite() {
     report_100k(&Client::new(&server.addr), end, "sqlite").await;
 }
 
-/// A database of its own on the test PostgreSQL, dropped afterwards.
-struct PgDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    async fn create() -> Option<PgDb> {
-        let admin_url = alertkit_testkit::services::service_url("DATABASE_URL")?;
-        let name = format!("alertkit_reports_{}", uuid::Uuid::now_v7().simple());
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
-            .await
-            .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin_url.rsplit_once('/').unwrap().0.to_owned();
-        let url = format!("{base}/{name}");
-        Some(PgDb {
-            admin_url,
-            name,
-            url,
-        })
-    }
-
-    async fn drop_db(self) {
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin_url)
-            .await
-            .unwrap();
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut conn)
-        .await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_over_100k_alerts_on_postgres() {
-    let Some(db) = PgDb::create().await else {
+    let Some(db) = common::PgDb::create("reports").await else {
         return;
     };
     let end = Utc::now();
@@ -291,7 +251,7 @@ async fn a_report_over_100k_alerts_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_run_each_report_once() {
-    let Some(db) = PgDb::create().await else {
+    let Some(db) = common::PgDb::create("reports").await else {
         return;
     };
     let shared = std::env::temp_dir().join(format!("alertkit-reports-{}", uuid::Uuid::now_v7()));

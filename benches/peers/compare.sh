@@ -6,7 +6,11 @@
 # --write it also replaces the table in benches/README.md between the
 # `peers:begin` / `peers:end` markers.
 #
-#   benches/peers/compare.sh [--write]      (CLIENTS="1000 5000" MESSAGES=2000)
+#   benches/peers/compare.sh [--write]
+#       (CLIENTS="1000 5000" MESSAGES=2000 PUBLISHERS=16)
+#
+# Every server gets the same load: PUBLISHERS concurrent publishing
+# requests (16, as in the `raise` bench), each waiting for its answer.
 #
 # The peers are installed the way their users install them, from their
 # registries at the pinned versions (fastapi/requirements.txt,
@@ -18,6 +22,7 @@ work=$root/target/peers
 mkdir -p "$work"
 CLIENTS=${CLIENTS:-"1000 5000"}
 MESSAGES=${MESSAGES:-2000}
+PUBLISHERS=${PUBLISHERS:-16}
 SECRET=loadgen-secret-loadgen-secret-loadgen!
 ulimit -n 65536 2>/dev/null || true
 
@@ -77,7 +82,7 @@ for server in node fastapi alertkit alertkit-alerts; do
     case $server in alertkit) target=alertkit ;; alertkit-alerts) target=alertkit; publish=alerts ;; esac
     echo "== $server, $n clients" >&2
     taskset -c 1 "$root/target/release/examples/loadgen" --target $target --publish $publish \
-      --url http://127.0.0.1:$port --clients "$n" --messages "$MESSAGES" --server-pid "$pid" \
+      --url http://127.0.0.1:$port --clients "$n" --messages "$MESSAGES" --publishers "$PUBLISHERS" --server-pid "$pid" \
       --secret "$SECRET" | sed "s/^{/{\"server\":\"$server\",/" | tee -a "$results" >&2
     kill "$pid"; wait "$pid" 2>/dev/null || true
   done

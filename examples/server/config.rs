@@ -105,6 +105,11 @@ pub const VARS: &[(&str, &str, &str)] = &[
         "comma-separated groups summarised daily",
     ),
     (
+        "ALERTKIT_DELIVERY_LEASE_SECS",
+        "120",
+        "how long a claimed delivery is held; after a crash, its deliveries are retried once this has passed",
+    ),
+    (
         "ALERTKIT_UPLOAD_MAX_MB",
         "64",
         "largest forecast upload, in MiB (1 to 4096)",

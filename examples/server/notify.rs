@@ -9,13 +9,14 @@
 //! | `SLACK_BOT_TOKEN` | Slack messages to member ids go through `chat.postMessage` |
 //! | `ALERTKIT_WEBHOOK_SECRET` | signs webhooks (default: derived from the JWT secret) |
 //! | `ALERTKIT_APP_URL` | links in messages (default: the server's own URL) |
+//! | `ALERTKIT_DELIVERY_LEASE_SECS` | how long a claimed delivery is held (default 120): after a crash, the deliveries it was sending are retried once this has passed |
 //! | `ALERTKIT_ALLOW_PRIVATE_WEBHOOKS` | `1`: Slack and webhook URLs may point at loopback and private addresses (default: refused, since users choose webhook URLs) |
 
 use std::sync::Arc;
 
 use alertkit::notify::{
-    Dispatcher, DispatcherHandle, EmailNotifier, LogNotifier, SlackNotifier, StoreDirectory,
-    Template, WebhookNotifier,
+    Dispatcher, DispatcherConfig, DispatcherHandle, EmailNotifier, LogNotifier, SlackNotifier,
+    StoreDirectory, Template, WebhookNotifier,
 };
 use alertkit::{
     AlertKit, Channel, Destination, Directory, NewRoute, Notifier, Principal, Severity,
@@ -93,6 +94,7 @@ pub async fn start(
     .notifier(Arc::new(webhook))
     .clock(kit.clock().clone())
     .wake_on(kit.broadcaster().clone())
+    .config(dispatcher_config())
     .build()
     .unwrap_or_else(|e| fail("dispatcher", &e.to_string()));
     Notify {
@@ -100,6 +102,21 @@ pub async fn start(
         summary: summary.join(", "),
         health,
     }
+}
+
+/// The dispatcher's settings: the defaults, with `ALERTKIT_DELIVERY_LEASE_SECS`.
+fn dispatcher_config() -> DispatcherConfig {
+    let mut config = DispatcherConfig::default();
+    if let Some(v) = env("ALERTKIT_DELIVERY_LEASE_SECS") {
+        match v.parse::<u64>() {
+            Ok(n) if (1..=86_400).contains(&n) => config.lease = std::time::Duration::from_secs(n),
+            _ => fail(
+                "ALERTKIT_DELIVERY_LEASE_SECS",
+                &format!("{v:?} is not a number of seconds from 1 to 86400"),
+            ),
+        }
+    }
+    config
 }
 
 /// The name of the team route `SLACK_WEBHOOK_URL` keeps up to date.

@@ -83,3 +83,47 @@ pub async fn start(mut cmd: Command, addr: String, dir: PathBuf) -> Server {
     }
     panic!("the server did not answer /health within 10 s");
 }
+
+/// A database of its own on the test PostgreSQL, dropped afterwards.
+pub struct PgDb {
+    admin_url: String,
+    name: String,
+    /// Its URL.
+    pub url: String,
+}
+
+impl PgDb {
+    /// Creates `alertkit_<what>_<uuid>`; `None` when PostgreSQL is not
+    /// configured (and not required).
+    pub async fn create(what: &str) -> Option<PgDb> {
+        let admin_url = alertkit_testkit::services::service_url("DATABASE_URL")?;
+        let name = format!("alertkit_{what}_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin_url.rsplit_once('/').unwrap().0.to_owned();
+        let url = format!("{base}/{name}");
+        Some(PgDb {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    /// Drops it.
+    pub async fn drop_db(self) {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin_url)
+            .await
+            .unwrap();
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+}
