@@ -127,7 +127,7 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
             {
                 return Ok(t);
             }
-            Err(format!("timestamp {s} is out of range"))
+            Err(format!("timestamp {} is out of range", truncate(s)))
         }
         _ => Err(format!(
             "timestamp {:?} is neither RFC 3339 nor seconds since the epoch",
