@@ -32,7 +32,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -127,82 +127,22 @@ async fn watch(ws: &mut Ws, seen: &tokio::sync::Mutex<Seen>, until: impl Fn(&See
 async fn stored(http: &reqwest::Client, addr: &str) -> BTreeMap<String, (String, String, bool)> {
     let admin = token(Principal::admin("root"));
     let mut out = BTreeMap::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = format!("http://{addr}/api/alerts?alert_type=crash&limit=200");
-        if let Some(c) = &cursor {
-            // Opaque: encode what a query string cannot carry as it is.
-            let c = c
-                .replace('%', "%25")
-                .replace('+', "%2B")
-                .replace('/', "%2F")
-                .replace('=', "%3D");
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let page: Value = http
-            .get(url)
-            .bearer_auth(&admin)
-            .send()
-            .await
+    for a in common::list_alerts(http, addr, &admin, "crash").await {
+        let t = a["title"].as_str().unwrap().to_owned();
+        let to = a["audience"][0]
+            .as_str()
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for a in page["alerts"].as_array().unwrap() {
-            let t = a["title"].as_str().unwrap().to_owned();
-            let to = a["audience"][0]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("user:");
-            let critical = a["severity"] == "critical";
-            let prev = out.insert(
-                t,
-                (
-                    a["id"].as_str().unwrap().to_owned(),
-                    to.to_owned(),
-                    critical,
-                ),
-            );
-            assert!(prev.is_none(), "an alert listed twice");
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) if page["has_more"] == true => cursor = Some(c.to_owned()),
-            _ => return out,
-        }
-    }
-}
-
-/// Messages in the sink's maildir to this run's addresses: title →
-/// Message-IDs, one entry per message received.
-fn mail(maildir: &str, run: &str) -> HashMap<String, Vec<String>> {
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for sub in ["new", "cur"] {
-        let Ok(dir) = std::fs::read_dir(format!("{maildir}/{sub}")) else {
-            continue;
-        };
-        for f in dir.flatten() {
-            let text = std::fs::read_to_string(f.path()).unwrap_or_default();
-            if !text.contains(&format!("-{run}@crash.test")) {
-                continue;
-            }
-            let titles: BTreeSet<&str> = text
-                .match_indices("cr-")
-                .filter_map(|(i, _)| text.get(i..i + 9))
-                .filter(|t| t[3..].bytes().all(|b| b.is_ascii_digit()))
-                .collect();
-            assert_eq!(titles.len(), 1, "one alert per message: {titles:?}");
-            let id = text
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("Message-ID: ")
-                        .or_else(|| l.strip_prefix("Message-Id: "))
-                })
-                .unwrap_or_else(|| panic!("a message without Message-ID:\n{text}"))
-                .trim()
-                .to_owned();
-            let t = titles.into_iter().next().unwrap_or_default().to_owned();
-            out.entry(t).or_default().push(id);
-        }
+            .trim_start_matches("user:");
+        let critical = a["severity"] == "critical";
+        let prev = out.insert(
+            t,
+            (
+                a["id"].as_str().unwrap().to_owned(),
+                to.to_owned(),
+                critical,
+            ),
+        );
+        assert!(prev.is_none(), "an alert listed twice");
     }
     out
 }
@@ -409,7 +349,7 @@ async fn crash_mid_burst(database_url: &str) {
     let want: BTreeSet<&String> = all.keys().collect();
     let deadline = Instant::now() + Duration::from_secs(90);
     let got = loop {
-        let got = mail(&maildir, &run);
+        let got = common::mails_by_title(&maildir, &format!("-{run}@crash.test"), "cr-");
         if std::env::var("CRASH_DEBUG").is_ok() {
             for t in all.keys().filter(|t| !acked.contains_key(*t)) {
                 eprintln!("unacked {t}: mail {:?}", got.get(t));
@@ -429,7 +369,7 @@ async fn crash_mid_burst(database_url: &str) {
     // A stray late message would show up now.
     drop(got);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let got = mail(&maildir, &run);
+    let got = common::mails_by_title(&maildir, &format!("-{run}@crash.test"), "cr-");
     let extra: Vec<_> = got.keys().filter(|t| !want.contains(t)).collect();
     assert!(
         extra.is_empty(),

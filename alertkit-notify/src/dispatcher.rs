@@ -229,7 +229,8 @@ pub struct DispatcherHandle {
 
 impl DispatcherHandle {
     /// Stops claiming, lets the sends in flight finish (their outcomes are
-    /// recorded), and waits for the loop to end. Deliveries it had claimed
+    /// recorded; while the store is unavailable, that is retried for up to
+    /// the lease), and waits for the loop to end. Deliveries it had claimed
     /// and not started are released when their lease lapses.
     pub async fn shutdown(self) {
         self.stop.send_replace(true);
@@ -436,12 +437,7 @@ impl Dispatcher {
         .increment(items.len() as u64);
         for item in &items {
             let d = &item.delivery;
-            match self
-                .inner
-                .outbox
-                .complete_delivery(d.id, d.attempts, outcome.clone(), now)
-                .await
-            {
+            match self.record(d.id, d.attempts, &outcome, now).await {
                 Ok(_) => {}
                 // Our lease lapsed and another dispatcher took over: its word counts.
                 Err(Error::Conflict(_)) => {
@@ -450,6 +446,35 @@ impl Dispatcher {
                 Err(e) => {
                     tracing::warn!(delivery = %d.id, error = %e, "recording a delivery outcome failed; the lease will lapse")
                 }
+            }
+        }
+    }
+
+    /// Records an attempt's outcome. While the store is unavailable (a
+    /// database restart), keeps trying with backoff for up to the claim's
+    /// lease: a message already sent is then not sent again when the lease
+    /// lapses, unless the store stays away longer than that.
+    async fn record(
+        &self,
+        id: uuid::Uuid,
+        attempt: u32,
+        outcome: &DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<alertkit_core::Delivery> {
+        let give_up = tokio::time::Instant::now() + self.inner.config.lease;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self
+                .inner
+                .outbox
+                .complete_delivery(id, attempt, outcome.clone(), now)
+                .await
+            {
+                Err(Error::Unavailable(_)) if tokio::time::Instant::now() + pause < give_up => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
             }
         }
     }

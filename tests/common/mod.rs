@@ -127,3 +127,83 @@ impl PgDb {
         .await;
     }
 }
+
+/// Messages in the SMTP sink's maildir whose text contains `to` (an
+/// address, or the part of addresses unique to one run), by the alert title
+/// they carry (`prefix` and six digits, one title per message): title →
+/// the `Message-ID` of each message received, duplicates included.
+pub fn mails_by_title(
+    maildir: &str,
+    to: &str,
+    prefix: &str,
+) -> std::collections::HashMap<String, Vec<String>> {
+    let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let len = prefix.len() + 6;
+    for sub in ["new", "cur"] {
+        let Ok(dir) = std::fs::read_dir(format!("{maildir}/{sub}")) else {
+            continue;
+        };
+        for f in dir.flatten() {
+            let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+            if !text.contains(to) {
+                continue;
+            }
+            let titles: std::collections::BTreeSet<&str> = text
+                .match_indices(prefix)
+                .filter_map(|(i, _)| text.get(i..i + len))
+                .filter(|t| t[prefix.len()..].bytes().all(|b| b.is_ascii_digit()))
+                .collect();
+            assert_eq!(titles.len(), 1, "one alert per message: {titles:?}");
+            let id = text
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("Message-ID: ")
+                        .or_else(|| l.strip_prefix("Message-Id: "))
+                })
+                .unwrap_or_else(|| panic!("a message without Message-ID:\n{text}"))
+                .trim()
+                .to_owned();
+            let t = titles.into_iter().next().unwrap_or_default().to_owned();
+            out.entry(t).or_default().push(id);
+        }
+    }
+    out
+}
+
+/// Every alert of `alert_type` that `token`'s holder may see, through
+/// `GET /api/alerts`, page by page.
+pub async fn list_alerts(
+    http: &reqwest::Client,
+    addr: &str,
+    token: &str,
+    alert_type: &str,
+) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("http://{addr}/api/alerts?alert_type={alert_type}&limit=200");
+        if let Some(c) = &cursor {
+            // Opaque: encode what a query string cannot carry as it is.
+            let c = c
+                .replace('%', "%25")
+                .replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D");
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: serde_json::Value = http
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        out.extend(page["alerts"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) if page["has_more"] == true => cursor = Some(c.to_owned()),
+            _ => return out,
+        }
+    }
+}

@@ -14,6 +14,13 @@ pub(super) fn map_err(e: sqlx::Error) -> Error {
         sqlx::Error::PoolClosed => Error::Unavailable("postgres: the pool is closed".into()),
         sqlx::Error::Io(io) => Error::Unavailable(format!("postgres: {io}")),
         sqlx::Error::Tls(t) => Error::Unavailable(format!("postgres: TLS: {t}")),
+        // The link broke mid-conversation (a server or proxy closing
+        // connections as it restarts answers a connect with nothing):
+        // retryable, like an I/O error.
+        sqlx::Error::Protocol(p) => Error::Unavailable(format!("postgres: {p}")),
+        sqlx::Error::WorkerCrashed => {
+            Error::Unavailable("postgres: the connection's worker stopped".into())
+        }
         sqlx::Error::Database(db) => match db.code().as_deref() {
             // unique_violation
             Some("23505") => Error::Conflict(db.message().to_owned()),

@@ -1,0 +1,351 @@
+//! PostgreSQL "restarted" under steady load, at the process level: the
+//! reference server binary reaches PostgreSQL through a TCP proxy of the
+//! test's own, which drops every connection and refuses new ones for six
+//! seconds, as a restart does.
+//!
+//! - While PostgreSQL is away, `/health` answers 503 with the store
+//!   `down`, and raises fail with 503 within the pool's acquire timeout
+//!   (5 s): no hang, no 500.
+//! - Once it is back, the server recovers by itself (no restart): raises
+//!   succeed again and `/health` is `ok`.
+//! - Nothing acknowledged is lost, and every email subscribed for a stored
+//!   alert is sent, with one `Message-ID` per delivery (a send whose outcome
+//!   could not be recorded for longer than the lease may be repeated).
+#![cfg(all(
+    unix,
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "redis",
+    feature = "axum",
+    feature = "jwt",
+    feature = "email",
+    feature = "slack",
+    feature = "webhook"
+))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alertkit::Principal;
+use alertkit::transport::JwtAuthenticator;
+use alertkit_testkit::services::service_url;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+const SECRET: &str = "faults-test-secret-faults-test-secret-01";
+/// Users the alerts are spread over.
+const USERS: usize = 20;
+/// How long PostgreSQL is away.
+const OUTAGE: Duration = Duration::from_secs(6);
+
+fn token(p: Principal) -> String {
+    JwtAuthenticator::hs256(SECRET.as_bytes())
+        .unwrap()
+        .issue(&p, Duration::from_secs(1800))
+        .unwrap()
+}
+
+/// A TCP proxy that can drop every connection and refuse new ones.
+struct Proxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (u, c) = (up.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !u.load(Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                c.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                }));
+            }
+        });
+        Proxy {
+            addr,
+            up,
+            conns,
+            accept,
+        }
+    }
+
+    /// Drops every connection; refuses new ones until [`Proxy::restore`].
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for h in self.conns.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+/// One raise's outcome: its number, HTTP status (0: no answer), latency,
+/// and the body of a failure.
+type Outcome = (usize, u16, Duration, String);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_going_away_under_load_fails_fast_and_recovers_by_itself() {
+    let Some(smtp) = service_url("SMTP_URL") else {
+        return;
+    };
+    let Some(db) = common::PgDb::create("faults").await else {
+        return;
+    };
+    let maildir = std::env::var("ALERTKIT_MAILDIR").expect("scripts/test sets ALERTKIT_MAILDIR");
+    let url = reqwest::Url::parse(&db.url).unwrap();
+    let target: SocketAddr = format!(
+        "{}:{}",
+        url.host_str().unwrap(),
+        url.port_or_known_default().unwrap_or(5432)
+    )
+    .parse()
+    .unwrap();
+    let proxy = Proxy::start(target).await;
+    let mut through = url.clone();
+    through.set_port(Some(proxy.addr.port())).unwrap();
+
+    let (mut cmd, addr, dir) = common::command(SECRET);
+    cmd.env("DATABASE_URL", through.as_str())
+        .env("SMTP_URL", &smtp)
+        .env("SMTP_FROM", "alerts@alertkit.test")
+        .env("ALERTKIT_RATE_LIMIT", "0")
+        .env("ALERTKIT_DELIVERY_LEASE_SECS", "3");
+    let _server = common::start(cmd, addr.clone(), dir).await;
+    let http = reqwest::Client::new();
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    // 20 users, each with an address of this run's and `fault` alerts by
+    // email (spread, so that the 10 emails/s per address limit is no bound).
+    let addresses = format!("-{run}@faults.test");
+    for k in 0..USERS {
+        let tok = token(Principal::user(format!("o{k}")));
+        for (path, body) in [
+            (
+                "/api/me/contacts",
+                json!({"email": format!("o{k}{addresses}")}),
+            ),
+            (
+                "/api/alerts/subscriptions",
+                json!([{"alert_type": "fault", "channels": ["email"], "min_severity": "high"}]),
+            ),
+        ] {
+            let r = http
+                .put(format!("http://{addr}{path}"))
+                .bearer_auth(&tok)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{path}");
+        }
+    }
+
+    // Steady load: 4 clients raising until told to stop.
+    let admin = token(Principal::admin("root"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicUsize::new(0));
+    let outcomes: Arc<Mutex<Vec<Outcome>>> = Arc::default();
+    let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (http, admin, stop, next, outcomes, acked, addr) = (
+            http.clone(),
+            admin.clone(),
+            stop.clone(),
+            next.clone(),
+            outcomes.clone(),
+            acked.clone(),
+            addr.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                let title = format!("ft-{n:06}");
+                let started = Instant::now();
+                let r = http
+                    .post(format!("http://{addr}/api/alerts"))
+                    .bearer_auth(&admin)
+                    .json(
+                        &json!({"alert_type": "fault", "severity": "high", "title": title,
+                                  "audience": [format!("user:o{}", n % USERS)]}),
+                    )
+                    .timeout(Duration::from_secs(30))
+                    .send()
+                    .await;
+                let status = r.as_ref().map_or(0, |r| r.status().as_u16());
+                let elapsed = started.elapsed();
+                let mut failure = String::new();
+                if status == 201 {
+                    let body: Value = r.unwrap().json().await.unwrap();
+                    acked
+                        .lock()
+                        .unwrap()
+                        .insert(title, body["id"].as_str().unwrap().to_owned());
+                } else {
+                    failure = match r {
+                        Ok(r) => r.text().await.unwrap_or_default(),
+                        Err(e) => e.to_string(),
+                    };
+                    // Back off a little, as a client would.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                outcomes.lock().unwrap().push((n, status, elapsed, failure));
+            }
+        }));
+    }
+    let health = |http: reqwest::Client, addr: String| async move {
+        let r = http
+            .get(format!("http://{addr}/health"))
+            .timeout(Duration::from_secs(15))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap())
+    };
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(health(http.clone(), addr.clone()).await.0, 200);
+    let before = acked.lock().unwrap().len();
+    assert!(before > 0, "no raise succeeded before the outage");
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, body) = health(http.clone(), addr.clone()).await;
+    assert_eq!(status, 503, "/health while PostgreSQL is away: {body}");
+    assert_eq!(body["components"]["store"]["status"], "down", "{body}");
+    tokio::time::sleep(OUTAGE.saturating_sub(cut_at.elapsed())).await;
+    let during = outcomes.lock().unwrap().len();
+
+    proxy.restore();
+    let restored_at = Instant::now();
+    let marker = next.load(Ordering::SeqCst);
+    let deadline = restored_at + Duration::from_secs(30);
+    loop {
+        let recovered = outcomes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(n, s, _, _)| *n >= marker && *s == 201);
+        if recovered {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no raise succeeded within 30 s of PostgreSQL coming back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovery = restored_at.elapsed();
+    let (status, body) = health(http.clone(), addr.clone()).await;
+    assert_eq!(status, 200, "/health after recovery: {body}");
+    assert_eq!(body["components"]["store"]["status"], "ok", "{body}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.await.unwrap();
+    }
+
+    // Failures were 503s, each within the acquire timeout; never a 500.
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.1 != 201).collect();
+    assert!(
+        !failed.is_empty(),
+        "no raise failed while PostgreSQL was away"
+    );
+    assert!(
+        failed.iter().all(|o| o.1 == 503),
+        "failures other than 503: {:?}",
+        failed
+            .iter()
+            .filter(|o| o.1 != 503)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    let slowest = outcomes.iter().map(|o| o.2).max().unwrap_or_default();
+    let _ = &during;
+    assert!(
+        slowest < Duration::from_secs(8),
+        "a raise took {slowest:?} (the pool's acquire timeout is 5 s)"
+    );
+
+    // Nothing acknowledged is lost.
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    let admin_tok = token(Principal::admin("root"));
+    let stored: BTreeSet<String> = common::list_alerts(&http, &addr, &admin_tok, "fault")
+        .await
+        .iter()
+        .map(|a| a["title"].as_str().unwrap().to_owned())
+        .collect();
+    for t in acked.keys() {
+        assert!(stored.contains(t), "acknowledged {t} was lost");
+    }
+
+    // Every stored alert's email, each delivery once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mails = loop {
+        let mails = common::mails_by_title(&maildir, &addresses, "ft-");
+        if stored.iter().all(|t| mails.contains_key(t)) {
+            break mails;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} emails within 60 s of recovery",
+            stored.iter().filter(|t| mails.contains_key(*t)).count(),
+            stored.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    // At least once, one Message-ID per delivery; a message sent while its
+    // outcome could not be recorded for longer than the lease (3 s here,
+    // the outage 6 s) is sent again: at most the 32 sends in flight.
+    let mut resent = 0;
+    for (t, ids) in &mails {
+        assert!(stored.contains(t), "an email for {t}, which is not stored");
+        let distinct: BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            1,
+            "{t}: one delivery, one Message-ID: {ids:?}"
+        );
+        resent += ids.len() - 1;
+    }
+    assert!(resent <= 32, "{resent} emails sent again");
+    eprintln!(
+        "postgres away {OUTAGE:?}: {} raises, {} acknowledged, {} failed with 503 ({during} answered by the end of the outage), \
+         slowest {slowest:?}, recovered {recovery:?} after it came back, {} emails, {resent} sent again",
+        outcomes.len(),
+        acked.len(),
+        failed.len(),
+        mails.len()
+    );
+    drop(proxy);
+    db.drop_db().await;
+}
