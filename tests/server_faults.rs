@@ -1,4 +1,6 @@
-//! PostgreSQL "restarted" under steady load, at the process level: the
+//! Faults under steady load, at the process level.
+//!
+//! **PostgreSQL "restarted".** The
 //! reference server binary reaches PostgreSQL through a TCP proxy of the
 //! test's own, which drops every connection and refuses new ones for six
 //! seconds, as a restart does.
@@ -11,6 +13,11 @@
 //! - Nothing acknowledged is lost, and every email subscribed for a stored
 //!   alert is sent, with one `Message-ID` per delivery (a send whose outcome
 //!   could not be recorded for longer than the lease may be repeated).
+//!
+//! **Redis stopped for 30 s** under two replicas: raises on one keep their
+//! latency, both `/health` say the bus is degraded, and a client on the
+//! other replica gets every alert raised meanwhile once Redis is back, once
+//! each, in order, with no restart.
 #![cfg(all(
     unix,
     feature = "sqlite",
@@ -347,5 +354,155 @@ async fn postgres_going_away_under_load_fails_fast_and_recovers_by_itself() {
         mails.len()
     );
     drop(proxy);
+    db.drop_db().await;
+}
+
+/// Reads `alert created` frames' titles from `ws` until `want` have come
+/// or `wait` passes.
+async fn titles_from(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    want: usize,
+    wait: Duration,
+) -> Vec<String> {
+    use futures::StreamExt;
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while got.len() < want {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                let f: Value = serde_json::from_str(t.as_str()).unwrap();
+                if f["type"] == "alert" && f["event"] == "created" {
+                    got.push(f["alert"]["title"].as_str().unwrap().to_owned());
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_for_30_s_degrades_health_but_not_raises_and_clients_catch_up() {
+    let Some(db) = common::PgDb::create("redis_fault").await else {
+        return;
+    };
+    let port = alertkit_testkit::services::free_port();
+    let mut redis = alertkit_testkit::services::OwnRedis::start(port);
+    let replica = |db: &str, redis: &str| {
+        let (mut cmd, addr, dir) = common::command(SECRET);
+        cmd.env("DATABASE_URL", db)
+            .env("REDIS_URL", redis)
+            .env("ALERTKIT_RATE_LIMIT", "0");
+        (cmd, addr, dir)
+    };
+    let (cmd, a, dir) = replica(&db.url, &redis.url());
+    let _a = common::start(cmd, a.clone(), dir).await;
+    let (cmd, b, dir) = replica(&db.url, &redis.url());
+    let _b = common::start(cmd, b.clone(), dir).await;
+    let http = reqwest::Client::new();
+    let admin = token(Principal::admin("root"));
+    let raise = |title: String| {
+        let (http, admin, a) = (http.clone(), admin.clone(), a.clone());
+        async move {
+            let started = Instant::now();
+            let r = http
+                .post(format!("http://{a}/api/alerts"))
+                .bearer_auth(&admin)
+                .json(
+                    &json!({"alert_type": "redis_fault", "severity": "high", "title": title,
+                              "audience": ["user:watcher"]}),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 201);
+            started.elapsed()
+        }
+    };
+    let health = |addr: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(format!("http://{addr}/health"))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    // A client on B; alerts raised on A reach it through Redis.
+    let url = format!("ws://{b}/ws?token={}", token(Principal::user("watcher")));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut normal = Vec::new();
+    for i in 0..20 {
+        normal.push(raise(format!("before {i}")).await);
+    }
+    assert_eq!(
+        titles_from(&mut ws, 20, Duration::from_secs(10))
+            .await
+            .len(),
+        20
+    );
+
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let outage = Instant::now();
+    let mut during = Vec::new();
+    let mut n = 0;
+    while outage.elapsed() < Duration::from_secs(30) {
+        during.push(raise(format!("during {n}")).await);
+        n += 1;
+        if n % 20 == 0 {
+            for addr in [&a, &b] {
+                let (status, body) = health(addr.clone()).await;
+                assert_eq!(status, 200, "{body}");
+                assert_eq!(body["status"], "degraded", "{body}");
+                assert_eq!(body["components"]["bus"]["status"], "degraded", "{body}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Raises did not wait for Redis: their slowest stays near the normal
+    // ones' (a raise that waited out the 1 s publish timeout would show).
+    let p = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() * 99 / 100]
+    };
+    let (normal_p99, during_p99) = (p(&mut normal), p(&mut during));
+    assert!(
+        during_p99 < normal_p99 + Duration::from_millis(300),
+        "raises slowed while Redis was down: p99 {during_p99:?}, normally {normal_p99:?}"
+    );
+
+    // Redis is back on the same port: both replicas recover by themselves,
+    // and the client on B gets every alert raised during the outage, once,
+    // in order.
+    let _redis = alertkit_testkit::services::OwnRedis::start(port);
+    let got = titles_from(&mut ws, n, Duration::from_secs(30)).await;
+    let want: Vec<String> = (0..n).map(|i| format!("during {i}")).collect();
+    assert_eq!(got, want, "the client on B after Redis came back");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for addr in [&a, &b] {
+        loop {
+            let (status, body) = health(addr.clone()).await;
+            if status == 200 && body["status"] == "ok" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not ok again: {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    raise("after".into()).await;
+    assert_eq!(
+        titles_from(&mut ws, 1, Duration::from_secs(10)).await,
+        ["after"]
+    );
+    eprintln!(
+        "redis down 30 s: {n} raises on A, p99 {during_p99:?} (normally {normal_p99:?}); \
+         the client on B got all {n} after Redis came back"
+    );
     db.drop_db().await;
 }
