@@ -62,6 +62,8 @@ fn token(p: Principal) -> String {
 struct Proxy {
     addr: SocketAddr,
     up: Arc<AtomicBool>,
+    /// Connections refused while cut.
+    refused: Arc<AtomicUsize>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -71,11 +73,13 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(AtomicBool::new(true));
+        let refused = Arc::new(AtomicUsize::new(0));
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (u, c) = (up.clone(), conns.clone());
+        let (u, c, r) = (up.clone(), conns.clone(), refused.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !u.load(Ordering::SeqCst) {
+                    r.fetch_add(1, Ordering::SeqCst);
                     continue; // dropped: refused
                 }
                 c.lock().unwrap().push(tokio::spawn(async move {
@@ -88,6 +92,7 @@ impl Proxy {
         Proxy {
             addr,
             up,
+            refused,
             conns,
             accept,
         }
@@ -505,4 +510,131 @@ async fn redis_stopped_for_30_s_degrades_health_but_not_raises_and_clients_catch
          the client on B got all {n} after Redis came back"
     );
     db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_down_for_2_minutes_delays_emails_by_the_backoff_then_sends_each_once() {
+    let Some(smtp) = service_url("SMTP_URL") else {
+        return;
+    };
+    let maildir = std::env::var("ALERTKIT_MAILDIR").expect("scripts/test sets ALERTKIT_MAILDIR");
+    let sink = reqwest::Url::parse(&smtp).unwrap();
+    let target: SocketAddr = format!("{}:{}", sink.host_str().unwrap(), sink.port().unwrap())
+        .parse()
+        .unwrap();
+    let proxy = Proxy::start(target).await;
+    // Retries after 5, 10, 20, 40 and 80 s (±20 %): attempts at about 0, 5,
+    // 15, 35, 75 and 155 s, so the sixth lands after a 2-minute outage.
+    let (mut cmd, addr, dir) = common::command(SECRET);
+    cmd.env("SMTP_URL", format!("smtp://{}", proxy.addr))
+        .env("SMTP_FROM", "alerts@alertkit.test")
+        .env("ALERTKIT_RATE_LIMIT", "0")
+        .env("ALERTKIT_DELIVERY_RETRY_SECS", "5,10,20,40,80");
+    let _server = common::start(cmd, addr.clone(), dir).await;
+    let http = reqwest::Client::new();
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let addresses = format!("-{run}@smtp-fault.test");
+    for k in 0..USERS {
+        let tok = token(Principal::user(format!("m{k}")));
+        for (path, body) in [
+            (
+                "/api/me/contacts",
+                json!({"email": format!("m{k}{addresses}")}),
+            ),
+            (
+                "/api/alerts/subscriptions",
+                json!([{"alert_type": "smtp_fault", "channels": ["email"], "min_severity": "high"}]),
+            ),
+        ] {
+            let r = http
+                .put(format!("http://{addr}{path}"))
+                .bearer_auth(&tok)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{path}");
+        }
+    }
+
+    proxy.cut();
+    let down_at = Instant::now();
+    let admin = token(Principal::admin("root"));
+    const ALERTS: usize = 40;
+    let mut slowest = Duration::ZERO;
+    for n in 0..ALERTS {
+        let started = Instant::now();
+        let r = http
+            .post(format!("http://{addr}/api/alerts"))
+            .bearer_auth(&admin)
+            .json(&json!({"alert_type": "smtp_fault", "severity": "high",
+                          "title": format!("sm-{n:06}"), "audience": [format!("user:m{}", n % USERS)]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a raise waited for SMTP: {slowest:?}"
+    );
+
+    // While it is down: /health says SMTP is degraded (its probe is cached
+    // for 30 s), and attempts follow the backoff: no storm.
+    let mut degraded = false;
+    while down_at.elapsed() < Duration::from_secs(120) {
+        let body: Value = http
+            .get(format!("http://{addr}/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        degraded |= body["components"]["smtp"]["status"] == "degraded";
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    assert!(degraded, "/health never showed SMTP degraded in 2 minutes");
+    let attempts = proxy.refused.load(Ordering::SeqCst);
+    // Five attempts each fall within the two minutes (0, 5, 15, 35, 75 s),
+    // plus the health probes (at most one per 30 s).
+    assert!(
+        attempts <= ALERTS * 5 + 8,
+        "{attempts} connection attempts in 2 minutes for {ALERTS} emails"
+    );
+    assert!(
+        attempts >= ALERTS,
+        "{attempts}: the emails were not even tried"
+    );
+    assert!(
+        common::mails_by_title(&maildir, &addresses, "sm-").is_empty(),
+        "mail got through a cut link"
+    );
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mails = loop {
+        let mails = common::mails_by_title(&maildir, &addresses, "sm-");
+        if mails.len() == ALERTS {
+            break mails;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {ALERTS} emails 90 s after SMTP came back",
+            mails.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let back_after = down_at.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mails_now = common::mails_by_title(&maildir, &addresses, "sm-");
+    for (t, ids) in &mails_now {
+        assert_eq!(ids.len(), 1, "{t} sent {} times", ids.len());
+    }
+    assert_eq!(mails_now.len(), mails.len());
+    eprintln!(
+        "smtp down 120 s: {attempts} connection attempts refused for {ALERTS} emails; \
+         all {ALERTS} sent once, the last {back_after:?} after the outage began"
+    );
 }

@@ -105,6 +105,11 @@ pub const VARS: &[(&str, &str, &str)] = &[
         "comma-separated groups summarised daily",
     ),
     (
+        "ALERTKIT_DELIVERY_RETRY_SECS",
+        "60,300,900",
+        "waits before each retry of a failed delivery (then a dead letter), comma-separated seconds",
+    ),
+    (
         "ALERTKIT_DELIVERY_LEASE_SECS",
         "120",
         "how long a claimed delivery is held; after a crash, its deliveries are retried once this has passed",

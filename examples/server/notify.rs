@@ -9,6 +9,7 @@
 //! | `SLACK_BOT_TOKEN` | Slack messages to member ids go through `chat.postMessage` |
 //! | `ALERTKIT_WEBHOOK_SECRET` | signs webhooks (default: derived from the JWT secret) |
 //! | `ALERTKIT_APP_URL` | links in messages (default: the server's own URL) |
+//! | `ALERTKIT_DELIVERY_RETRY_SECS` | the waits before each retry of a failed delivery, in seconds, comma-separated (default `60,300,900`: four attempts in all, then a dead letter), each spread by ±20 % |
 //! | `ALERTKIT_DELIVERY_LEASE_SECS` | how long a claimed delivery is held (default 120): after a crash, the deliveries it was sending are retried once this has passed |
 //! | `ALERTKIT_ALLOW_PRIVATE_WEBHOOKS` | `1`: Slack and webhook URLs may point at loopback and private addresses (default: refused, since users choose webhook URLs) |
 
@@ -104,9 +105,26 @@ pub async fn start(
     }
 }
 
-/// The dispatcher's settings: the defaults, with `ALERTKIT_DELIVERY_LEASE_SECS`.
+/// The dispatcher's settings: the defaults, with `ALERTKIT_DELIVERY_LEASE_SECS`
+/// and `ALERTKIT_DELIVERY_RETRY_SECS`.
 fn dispatcher_config() -> DispatcherConfig {
     let mut config = DispatcherConfig::default();
+    if let Some(v) = env("ALERTKIT_DELIVERY_RETRY_SECS") {
+        let delays: Option<Vec<std::time::Duration>> = v
+            .split(',')
+            .map(|d| match d.trim().parse::<u64>() {
+                Ok(n) if (1..=86_400).contains(&n) => Some(std::time::Duration::from_secs(n)),
+                _ => None,
+            })
+            .collect();
+        match delays {
+            Some(d) if (1..=20).contains(&d.len()) => config.retry.delays = d,
+            _ => fail(
+                "ALERTKIT_DELIVERY_RETRY_SECS",
+                &format!("{v:?} is not 1 to 20 comma-separated numbers of seconds from 1 to 86400"),
+            ),
+        }
+    }
     if let Some(v) = env("ALERTKIT_DELIVERY_LEASE_SECS") {
         match v.parse::<u64>() {
             Ok(n) if (1..=86_400).contains(&n) => config.lease = std::time::Duration::from_secs(n),
