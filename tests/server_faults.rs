@@ -477,8 +477,10 @@ async fn redis_stopped_for_30_s_degrades_health_but_not_raises_and_clients_catch
         v[v.len() * 99 / 100]
     };
     let (normal_p99, during_p99) = (p(&mut normal), p(&mut during));
+    // (Bounds wide enough for a loaded CI machine: waiting for Redis would
+    // cost each raise a whole second.)
     assert!(
-        during_p99 < normal_p99 + Duration::from_millis(300),
+        during_p99 < Duration::from_millis(900).max(normal_p99 * 2),
         "raises slowed while Redis was down: p99 {during_p99:?}, normally {normal_p99:?}"
     );
 
@@ -575,8 +577,9 @@ async fn smtp_down_for_2_minutes_delays_emails_by_the_backoff_then_sends_each_on
         assert_eq!(r.status().as_u16(), 201);
         slowest = slowest.max(started.elapsed());
     }
+    // Raises never touch SMTP (a loaded machine may still be slow).
     assert!(
-        slowest < Duration::from_secs(1),
+        slowest < Duration::from_secs(3),
         "a raise waited for SMTP: {slowest:?}"
     );
 

@@ -237,8 +237,9 @@ async fn relay(
 /// doing:
 /// - while Redis is known to be down (the subscription is lost, or the last
 ///   write failed), `publish` fails at once with [`Error::Unavailable`]
-///   and the event is not sent; so does a publish that finds the queue
-///   full (4,096 events);
+///   and the event is not sent;
+/// - a burst beyond the queue (4,096 events) waits for room, at most the
+///   publish timeout (then `Unavailable`);
 /// - events already queued when a write fails are dropped;
 /// - once Redis takes events again, every instance's subscribers get
 ///   [`BusMessage::Gap`] and recover what they missed from the store
@@ -375,14 +376,20 @@ impl Broadcaster for RedisBroadcaster {
             return Err(Error::Unavailable(format!("{why}; the event was not sent")));
         }
         let payload = serde_json::to_vec(&event).map_err(|e| Error::backend("redis", e))?;
-        self.inner.outbox.try_send(payload).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Error::Unavailable(
-                "redis: the publish queue is full; the event was not sent".into(),
-            ),
-            mpsc::error::TrySendError::Closed(_) => {
-                Error::Unavailable("redis: the publisher has stopped".into())
-            }
-        })
+        // A burst beyond the queue waits for room (the publisher frees it
+        // 256 events per round trip), at most the publish timeout: past
+        // that the link counts as hung, and the publisher will say so.
+        match tokio::time::timeout(self.inner.publish_timeout, self.inner.outbox.send(payload))
+            .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::Unavailable(
+                "redis: the publisher has stopped".into(),
+            )),
+            Err(_) => Err(Error::Unavailable(
+                "redis: the publish queue stayed full; the event was not sent".into(),
+            )),
+        }
     }
 
     async fn ping(&self) -> Result<()> {
