@@ -18,6 +18,10 @@
 //! latency, both `/health` say the bus is degraded, and a client on the
 //! other replica gets every alert raised meanwhile once Redis is back, once
 //! each, in order, with no restart.
+//!
+//! **SMTP unreachable for 2 minutes**: emails wait out the backoff, then
+//! each is sent once. **A Slack storm** of 429s and 500s: ridden out at
+//! one request a second, each message posted once.
 #![cfg(all(
     unix,
     feature = "sqlite",
@@ -639,5 +643,110 @@ async fn smtp_down_for_2_minutes_delays_emails_by_the_backoff_then_sends_each_on
     eprintln!(
         "smtp down 120 s: {attempts} connection attempts refused for {ALERTS} emails; \
          all {ALERTS} sent once, the last {back_after:?} after the outage began"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_storm_of_429s_and_500s_is_ridden_out_at_one_request_a_second() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    const ALERTS: usize = 15;
+    const RATE_LIMITED: u64 = 20;
+    const FAILING: u64 = 20;
+    let slack = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/services/T/B/X"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "2")
+                .set_body_string("rate_limited"),
+        )
+        .up_to_n_times(RATE_LIMITED)
+        .with_priority(1)
+        .mount(&slack)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/services/T/B/X"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("oops"))
+        .up_to_n_times(FAILING)
+        .with_priority(2)
+        .mount(&slack)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/services/T/B/X"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .with_priority(3)
+        .mount(&slack)
+        .await;
+    let (mut cmd, addr, dir) = common::command(SECRET);
+    cmd.env(
+        "SLACK_WEBHOOK_URL",
+        format!("{}/services/T/B/X", slack.uri()),
+    )
+    .env("ALERTKIT_ALLOW_PRIVATE_WEBHOOKS", "1")
+    .env("ALERTKIT_RATE_LIMIT", "0")
+    .env("ALERTKIT_DELIVERY_RETRY_SECS", "2,4,8,16,32");
+    let _server = common::start(cmd, addr.clone(), dir).await;
+    let http = reqwest::Client::new();
+    let admin = token(Principal::admin("root"));
+    for n in 0..ALERTS {
+        let r = http
+            .post(format!("http://{addr}/api/alerts"))
+            .bearer_auth(&admin)
+            .json(&json!({"alert_type": "slack_storm", "severity": "high",
+                          "title": format!("sl-{n:06}"), "audience": ["everyone"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+    }
+    // Every failure retried until each alert is posted once: 40 failed
+    // requests and 15 good ones, at the webhook's pace.
+    let total = (RATE_LIMITED + FAILING) as usize + ALERTS;
+    let started = Instant::now();
+    let mut arrivals = Vec::new();
+    let mut seen = 0;
+    while seen < total {
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "{seen} of {total} requests within 150 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = slack.received_requests().await.unwrap_or_default().len();
+        arrivals.extend(std::iter::repeat_n(started.elapsed(), now - seen));
+        seen = now;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let requests = slack.received_requests().await.unwrap_or_default();
+    assert_eq!(
+        requests.len(),
+        total,
+        "a message posted twice, or a request too many"
+    );
+    // The requests answered 200 are the last 15: one per alert.
+    let posted: BTreeSet<String> = requests[total - ALERTS..]
+        .iter()
+        .map(|r| {
+            let body = String::from_utf8_lossy(&r.body);
+            let i = body.find("sl-").expect("the alert's title in the message");
+            body[i..i + 9].to_owned()
+        })
+        .collect();
+    assert_eq!(posted.len(), ALERTS, "each alert posted once: {posted:?}");
+    // No storm: at most 1 request a second to the webhook (2 in any
+    // window, for the 50 ms sampling).
+    for (i, t) in arrivals.iter().enumerate() {
+        let in_window = arrivals[i..]
+            .iter()
+            .take_while(|u| **u < *t + Duration::from_secs(1))
+            .count();
+        assert!(
+            in_window <= 2,
+            "{in_window} requests within a second at {t:?}"
+        );
+    }
+    eprintln!(
+        "slack storm: {total} requests over {:?} for {ALERTS} alerts, each posted once",
+        arrivals.last().copied().unwrap_or_default()
     );
 }
