@@ -67,13 +67,35 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 /// A random number in [0, 1), from a fresh UUIDv4: spreads retries and job
 /// starts (jitter) without a random-number dependency.
 pub fn unit_random() -> f64 {
-    let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
-    bits as f64 / (1u64 << 53) as f64
+    // The low 64 bits of a v4 UUID start with its two variant bits (`10`):
+    // only the 62 below them are random. Taking the top 53 of all 64 gave
+    // values in [0.5, 0.75) only.
+    let random62 = uuid::Uuid::new_v4().as_u128() as u64 & ((1u64 << 62) - 1);
+    (random62 >> 9) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unit_random_covers_the_unit_interval() {
+        let draws: Vec<f64> = (0..20_000).map(|_| unit_random()).collect();
+        assert!(draws.iter().all(|x| (0.0..1.0).contains(x)));
+        let min = draws.iter().copied().fold(1.0, f64::min);
+        let max = draws.iter().copied().fold(0.0, f64::max);
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        assert!(min < 0.01 && max > 0.99, "[{min}, {max}]");
+        assert!((0.48..0.52).contains(&mean), "mean {mean}");
+        // Each tenth holds about a tenth of the draws.
+        for d in 0..10 {
+            let n = draws
+                .iter()
+                .filter(|x| (d as f64 / 10.0..(d + 1) as f64 / 10.0).contains(*x))
+                .count();
+            assert!((1_600..2_400).contains(&n), "tenth {d}: {n}");
+        }
+    }
 
     #[test]
     fn ids_are_time_ordered_and_parse_back() {
