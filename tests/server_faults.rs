@@ -163,28 +163,14 @@ async fn postgres_going_away_under_load_fails_fast_and_recovers_by_itself() {
     // 20 users, each with an address of this run's and `fault` alerts by
     // email (spread, so that the 10 emails/s per address limit is no bound).
     let addresses = format!("-{run}@faults.test");
-    for k in 0..USERS {
-        let tok = token(Principal::user(format!("o{k}")));
-        for (path, body) in [
-            (
-                "/api/me/contacts",
-                json!({"email": format!("o{k}{addresses}")}),
-            ),
-            (
-                "/api/alerts/subscriptions",
-                json!([{"alert_type": "fault", "channels": ["email"], "min_severity": "high"}]),
-            ),
-        ] {
-            let r = http
-                .put(format!("http://{addr}{path}"))
-                .bearer_auth(&tok)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 200, "{path}");
-        }
-    }
+    common::subscribe_by_email(
+        &http,
+        &addr,
+        |u| token(Principal::user(u)),
+        ("o", USERS, &addresses),
+        "fault",
+    )
+    .await;
 
     // Steady load: 4 clients raising until told to stop.
     let admin = token(Principal::admin("root"));
@@ -544,28 +530,14 @@ async fn smtp_down_for_2_minutes_delays_emails_by_the_backoff_then_sends_each_on
     let http = reqwest::Client::new();
     let run = uuid::Uuid::now_v7().simple().to_string();
     let addresses = format!("-{run}@smtp-fault.test");
-    for k in 0..USERS {
-        let tok = token(Principal::user(format!("m{k}")));
-        for (path, body) in [
-            (
-                "/api/me/contacts",
-                json!({"email": format!("m{k}{addresses}")}),
-            ),
-            (
-                "/api/alerts/subscriptions",
-                json!([{"alert_type": "smtp_fault", "channels": ["email"], "min_severity": "high"}]),
-            ),
-        ] {
-            let r = http
-                .put(format!("http://{addr}{path}"))
-                .bearer_auth(&tok)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 200, "{path}");
-        }
-    }
+    common::subscribe_by_email(
+        &http,
+        &addr,
+        |u| token(Principal::user(u)),
+        ("m", USERS, &addresses),
+        "smtp_fault",
+    )
+    .await;
 
     proxy.cut();
     let down_at = Instant::now();

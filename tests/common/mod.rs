@@ -207,3 +207,39 @@ pub async fn list_alerts(
         }
     }
 }
+
+/// Gives each user `<prefix><k>` (k below `users`) the email address
+/// `<prefix><k><suffix>` and subscribes them to `alert_type` (high and
+/// above) by email, through the server's REST API. `token` mints a token
+/// for a user id.
+pub async fn subscribe_by_email(
+    http: &reqwest::Client,
+    addr: &str,
+    token: impl Fn(&str) -> String,
+    (prefix, users, suffix): (&str, usize, &str),
+    alert_type: &str,
+) {
+    for k in 0..users {
+        let tok = token(&format!("{prefix}{k}"));
+        for (path, body) in [
+            (
+                "/api/me/contacts",
+                serde_json::json!({"email": format!("{prefix}{k}{suffix}")}),
+            ),
+            (
+                "/api/alerts/subscriptions",
+                serde_json::json!([{"alert_type": alert_type, "channels": ["in_app", "email"],
+                                    "min_severity": "high"}]),
+            ),
+        ] {
+            let r = http
+                .put(format!("http://{addr}{path}"))
+                .bearer_auth(&tok)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{path}");
+        }
+    }
+}
