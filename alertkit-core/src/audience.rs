@@ -76,7 +76,7 @@ impl FromStr for Target {
         }
         let (kind, name) = s.split_once(':').ok_or_else(bad)?;
         if name.is_empty()
-            || name.len() > MAX_TARGET_LEN
+            || name.chars().count() > MAX_TARGET_LEN
             || name.chars().any(char::is_control)
             || name.trim() != name
         {

@@ -69,6 +69,14 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    /// Every status, in a delivery's order.
+    pub const ALL: [DeliveryStatus; 4] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::InFlight,
+        DeliveryStatus::Sent,
+        DeliveryStatus::Dead,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -154,7 +154,7 @@ pub struct ThresholdConditions {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Consecutive breaching evaluations before the alert fires (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "crate::whole::u32")]
     pub for_evaluations: u32,
     /// Audience templates (`user:{assignee}`); the rule template's audience
     /// when empty.
@@ -167,7 +167,7 @@ pub struct ThresholdConditions {
 #[serde(deny_unknown_fields)]
 pub struct SlaConditions {
     /// How long before the deadline an item is at risk (default 3600 s).
-    #[serde(default = "hour")]
+    #[serde(default = "hour", deserialize_with = "crate::whole::u64")]
     pub at_risk_secs: u64,
     /// Audience templates (`user:{assignee}`, `group:managers`); the
     /// assignee when empty.

@@ -56,6 +56,7 @@ pub mod scheduler;
 pub mod series;
 pub mod store;
 pub mod telemetry;
+pub mod whole;
 
 pub use alert::{Alert, AlertStatus, AlertView, NewAlert, Receipt, Resource};
 pub use audience::{Audience, Target};
@@ -75,7 +76,7 @@ pub use event::AlertEvent;
 pub use health::{ComponentHealth, ComponentStatus, HealthCheck};
 pub use hooks::{Authenticator, Directory};
 pub use id::AlertId;
-pub use notify::{DigestBatch, Notification, Notifier, Recipient};
+pub use notify::{DigestBatch, Notification, Notifier, Recipient, time_zone_names};
 pub use principal::{Permission, Principal, Viewer};
 pub use query::{AlertFilter, AlertQuery, Cursor, CursorPosition, Page, Stats};
 pub use report::{
@@ -83,7 +84,7 @@ pub use report::{
     ReportStore,
 };
 pub use route::{Destination, NewRoute, Route};
-pub use rule::{AlertRule, Channel, Digest, NewRule, RuleKind, Subscription};
+pub use rule::{AlertRule, Channel, Digest, MAX_RULE_SECS, NewRule, RuleKind, Subscription};
 pub use scheduler::{
     Job, JobContext, JobInfo, JobRun, JobSpec, MisfirePolicy, Overlap, RunStatus, Schedule,
     Scheduler,

@@ -41,8 +41,13 @@ fn clean(v: &str) -> bool {
 
 /// An email address: at most 254 characters, one `@` not at either end, no
 /// spaces or control characters.
+/// Every IANA time zone name [`Recipient::time_zone`] accepts.
+pub fn time_zone_names() -> impl Iterator<Item = &'static str> {
+    chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
+}
+
 pub(crate) fn check_email(e: &str) -> Result<()> {
-    let ok = e.len() <= 254
+    let ok = e.chars().count() <= 254
         && e.matches('@').count() == 1
         && clean(e)
         && !e.starts_with('@')
@@ -52,7 +57,9 @@ pub(crate) fn check_email(e: &str) -> Result<()> {
 
 /// An `http(s)://` URL of at most 2048 characters without spaces.
 pub(crate) fn check_url(what: &str, u: &str) -> Result<()> {
-    let ok = u.len() <= 2048 && clean(u) && (u.starts_with("https://") || u.starts_with("http://"));
+    let ok = u.chars().count() <= 2048
+        && clean(u)
+        && (u.starts_with("https://") || u.starts_with("http://"));
     if ok { Ok(()) } else { Err(invalid(what, u)) }
 }
 
@@ -75,7 +82,7 @@ impl Recipient {
             check_email(e)?;
         }
         if let Some(s) = &self.slack_id
-            && (s.is_empty() || s.len() > 256 || !clean(s))
+            && (s.is_empty() || s.chars().count() > 256 || !clean(s))
         {
             return Err(invalid("slack_id", s));
         }

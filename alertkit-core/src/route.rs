@@ -104,7 +104,7 @@ impl NewRoute {
             return Err(Error::invalid("route name must be 1 to 100 characters"));
         }
         for (field, list) in [("alert_types", &self.alert_types), ("tags", &self.tags)] {
-            if list.len() > 50 || list.iter().any(|v| v.is_empty() || v.len() > 200) {
+            if list.len() > 50 || list.iter().any(|v| v.is_empty() || v.chars().count() > 200) {
                 return Err(Error::invalid(format!(
                     "route {field}: at most 50 values of 1 to 200 characters"
                 )));

@@ -23,6 +23,9 @@ pub enum RuleKind {
     Event,
 }
 
+/// Longest `for_secs` and `cooldown_secs` a rule may have: 365 days.
+pub const MAX_RULE_SECS: u64 = 365 * 24 * 3600;
+
 /// A named rule that raises alerts from a template when its conditions hold.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,10 +44,10 @@ pub struct AlertRule {
     /// The alert it raises; title and message may hold `{placeholders}`.
     pub template: NewAlert,
     /// How long the condition must hold before the alert is raised, in seconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::u64")]
     pub for_secs: u64,
     /// Least time between two raises, in seconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::u64")]
     pub cooldown_secs: u64,
     /// When it was created.
     pub created_at: DateTime<Utc>,
@@ -63,8 +66,18 @@ impl AlertRule {
                 "rule name must be 1 to 200 characters without control characters",
             ));
         }
+        if self.for_secs > MAX_RULE_SECS || self.cooldown_secs > MAX_RULE_SECS {
+            return Err(Error::invalid(format!(
+                "for_secs and cooldown_secs must be at most {MAX_RULE_SECS} (365 days)"
+            )));
+        }
         if !self.conditions.is_object() {
             return Err(Error::invalid("rule conditions must be a JSON object"));
+        }
+        if crate::alert::has_nul(&self.conditions) {
+            return Err(Error::invalid(
+                "rule conditions must not contain NUL characters",
+            ));
         }
         crate::evaluate::check_conditions(self)?;
         self.template.validate(now)
@@ -388,10 +401,10 @@ pub struct NewRule {
     /// See [`AlertRule::template`].
     pub template: NewAlert,
     /// See [`AlertRule::for_secs`].
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::u64")]
     pub for_secs: u64,
     /// See [`AlertRule::cooldown_secs`].
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::u64")]
     pub cooldown_secs: u64,
 }
 

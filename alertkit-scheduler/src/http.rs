@@ -109,6 +109,9 @@ pub struct SchedulerStatus {
     pub failing: Vec<String>,
 }
 
+/// Most runs one `GET /api/scheduler/jobs/{id}/runs` returns.
+pub const MAX_RUNS: u32 = 1000;
+
 /// `?limit=` of the runs route.
 #[derive(Debug, Deserialize)]
 pub struct RunsQuery {
@@ -169,8 +172,8 @@ async fn get_one(
 
 #[utoipa::path(
     get, path = "/api/scheduler/jobs/{id}/runs", tag = "scheduler",
-    params(("id" = String, Path, description = "Job id"), ("limit" = Option<u32>, Query, description = "How many (default 20, at most 1000)")),
-    responses((status = 200, description = "Latest runs, newest first", body = Vec<JobRun>), (status = 401, description = "No token"), (status = 403, description = "Not permitted"), (status = 404, description = "No such job"))
+    params(("id" = String, Path, description = "Job id"), ("limit" = Option<u32>, Query, description = "How many (default 20, at most 1000)", minimum = 1, maximum = 1000)),
+    responses((status = 200, description = "Latest runs, newest first", body = Vec<JobRun>), (status = 400, description = "`limit` is not a number"), (status = 401, description = "No token"), (status = 403, description = "Not permitted"), (status = 404, description = "No such job"), (status = 422, description = "`limit` out of range"))
 )]
 async fn runs(
     State(s): State<Arc<dyn Scheduler>>,
@@ -179,7 +182,12 @@ async fn runs(
     Query(q): Query<RunsQuery>,
 ) -> ApiResult<Json<Vec<JobRun>>> {
     reader(p)?;
-    let limit = q.limit.unwrap_or(20).clamp(1, 1000);
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=MAX_RUNS).contains(&limit) {
+        return Err(ApiError(Error::invalid(format!(
+            "limit must be between 1 and {MAX_RUNS}, got {limit}"
+        ))));
+    }
     Ok(Json(s.runs(&id, limit).await?))
 }
 

@@ -150,8 +150,10 @@ impl AlertKit {
         data: serde_json::Value,
     ) -> Result<()> {
         by.require(Permission::AlertsBroadcast)?;
-        if message.trim().is_empty() || message.len() > 4096 {
-            return Err(Error::invalid("message must be 1 to 4096 bytes"));
+        if message.trim().is_empty() || message.chars().count() > 4096 {
+            return Err(Error::invalid(
+                "message must be 1 to 4096 characters, not blank",
+            ));
         }
         let level = level.unwrap_or("info");
         if !matches!(level, "info" | "warning" | "error") {

@@ -46,7 +46,7 @@ impl AlertKit {
 
     /// Deliveries of one alert (optionally in one status), or the latest in
     /// one status (at most `limit`, up to [`MAX_DELIVERIES`]); needs
-    /// `alerts.manage`. One of the two filters must be given.
+    /// `alerts.manage`. With neither filter, the latest of every status.
     pub async fn deliveries(
         &self,
         by: &Principal,
@@ -64,7 +64,15 @@ impl AlertKit {
                 Ok(all)
             }
             (None, Some(status)) => self.inner.store.deliveries_in(status, limit).await,
-            (None, None) => Err(Error::invalid("give `alert_id` or `status`")),
+            (None, None) => {
+                let mut all = Vec::new();
+                for s in DeliveryStatus::ALL {
+                    all.extend(self.inner.store.deliveries_in(s, limit).await?);
+                }
+                all.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
+                all.truncate(limit as usize);
+                Ok(all)
+            }
         }
     }
 

@@ -64,6 +64,9 @@ impl AlertKit {
                 ));
             }
             s.validate()?;
+            // One subscription per alert type: a later one replaces an
+            // earlier one in the same list.
+            out.retain(|o: &Subscription| o.alert_type != s.alert_type);
             out.push(s);
         }
         self.inner

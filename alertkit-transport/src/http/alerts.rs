@@ -58,7 +58,7 @@ pub(crate) async fn unread_count(
 }
 
 #[utoipa::path(
-    get, path = "/api/alerts/stats", tag = "alerts", params(crate::http::openapi::ListParams),
+    get, path = "/api/alerts/stats", tag = "alerts", params(crate::http::openapi::FilterParams),
     responses((status = 200, description = "Counts by severity and type", body = alertkit_core::Stats), (status = 400, description = "Malformed request", body = crate::http::openapi::ErrorDoc))
 )]
 pub(crate) async fn stats(
@@ -126,9 +126,9 @@ pub(crate) fn check_self(p: &Principal, body: &[u8]) -> ApiResult<()> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
-    let b: ReceiptBody =
+    let b: Option<ReceiptBody> =
         serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
-    match b.user_id {
+    match b.and_then(|b| b.user_id) {
         Some(u) if u != p.user_id => {
             Err(Error::forbidden("user_id must be the token's subject").into())
         }
@@ -190,7 +190,7 @@ pub(crate) async fn dismiss(
 }
 
 #[utoipa::path(
-    post, path = "/api/alerts/mark-all-read", tag = "alerts", params(crate::http::openapi::ListParams),
+    post, path = "/api/alerts/mark-all-read", tag = "alerts", params(crate::http::openapi::FilterParams),
     responses((status = 200, description = "How many were marked", body = crate::http::openapi::MarkedDoc), (status = 400, description = "Malformed request", body = crate::http::openapi::ErrorDoc))
 )]
 pub(crate) async fn mark_all_read(

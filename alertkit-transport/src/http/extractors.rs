@@ -188,7 +188,9 @@ pub(crate) fn query_from(params: &[(String, String)]) -> ApiResult<AlertQuery> {
     let q = AlertQuery {
         filter: filter_from(params)?,
         limit,
-        cursor: one(params, "cursor").map(Cursor::from_raw),
+        cursor: one(params, "cursor")
+            .filter(|c| !c.is_empty())
+            .map(Cursor::from_raw),
     };
     // The cursor is the engine's to open (it checks its signature).
     AlertQuery {

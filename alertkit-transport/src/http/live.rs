@@ -233,7 +233,7 @@ pub(crate) struct DisconnectBody {
     user_id: String,
     /// Refuse the user's new connections for this long (0 to 3600; 0, the
     /// default, lets them reconnect at once and lifts an earlier hold).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "alertkit_core::whole::u64")]
     retry_after_secs: u64,
 }
 
@@ -250,8 +250,8 @@ pub(crate) async fn ws_disconnect(
 ) -> ApiResult<Json<Value>> {
     p.require(Permission::AlertsManage)?;
     let Json(b) = body?;
-    if b.user_id.is_empty() || b.user_id.len() > 256 {
-        return Err(Error::invalid("`user_id` must be 1 to 256 bytes").into());
+    if b.user_id.is_empty() || b.user_id.chars().count() > 256 {
+        return Err(Error::invalid("`user_id` must be 1 to 256 characters").into());
     }
     if b.retry_after_secs > MAX_HOLD_SECS {
         return Err(Error::invalid(format!(
@@ -270,7 +270,7 @@ pub(crate) async fn ws_disconnect(
 /// Body of `POST /api/ws/push/broadcast`.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub(crate) struct BroadcastBody {
-    /// The text (1 to 4096 bytes).
+    /// The text (1 to 4096 characters, not blank).
     message: String,
     /// `info` (default), `warning` or `error`.
     level: Option<String>,

@@ -19,6 +19,7 @@
 //! 429 (with `Retry-After`), 503; internal failures are 500 without details.
 
 pub(crate) mod alerts;
+mod constraints;
 mod errors;
 mod extractors;
 pub(crate) mod live;
@@ -26,7 +27,6 @@ pub(crate) mod notify;
 pub mod openapi;
 pub(crate) mod rules;
 
-use crate::http::openapi::ApiDoc;
 use crate::ws::hub::{WsConfig, WsHub};
 use alertkit_core::{AlertKit, Authenticator};
 use axum::Router;
@@ -35,7 +35,6 @@ use axum::routing::{get, post, put};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use utoipa::OpenApi;
 
 use alerts::*;
 pub use errors::ApiError;
@@ -225,13 +224,10 @@ pub fn router_with_hub(hub: WsHub, auth: Arc<dyn Authenticator>, config: HttpCon
         .route("/api/ws/push/broadcast", post(push_broadcast))
         .route("/api/ws/disconnect", post(ws_disconnect))
         .merge(
-            utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", {
-                let mut doc = ApiDoc::openapi();
-                for extra in &config.extra_docs {
-                    doc.merge(extra.clone());
-                }
-                doc
-            }),
+            utoipa_swagger_ui::SwaggerUi::new("/docs").external_url_unchecked(
+                "/openapi.json",
+                openapi::document(config.extra_docs.iter().cloned()),
+            ),
         )
         .route("/ws/alerts/{user_id}", get(ws_upgrade_for))
         .route("/ws/notifications/{user_id}", get(ws_notifications_for))

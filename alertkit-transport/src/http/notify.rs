@@ -75,9 +75,16 @@ pub(crate) async fn list_deliveries(
                 .map_err(|e| ApiError::bad_request(e.to_string()))
         })
         .transpose()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=alertkit_core::engine::MAX_DELIVERIES).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {}, got {limit}",
+            alertkit_core::engine::MAX_DELIVERIES
+        )));
+    }
     let list = s
         .kit
-        .deliveries(&p, alert_id, status, q.limit.unwrap_or(100))
+        .deliveries(&p, alert_id, status, limit)
         .await
         .map_err(query_error)?;
     Ok(Json(list).into_response())

@@ -140,6 +140,34 @@ pub struct ListParams {
     cursor: Option<String>,
 }
 
+/// The filters of `GET /api/alerts/stats` and `POST
+/// /api/alerts/mark-all-read`: those of [`ListParams`] without paging.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct FilterParams {
+    /// Created after (exclusive), RFC 3339.
+    since: Option<DateTime<Utc>>,
+    /// Created at or before, RFC 3339.
+    until: Option<DateTime<Utc>>,
+    /// Severities (`info`, `low`, `medium`/`warning`, `high`, `critical`).
+    severity: Option<String>,
+    /// This severity or more.
+    min_severity: Option<Severity>,
+    /// Alert types.
+    alert_type: Option<String>,
+    /// Tags (alias `product_code`).
+    tag: Option<String>,
+    /// Alias of `tag`.
+    product_code: Option<String>,
+    /// Only unread.
+    unread_only: Option<bool>,
+    /// Include dismissed alerts.
+    include_dismissed: Option<bool>,
+    /// `active` or `resolved`.
+    status: Option<AlertStatus>,
+}
+
 /// `?cursor=` of a WebSocket upgrade: resume from there.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -307,6 +335,25 @@ impl Modify for BearerAuth {
             }
         }
     }
+}
+
+/// The document `/openapi.json` serves: [`ApiDoc`] with `extra` documents
+/// merged in, and the handlers' rules (lengths, patterns, ranges, the
+/// answers each operation can give) written into it, which utoipa's typed
+/// model cannot all hold.
+///
+/// ```
+/// let doc = alertkit_transport::http::openapi::document([]);
+/// assert_eq!(doc["components"]["schemas"]["NewAlert"]["properties"]["title"]["maxLength"], 200);
+/// ```
+pub fn document(extra: impl IntoIterator<Item = utoipa::openapi::OpenApi>) -> Value {
+    let mut doc = ApiDoc::openapi();
+    for e in extra {
+        doc.merge(e);
+    }
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    crate::http::constraints::constrain(&mut doc);
+    doc
 }
 
 /// The document: every route of [`router`](crate::http::router).
