@@ -12,7 +12,8 @@
 #
 # PostgreSQL and Redis come from Debian packages (installed when missing);
 # the MongoDB-wire server (SecantusDB) and the SMTP sink (aiosmtpd) from PyPI,
-# in the virtualenv .venv. Servers this script starts keep their data and
+# in the virtualenv .venv, with the API fuzzer Schemathesis (pinned; its path
+# is exported as SCHEMATHESIS). Servers this script starts keep their data and
 # pid files under .services/.
 
 set -euo pipefail
@@ -20,6 +21,7 @@ set -euo pipefail
 ak_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ak_state="$ak_root/.services"
 ak_venv="$ak_root/.venv"
+ak_schemathesis_version=4.32.5
 mkdir -p "$ak_state"
 
 ak_log() { printf '[services] %s\n' "$*" >&2; }
@@ -120,6 +122,12 @@ ak_venv() {
     ak_log "installing SecantusDB and aiosmtpd into $ak_venv"
     "$ak_venv/bin/pip" install -q --disable-pip-version-check SecantusDB aiosmtpd
   fi
+  # The API fuzzer of tests/server_schemathesis.rs, pinned.
+  if ! "$ak_venv/bin/schemathesis" --version 2>/dev/null | grep -q "$ak_schemathesis_version"; then
+    ak_log "installing schemathesis $ak_schemathesis_version into $ak_venv"
+    "$ak_venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$ak_schemathesis_version"
+  fi
+  export SCHEMATHESIS="$ak_venv/bin/schemathesis"
 }
 
 ak_mongo() {

@@ -207,6 +207,9 @@ pub struct Builtin {
     pub summary_groups: Vec<String>,
     /// Who gets the daily summaries (default `group:managers`).
     pub managers: Option<Audience>,
+    /// How often `rules` evaluates the threshold rules, in seconds
+    /// (default 60).
+    pub rules_every_secs: Option<u64>,
 }
 
 /// Registers the built-in jobs on `scheduler`:
@@ -214,7 +217,7 @@ pub struct Builtin {
 /// | id | schedule | protected |
 /// |---|---|---|
 /// | `retention` | 02:00 daily, misfire: run once | yes |
-/// | `rules` | every minute: threshold rules (with an evaluator) | yes |
+/// | `rules` | every minute (`rules_every_secs`): threshold rules (with an evaluator) | yes |
 /// | `sla_watch` | every 5 minutes: SLA rules (with an evaluator) | no |
 /// | `daily_summary` | 00:00 daily: the day before, per group (with groups) | no |
 ///
@@ -255,7 +258,9 @@ pub async fn register_builtin(
         let mut rules = JobSpec::new(
             "rules",
             "Evaluate the threshold rules",
-            Schedule::Interval { every_secs: 60 },
+            Schedule::Interval {
+                every_secs: options.rules_every_secs.unwrap_or(60),
+            },
         );
         rules.protected = true;
         rules.misfire = MisfirePolicy::Skip;

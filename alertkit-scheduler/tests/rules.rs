@@ -297,6 +297,7 @@ async fn the_builtin_jobs_evaluate_rules_and_report_what_could_not_be() {
         evaluator: Some(eval),
         summary_groups: vec!["planners".into()],
         managers: None,
+        rules_every_secs: None,
     };
     alertkit_scheduler::register_builtin(&sched, &s.kit, options)
         .await

@@ -105,6 +105,11 @@ pub const VARS: &[(&str, &str, &str)] = &[
         "comma-separated groups summarised daily",
     ),
     (
+        "ALERTKIT_RULES_EVERY_SECS",
+        "60",
+        "how often the `rules` job evaluates the threshold rules, in seconds",
+    ),
+    (
         "ALERTKIT_DELIVERY_RETRY_SECS",
         "60,300,900",
         "waits before each retry of a failed delivery (then a dead letter), comma-separated seconds",

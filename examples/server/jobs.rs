@@ -8,6 +8,7 @@
 //! | `ALERTKIT_ADMIN_GROUP` | who gets `job_failed` alerts (default `admins`) |
 //! | `ALERTKIT_SUMMARY_GROUPS` | groups summarised each midnight (`planners,support`); none by default |
 //! | `ALERTKIT_MANAGER_GROUP` | who gets the daily summaries (default `managers`) |
+//! | `ALERTKIT_RULES_EVERY_SECS` | how often the threshold rules are evaluated (default 60) |
 
 use std::sync::Arc;
 
@@ -58,6 +59,14 @@ pub async fn start(
         managers: Some(Audience::group(
             env("ALERTKIT_MANAGER_GROUP").unwrap_or_else(|| "managers".into()),
         )),
+        rules_every_secs: env("ALERTKIT_RULES_EVERY_SECS").map(|v| {
+            v.parse().ok().filter(|&s| s >= 1).unwrap_or_else(|| {
+                fail(
+                    "ALERTKIT_RULES_EVERY_SECS",
+                    "must be a whole number of seconds, at least 1",
+                )
+            })
+        }),
     };
     register_builtin(&scheduler, kit, options)
         .await

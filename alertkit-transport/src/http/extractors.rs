@@ -95,7 +95,6 @@ pub(crate) fn values<'a>(params: &'a [(String, String)], names: &[&str]) -> Vec<
         .iter()
         .filter(|(k, _)| names.contains(&k.as_str()))
         .flat_map(|(_, v)| v.split(','))
-        .map(str::trim)
         .filter(|v| !v.is_empty())
         .collect()
 }
@@ -142,6 +141,7 @@ pub(crate) fn filter_from(params: &[(String, String)]) -> ApiResult<AlertFilter>
 fn parse_filter(params: &[(String, String)]) -> ApiResult<AlertFilter> {
     let severities = values(params, &["severity"])
         .into_iter()
+        .filter(|s| !s.trim().is_empty())
         .map(|s| {
             s.parse::<Severity>()
                 .map_err(|e| ApiError::bad_request(e.to_string()))
