@@ -73,7 +73,7 @@ fn plan(n: usize) -> (String, bool) {
         ("everyone".into(), false)
     } else if n % 10 == 1 {
         let g = (n / 10) % GROUPS;
-        (format!("group:g{g}"), g % 2 == 0)
+        (format!("group:g{g}"), g.is_multiple_of(2))
     } else {
         (format!("user:u{}", (n / 3) % USERS), n % 10 == 3)
     }
