@@ -34,7 +34,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ALERTKIT_ADDR=$ADDR ALERTKIT_JWT_SECRET=$SECRET ALERTKIT_RATE_LIMIT=0 \
+# The emailed users' groups (sg0…sg9), for deliveries to group audiences.
+groups=$(for g in $(seq 0 9); do printf 'sg%d=soak%d,soak%d;' "$g" "$g" $((g + 10)); done)
+ALERTKIT_ADDR=$ADDR ALERTKIT_JWT_SECRET=$SECRET ALERTKIT_RATE_LIMIT=0 ALERTKIT_GROUPS="${groups%;}" \
   DATABASE_URL="sqlite://$dir/soak.db?mode=rwc" SMTP_FROM=alerts@alertkit.test \
   taskset -c 0 target/release/examples/server >"$dir/server.log" 2>&1 &
 server=$!
