@@ -835,13 +835,17 @@ async fn contacts_are_ones_own_and_deliveries_are_for_managers() {
         assert_eq!(s, status, "{body}: {v}");
     }
 
-    // Deliveries: managers only; a filter is required.
+    // Deliveries: managers only; without a filter, the latest of every
+    // status; the limit is 1 to 1000.
     let (s, v) = api.get("/api/deliveries?status=dead", &api.alice).await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
     let (s, v) = api.get("/api/deliveries?status=dead", &api.admin).await;
     assert_eq!((s, v.as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
+    let (s, v) = api.get("/api/deliveries", &api.admin).await;
+    assert_eq!((s, v.as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
     for bad in [
-        "/api/deliveries",
+        "/api/deliveries?limit=0",
+        "/api/deliveries?status=dead&limit=1001",
         "/api/deliveries?status=lost",
         "/api/deliveries?alert_id=x",
         "/api/deliveries?status=dead&limit=x",
