@@ -92,6 +92,32 @@ fn proc_status(pid: u32, key: &str) -> Option<u64> {
         .ok()
 }
 
+/// CPU time a process has used (user + system), in clock ticks.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3, utime 14 and stime 15.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The machine's total and stolen CPU ticks (all CPUs), from `/proc/stat`.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    Some((v.iter().sum(), *v.get(7)?))
+}
+
+/// Percent of one CPU used between two readings `secs` apart (100 ticks a
+/// second, the Linux default).
+fn cpu_pct(before: Option<u64>, after: Option<u64>, secs: f64) -> Option<f64> {
+    Some(((after? - before?) as f64 / secs).round())
+}
+
 fn open_files(pid: u32) -> Option<usize> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
 }
@@ -142,15 +168,16 @@ async fn client(host: String, tok: String, stats: Arc<Stats>) {
         if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await {
             while let Some(Ok(msg)) = ws.next().await {
                 let Message::Text(text) = msg else { continue };
-                let Ok(f) = serde_json::from_str::<Value>(&text) else {
-                    continue;
-                };
-                if f["type"] == "hello" && cursor.is_none() {
-                    cursor = f["cursor"].as_str().map(str::to_owned);
+                // Only the fields needed, without parsing the whole frame:
+                // the tool must keep up with thousands of frames a second
+                // on one core, or it, not the server, is what is measured.
+                let kind = field(&text, "type");
+                if kind == Some("hello") && cursor.is_none() {
+                    cursor = field(&text, "cursor").map(str::to_owned);
                 }
-                if f["type"] == "alert" && f["event"] == "created" {
-                    cursor = f["cursor"].as_str().map(str::to_owned);
-                    if let Some(t) = f["alert"]["metadata"]["t"].as_u64() {
+                if kind == Some("alert") && field(&text, "event") == Some("created") {
+                    cursor = field(&text, "cursor").map(str::to_owned);
+                    if let Some(t) = number(&text, "t") {
                         let us = now_ns().saturating_sub(t) / 1000;
                         stats.now.lock().unwrap().push_us.push(us);
                     }
@@ -161,6 +188,25 @@ async fn client(host: String, tok: String, stats: Arc<Stats>) {
         stats.reconnects.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// The quoted string after `"key":"` (the server writes compact JSON).
+fn field<'a>(frame: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!("\"{key}\":\"");
+    let start = frame.find(&pat)? + pat.len();
+    let len = frame[start..].find('"')?;
+    Some(&frame[start..start + len])
+}
+
+/// The whole number after `"key":`.
+fn number(frame: &str, key: &str) -> Option<u64> {
+    let pat = format!("\"{key}\":");
+    let start = frame.find(&pat)? + pat.len();
+    let digits: String = frame[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 /// `alertkit_deliveries_total` with `outcome="sent"`, summed, from `/metrics`.
@@ -326,10 +372,31 @@ async fn run(a: Args) {
     let start = Instant::now();
     let total = Duration::from_secs_f64(a.minutes * 60.0);
     let mut rows: Vec<Value> = Vec::new();
+    let pid = a.server_pid.map(|p| p.to_string());
+    let mut server_cpu = pid.as_deref().and_then(cpu_ticks);
+    let mut tool_cpu = cpu_ticks("self");
+    let mut machine = machine_ticks();
     while start.elapsed() < total {
         tokio::time::sleep(Duration::from_secs(a.report_secs)).await;
         let mut iv = std::mem::take(&mut *stats.now.lock().unwrap());
+        let secs = a.report_secs as f64;
+        let (s, t, m) = (
+            pid.as_deref().and_then(cpu_ticks),
+            cpu_ticks("self"),
+            machine_ticks(),
+        );
+        let steal = match (machine, m) {
+            (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => {
+                Some((100.0 * (s1 - s0) as f64 / (t1 - t0) as f64).round())
+            }
+            _ => None,
+        };
+        let (server_pct, tool_pct) = (cpu_pct(server_cpu, s, secs), cpu_pct(tool_cpu, t, secs));
+        (server_cpu, tool_cpu, machine) = (s, t, m);
         let row = json!({
+            "server_cpu_pct": server_pct,
+            "tool_cpu_pct": tool_pct,
+            "steal_pct": steal,
             "minute": (start.elapsed().as_secs_f64() / 60.0 * 10.0).round() / 10.0,
             "rss_mib": a.server_pid.and_then(|p| proc_status(p, "VmRSS:")).map(|k| k as f64 / 1024.0),
             "open_files": a.server_pid.and_then(open_files),
@@ -353,13 +420,16 @@ async fn run(a: Args) {
     }
 
     println!(
-        "\n| minute | RSS MiB | open files | raises | raise p99 ms | read p99 ms | push p50 / p99 ms | errors | reconnects | emails sent |"
+        "\n| minute | server / tool CPU % | steal % | RSS MiB | open files | raises | raise p99 ms | read p99 ms | push p50 / p99 ms | errors | reconnects | emails sent |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {:.1} | {} | {} | {:.1} | {:.1} | {:.1} / {:.1} | {} | {} | {} |",
+            "| {} | {} / {} | {} | {:.1} | {} | {} | {:.1} | {:.1} | {:.1} / {:.1} | {} | {} | {} |",
             r["minute"],
+            r["server_cpu_pct"],
+            r["tool_cpu_pct"],
+            r["steal_pct"],
             r["rss_mib"].as_f64().unwrap_or(0.0),
             r["open_files"],
             r["raises"],
